@@ -1,0 +1,433 @@
+"""The lockstep kernel: all agents advance bar by bar on plain arrays (numba).
+
+This module holds only the compiled inner loop; :mod:`simulator.engine` builds
+its inputs and wraps its outputs. Money (cash, cost basis, fees, realised PnL)
+is kept in int64 *units* of 1e-8 of the quote currency so that the ledger
+(Decimal, quantised to 1e-8) reproduces it exactly; quantities and marks are
+float64.
+
+Per bar t (trading bars ``warmup .. T-1``):
+
+1. **Open of t** — pending orders (decided at the close of t-1) on tradable
+   bars are sized at the open, passed through the parent gate and filled at
+   ``open * (1 +/- slippage)``; fee = fee rate x notional.
+2. **Intrabar** — stop-loss / take-profit on high/low (stop first when both are
+   touched; a gap through the level fills at the open).
+3. **Close of t** — mark to market; liquidate agents whose equity is at or
+   below the maintenance margin of their gross position value; max holding
+   period exits; new signals become pending orders for the open of t+1.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+UNITS = 100_000_000  # units of the quote currency per 1.0 (1e-8 resolution)
+
+# fill kinds (also used by the ledger and trade builder)
+K_SIGNAL, K_STOP, K_TAKE_PROFIT, K_MAX_HOLD, K_LIQUIDATION, K_SETTLE, K_SHORTFALL, K_RETURN = range(8)
+KIND_NAMES = (
+    "signal", "stop_loss", "take_profit", "max_hold", "liquidation", "settle",
+    "shortfall_cover", "return_of_capital",
+)
+
+_EPS = 1e-12
+
+
+@njit(cache=True, inline="always")
+def _to_units(x):
+    """Round a non-negative money amount (quote currency) to int units, half up."""
+    return np.int64(np.floor(x * UNITS + 0.5))
+
+
+@njit(cache=True)
+def _record(fills_i, fills_f, n, cap, t, a, s, kind, qty, price, notional, fee, realized, basis_delta, cash_delta):
+    if n < cap:
+        fills_i[n, 0] = t
+        fills_i[n, 1] = a
+        fills_i[n, 2] = s
+        fills_i[n, 3] = kind
+        fills_i[n, 4] = notional
+        fills_i[n, 5] = fee
+        fills_i[n, 6] = realized
+        fills_i[n, 7] = basis_delta
+        fills_i[n, 8] = cash_delta
+        fills_f[n, 0] = qty
+        fills_f[n, 1] = price
+    return n + 1
+
+
+@njit(cache=True)
+def _trade(a, s, dq, price, t, kind, fee_rate, qty, basis, cash, realized_acc, fees_acc, entry_bar,
+           fills_i, fills_f, n, cap):
+    """Fill ``dq`` (signed quantity) of symbol s for agent a at ``price``.
+
+    A flip (long -> short or back) is booked as two fills: close, then open.
+    Returns the new fill count.
+    """
+    q = qty[a, s]
+    if q != 0.0 and np.sign(q + dq) != np.sign(q) and q + dq != 0.0:
+        n = _fill(a, s, -q, price, t, kind, fee_rate, qty, basis, cash, realized_acc, fees_acc,
+                  entry_bar, fills_i, fills_f, n, cap)
+        dq = dq + q
+    return _fill(a, s, dq, price, t, kind, fee_rate, qty, basis, cash, realized_acc, fees_acc,
+                 entry_bar, fills_i, fills_f, n, cap)
+
+
+@njit(cache=True)
+def _fill(a, s, dq, price, t, kind, fee_rate, qty, basis, cash, realized_acc, fees_acc, entry_bar,
+          fills_i, fills_f, n, cap):
+    """Fill ``dq`` that does not cross zero; book cash, cost basis, fee, realised PnL."""
+    q = qty[a, s]
+    notional = _to_units(abs(dq) * price)
+    fee = np.int64(np.floor(notional * fee_rate + 0.5))
+    if dq > 0:
+        cash_delta = -notional - fee
+    else:
+        cash_delta = notional - fee
+    new_q = q + dq
+    if q != 0.0 and abs(new_q) < abs(q):
+        # reduction of an existing position: realise PnL against average cost
+        if new_q == 0.0 or abs(new_q) <= abs(q) * 1e-12:
+            removed = basis[a, s]
+            new_q = 0.0
+        else:
+            removed = np.int64(np.floor(basis[a, s] * (abs(dq) / abs(q)) + 0.5))
+        if q > 0:
+            realized = notional - removed
+        else:
+            realized = -removed - notional
+        basis_delta = -removed
+    else:
+        realized = np.int64(0)
+        if dq > 0:
+            basis_delta = notional
+        else:
+            basis_delta = -notional
+        if q == 0.0:
+            entry_bar[a, s] = t
+    qty[a, s] = new_q
+    basis[a, s] += basis_delta
+    cash[a] += cash_delta
+    realized_acc[a] += realized
+    fees_acc[a] += fee
+    return _record(fills_i, fills_f, n, cap, t, a, s, kind, dq, price, notional, fee, realized,
+                   basis_delta, cash_delta)
+
+
+@njit(cache=True)
+def _return_capital(a, t, cash, returned, fills_i, fills_f, n, cap):
+    """Move agent a's remaining cash back to the parent (the caller adds it to the
+    parent's cash). Negative cash — a gap loss beyond the agent's equity — is
+    covered by the parent instead, so no agent ends below zero."""
+    r = cash[a]
+    cash[a] = 0
+    returned[a] += r
+    if r < 0:
+        return _record(fills_i, fills_f, n, cap, t, a, -1, K_SHORTFALL, 0.0, 0.0, -r, 0, 0, 0, -r)
+    return _record(fills_i, fills_f, n, cap, t, a, -1, K_RETURN, 0.0, 0.0, r, 0, 0, 0, -r)
+
+
+@njit(cache=True)
+def run_kernel(o, h, l, c, tradable, sig, weight, lev_cap, stop, take, max_hold, alloc_units,
+               unalloc_units, warmup, slip, fee_rate, max_gross, max_sym, maint, settle,
+               fills_i, fills_f):
+    """Run all agents over bars ``warmup .. T-1``; see the module docstring.
+
+    Args:
+        o, h, l, c: ``(T, S) float64`` prices (quote currency).
+        tradable: ``(T, S) bool``; orders and stops only fill where True.
+        sig: ``(N, T, S) float64`` target signal in [-1, 1] (already clipped to
+            [0, 1] for long-only cohorts and 0 outside each agent's symbols).
+        weight: ``(N, S) float64`` target value at signal 1, as a fraction of agent
+            equity (size x leverage / number of the agent's symbols).
+        lev_cap: ``(N,)`` agent gross-exposure ceiling, multiple of agent equity.
+        stop, take: ``(N,)`` stop-loss / take-profit distance, fraction of entry
+            price (0 = off).
+        max_hold: ``(N,) int64`` maximum holding period in bars (0 = off).
+        alloc_units: ``(N,) int64`` initial agent cash (1e-8 units).
+        unalloc_units: parent cash not allocated to agents (1e-8 units).
+        warmup: first traded bar.
+        slip, fee_rate: adverse slippage and fee as fractions (bps / 1e4).
+        max_gross: parent gross-exposure ceiling, multiple of parent equity.
+        max_sym: per-symbol gross-exposure cap, fraction of parent equity.
+        maint: maintenance margin, fraction of the agent's gross position value.
+        settle: close every position at the last close and return all cash.
+        fills_i: ``(F, 9) int64`` output: t, agent, symbol, kind, notional,
+            fee, realised PnL, cost-basis change, cash change (money in units).
+        fills_f: ``(F, 2) float64`` output: signed quantity, fill price.
+
+    Returns:
+        Tuple of final state and curves; see :func:`simulator.engine.run_engine`.
+        ``n_fills`` may exceed F, in which case the caller reruns with more room.
+    """
+    T, S = c.shape
+    N = sig.shape[0]
+    TT = T - warmup
+    cap = fills_i.shape[0]
+
+    cash = alloc_units.copy()
+    qty = np.zeros((N, S))
+    basis = np.zeros((N, S), dtype=np.int64)
+    entry_bar = np.zeros((N, S), dtype=np.int64)
+    prev_sig = np.zeros((N, S))
+    pending = np.zeros((N, S))
+    pend_kind = np.full((N, S), -1, dtype=np.int64)  # -1 = no order
+    alive = np.ones(N, dtype=np.bool_)
+    breaches = np.zeros(N, dtype=np.int64)
+    realized_acc = np.zeros(N, dtype=np.int64)
+    fees_acc = np.zeros(N, dtype=np.int64)
+    returned = np.zeros(N, dtype=np.int64)  # net cash returned to the parent (units)
+    unalloc = np.int64(unalloc_units)
+
+    equity_curve = np.zeros((N, TT))
+    posval_curve = np.zeros((N, TT))
+    parent_curve = np.zeros(TT)
+
+    eq_open = np.zeros(N)
+    newq = np.zeros((N, S))
+    keep = np.zeros((N, S))
+    inc = np.zeros((N, S))
+    inc0 = np.zeros((N, S))
+    n = 0
+    n_pending = 0
+
+    for t in range(warmup, T):
+        tt = t - warmup
+        # ---------------- 1. open of bar t: pending orders ----------------
+        if n_pending > 0:
+            any_order = False
+            for a in range(N):
+                e = cash[a] / UNITS
+                for s in range(S):
+                    if qty[a, s] != 0.0:
+                        e += qty[a, s] * o[t, s]
+                eq_open[a] = e
+            parent_eq = unalloc / UNITS
+            for a in range(N):
+                parent_eq += eq_open[a]
+            for a in range(N):
+                for s in range(S):
+                    inc[a, s] = 0.0
+                    inc0[a, s] = 0.0
+                    keep[a, s] = qty[a, s]
+                    newq[a, s] = qty[a, s]
+                    if pend_kind[a, s] < 0 or not tradable[t, s]:
+                        continue
+                    any_order = True
+                    q = qty[a, s]
+                    if pend_kind[a, s] == K_LIQUIDATION or pending[a, s] == 0.0:
+                        tq = 0.0
+                    else:
+                        value = pending[a, s] * max(eq_open[a], 0.0)
+                        tq = value / (o[t, s] * (1.0 + slip) * (1.0 + fee_rate))
+                    newq[a, s] = tq
+                    if q == 0.0 or tq == 0.0 or np.sign(q) == np.sign(tq):
+                        if abs(tq) > abs(q):
+                            inc[a, s] = (abs(tq) - abs(q)) * o[t, s]
+                    else:  # flip: the old side closes, the new side is all increase
+                        keep[a, s] = 0.0
+                        inc[a, s] = abs(tq) * o[t, s]
+                    inc0[a, s] = inc[a, s]
+            if any_order:
+                # ---- parent gate: scale exposure increases pro rata ----
+                # (a) each agent's leverage ceiling
+                for a in range(N):
+                    inc_sum = 0.0
+                    gross = 0.0
+                    for s in range(S):
+                        inc_sum += inc[a, s]
+                        if inc[a, s] > 0.0:
+                            gross += abs(keep[a, s]) * o[t, s] + inc[a, s]
+                        else:
+                            gross += abs(newq[a, s]) * o[t, s]
+                    if inc_sum > 0.0:
+                        room = lev_cap[a] * max(eq_open[a], 0.0) - (gross - inc_sum)
+                        if gross > lev_cap[a] * max(eq_open[a], 0.0) * (1.0 + _EPS):
+                            f = min(max(room / inc_sum, 0.0), 1.0)
+                            for s in range(S):
+                                inc[a, s] *= f
+                # (b) per-symbol cap on parent equity
+                for s in range(S):
+                    inc_sum = 0.0
+                    gross = 0.0
+                    for a in range(N):
+                        inc_sum += inc[a, s]
+                        if inc0[a, s] > 0.0:
+                            gross += abs(keep[a, s]) * o[t, s] + inc[a, s]
+                        else:
+                            gross += abs(newq[a, s]) * o[t, s]
+                    limit = max_sym * max(parent_eq, 0.0)
+                    if inc_sum > 0.0 and gross > limit * (1.0 + _EPS):
+                        f = min(max((limit - (gross - inc_sum)) / inc_sum, 0.0), 1.0)
+                        for a in range(N):
+                            inc[a, s] *= f
+                # (c) parent gross-exposure ceiling
+                inc_sum = 0.0
+                gross = 0.0
+                for a in range(N):
+                    for s in range(S):
+                        inc_sum += inc[a, s]
+                        if inc0[a, s] > 0.0:
+                            gross += abs(keep[a, s]) * o[t, s] + inc[a, s]
+                        else:
+                            gross += abs(newq[a, s]) * o[t, s]
+                limit = max_gross * max(parent_eq, 0.0)
+                if inc_sum > 0.0 and gross > limit * (1.0 + _EPS):
+                    f = min(max((limit - (gross - inc_sum)) / inc_sum, 0.0), 1.0)
+                    for a in range(N):
+                        for s in range(S):
+                            inc[a, s] *= f
+                # ---- fills ----
+                for a in range(N):
+                    for s in range(S):
+                        if pend_kind[a, s] < 0 or not tradable[t, s]:
+                            continue
+                        kind = pend_kind[a, s]
+                        pend_kind[a, s] = -1
+                        n_pending -= 1
+                        if inc0[a, s] > 0.0:
+                            if inc[a, s] < inc0[a, s] * (1.0 - 1e-9):
+                                breaches[a] += 1
+                            tq = keep[a, s] + np.sign(newq[a, s]) * inc[a, s] / o[t, s]
+                        else:
+                            tq = newq[a, s]
+                        dq = tq - qty[a, s]
+                        if dq == 0.0:
+                            continue
+                        if dq > 0:
+                            px = o[t, s] * (1.0 + slip)
+                        else:
+                            px = o[t, s] * (1.0 - slip)
+                        n = _trade(a, s, dq, px, t, kind, fee_rate, qty, basis, cash, realized_acc,
+                                   fees_acc, entry_bar, fills_i, fills_f, n, cap)
+
+        # ---------------- 2. intrabar stop-loss / take-profit ----------------
+        for a in range(N):
+            if stop[a] <= 0.0 and take[a] <= 0.0:
+                continue
+            for s in range(S):
+                q = qty[a, s]
+                if q == 0.0 or not tradable[t, s]:
+                    continue
+                entry = abs(basis[a, s]) / UNITS / abs(q)
+                px = 0.0
+                kind = -1
+                if q > 0:
+                    if stop[a] > 0.0 and l[t, s] <= entry * (1.0 - stop[a]):
+                        px = min(o[t, s], entry * (1.0 - stop[a]))
+                        kind = K_STOP
+                    elif take[a] > 0.0 and h[t, s] >= entry * (1.0 + take[a]):
+                        px = max(o[t, s], entry * (1.0 + take[a]))
+                        kind = K_TAKE_PROFIT
+                    px = px * (1.0 - slip)
+                else:
+                    if stop[a] > 0.0 and h[t, s] >= entry * (1.0 + stop[a]):
+                        px = max(o[t, s], entry * (1.0 + stop[a]))
+                        kind = K_STOP
+                    elif take[a] > 0.0 and l[t, s] <= entry * (1.0 - take[a]):
+                        px = min(o[t, s], entry * (1.0 - take[a]))
+                        kind = K_TAKE_PROFIT
+                    px = px * (1.0 + slip)
+                if kind >= 0:
+                    if pend_kind[a, s] >= 0:
+                        pend_kind[a, s] = -1
+                        n_pending -= 1
+                    n = _trade(a, s, -q, px, t, kind, fee_rate, qty, basis, cash, realized_acc,
+                               fees_acc, entry_bar, fills_i, fills_f, n, cap)
+
+        # ---------------- 3. close of bar t ----------------
+        parent_eq = unalloc / UNITS
+        for a in range(N):
+            e = cash[a] / UNITS
+            pv = 0.0
+            for s in range(S):
+                q = qty[a, s]
+                if q != 0.0:
+                    e += q * c[t, s]
+                    pv += abs(q) * c[t, s]
+            if alive[a] and pv > 0.0 and e <= maint * pv:
+                # liquidation at the close (tradable symbols now, the rest at their next open)
+                alive[a] = False
+                for s in range(S):
+                    q = qty[a, s]
+                    if pend_kind[a, s] >= 0:
+                        pend_kind[a, s] = -1
+                        n_pending -= 1
+                    if q == 0.0:
+                        continue
+                    if tradable[t, s]:
+                        if q > 0:
+                            px = c[t, s] * (1.0 - slip)
+                        else:
+                            px = c[t, s] * (1.0 + slip)
+                        n = _trade(a, s, -q, px, t, K_LIQUIDATION, fee_rate, qty, basis, cash,
+                                   realized_acc, fees_acc, entry_bar, fills_i, fills_f, n, cap)
+                    else:
+                        pend_kind[a, s] = K_LIQUIDATION
+                        pending[a, s] = 0.0
+                        n_pending += 1
+            if not alive[a]:
+                flat = True
+                for s in range(S):
+                    if qty[a, s] != 0.0:
+                        flat = False
+                if flat and cash[a] != 0:
+                    unalloc += cash[a]
+                    n = _return_capital(a, t, cash, returned, fills_i, fills_f, n, cap)
+                e = cash[a] / UNITS
+                pv = 0.0
+                for s in range(S):
+                    q = qty[a, s]
+                    if q != 0.0:
+                        e += q * c[t, s]
+                        pv += abs(q) * c[t, s]
+                equity_curve[a, tt] = max(e + returned[a] / UNITS, 0.0)
+                posval_curve[a, tt] = pv
+                parent_eq += e
+                continue
+            equity_curve[a, tt] = e + returned[a] / UNITS
+            posval_curve[a, tt] = pv
+            parent_eq += e
+            # max holding period, then new signals (decided on the close of t)
+            for s in range(S):
+                w = weight[a, s]
+                if w == 0.0:
+                    continue
+                if max_hold[a] > 0 and qty[a, s] != 0.0 and t - entry_bar[a, s] >= max_hold[a]:
+                    if pend_kind[a, s] < 0:
+                        n_pending += 1
+                    pend_kind[a, s] = K_MAX_HOLD
+                    pending[a, s] = 0.0
+                x = sig[a, t, s]
+                if x != prev_sig[a, s]:
+                    prev_sig[a, s] = x
+                    if pend_kind[a, s] < 0:
+                        n_pending += 1
+                    pend_kind[a, s] = K_SIGNAL
+                    pending[a, s] = x * w
+        parent_curve[tt] = parent_eq
+
+    # ---------------- settlement at the last close ----------------
+    if settle and TT > 0:
+        t = T - 1
+        for a in range(N):
+            for s in range(S):
+                q = qty[a, s]
+                if q == 0.0:
+                    continue
+                if q > 0:
+                    px = c[t, s] * (1.0 - slip)
+                else:
+                    px = c[t, s] * (1.0 + slip)
+                n = _trade(a, s, -q, px, t, K_SETTLE, fee_rate, qty, basis, cash, realized_acc,
+                           fees_acc, entry_bar, fills_i, fills_f, n, cap)
+            if cash[a] != 0:
+                unalloc += cash[a]
+                n = _return_capital(a, t, cash, returned, fills_i, fills_f, n, cap)
+            equity_curve[a, TT - 1] = max(returned[a] / UNITS, 0.0)
+            posval_curve[a, TT - 1] = 0.0
+        parent_curve[TT - 1] = unalloc / UNITS
+
+    return (n, cash, qty, basis, unalloc, breaches, alive, realized_acc, fees_acc, returned,
+            equity_curve, posval_curve, parent_curve)
