@@ -102,7 +102,8 @@ class EngineResult:
             ``agent``, ``symbol`` (-1 for capital movements), ``kind`` (index
             into :data:`simulator.kernel.KIND_NAMES`), ``qty`` (signed),
             ``price``, ``notional_units``, ``fee_units``, ``realized_units``,
-            ``basis_units`` (cost-basis change), ``cash_units`` (cash change).
+            ``basis_units`` (cost-basis change), ``cash_units`` (cash change),
+            ``position`` (quantity held after the fill).
         cash_units, qty, basis_units: final agent cash ``(N,)``, quantities and
             signed cost basis ``(N, S)``.
         unallocated_units: final parent cash outside the agents.
@@ -208,7 +209,7 @@ def run_engine(
     cap = max(4096, N * S * 8)
     while True:
         fills_i = np.zeros((cap, 9), dtype=np.int64)
-        fills_f = np.zeros((cap, 2), dtype=np.float64)
+        fills_f = np.zeros((cap, 3), dtype=np.float64)
         out = kernel.run_kernel(
             market.open, market.high, market.low, market.close, market.tradable, sig, weight,
             vecs["leverage"], vecs["stop_loss"], vecs["take_profit"], max_hold, alloc,
@@ -228,7 +229,7 @@ def run_engine(
         "kind": fi[:, 3].copy(), "notional_units": fi[:, 4].copy(), "fee_units": fi[:, 5].copy(),
         "realized_units": fi[:, 6].copy(), "basis_units": fi[:, 7].copy(),
         "cash_units": fi[:, 8].copy(), "qty": fills_f[:n_fills, 0].copy(),
-        "price": fills_f[:n_fills, 1].copy(),
+        "price": fills_f[:n_fills, 1].copy(), "position": fills_f[:n_fills, 2].copy(),
     }
     return EngineResult(
         timestamps=market.timestamps[market.warmup:],

@@ -41,7 +41,8 @@ def _to_units(x):
 
 
 @njit(cache=True)
-def _record(fills_i, fills_f, n, cap, t, a, s, kind, qty, price, notional, fee, realized, basis_delta, cash_delta):
+def _record(fills_i, fills_f, n, cap, t, a, s, kind, qty, price, notional, fee, realized, basis_delta,
+            cash_delta, pos_after):
     if n < cap:
         fills_i[n, 0] = t
         fills_i[n, 1] = a
@@ -54,6 +55,7 @@ def _record(fills_i, fills_f, n, cap, t, a, s, kind, qty, price, notional, fee, 
         fills_i[n, 8] = cash_delta
         fills_f[n, 0] = qty
         fills_f[n, 1] = price
+        fills_f[n, 2] = pos_after
     return n + 1
 
 
@@ -112,7 +114,7 @@ def _fill(a, s, dq, price, t, kind, fee_rate, qty, basis, cash, realized_acc, fe
     realized_acc[a] += realized
     fees_acc[a] += fee
     return _record(fills_i, fills_f, n, cap, t, a, s, kind, dq, price, notional, fee, realized,
-                   basis_delta, cash_delta)
+                   basis_delta, cash_delta, new_q)
 
 
 @njit(cache=True)
@@ -124,8 +126,8 @@ def _return_capital(a, t, cash, returned, fills_i, fills_f, n, cap):
     cash[a] = 0
     returned[a] += r
     if r < 0:
-        return _record(fills_i, fills_f, n, cap, t, a, -1, K_SHORTFALL, 0.0, 0.0, -r, 0, 0, 0, -r)
-    return _record(fills_i, fills_f, n, cap, t, a, -1, K_RETURN, 0.0, 0.0, r, 0, 0, 0, -r)
+        return _record(fills_i, fills_f, n, cap, t, a, -1, K_SHORTFALL, 0.0, 0.0, -r, 0, 0, 0, -r, 0.0)
+    return _record(fills_i, fills_f, n, cap, t, a, -1, K_RETURN, 0.0, 0.0, r, 0, 0, 0, -r, 0.0)
 
 
 @njit(cache=True)
@@ -155,7 +157,8 @@ def run_kernel(o, h, l, c, tradable, sig, weight, lev_cap, stop, take, max_hold,
         settle: close every position at the last close and return all cash.
         fills_i: ``(F, 9) int64`` output: t, agent, symbol, kind, notional,
             fee, realised PnL, cost-basis change, cash change (money in units).
-        fills_f: ``(F, 2) float64`` output: signed quantity, fill price.
+        fills_f: ``(F, 3) float64`` output: signed quantity, fill price, position
+            after the fill.
 
     Returns:
         Tuple of final state and curves; see :func:`simulator.engine.run_engine`.

@@ -86,11 +86,6 @@ class MarketData:
                 return f"{s // size}{unit}"
         return f"{s}s"
 
-    @property
-    def periods_per_year(self) -> float:
-        """Bars per year used to annualise ratios: 365.25 days / timeframe."""
-        return 365.25 * 86400.0 / self.timeframe_s
-
     def select(self, symbols: list[str] | tuple[str, ...]) -> "MarketData":
         """A copy with only ``symbols`` (in that order).
 

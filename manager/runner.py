@@ -1,0 +1,273 @@
+"""Experiment runner: load bars, seed agents, run a cohort or a backtest,
+persist it, and return the report.
+
+``launch_intraday_cohort`` is the one entry point the CLI (and later Celery
+tasks and the API) call for a cohort day. A run is stored as ``running``
+before the simulation starts; it ends ``completed`` with everything written in
+one transaction, or ``failed`` with its reason and no partial ledger.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from evolution.genome import Genome, load_genomes
+from evolution.toolbox import random_genomes
+from manager.report import backtest_report, cohort_report
+from manager.store import Store
+from simulator.cohort import CohortResult, simulate_cohort
+from simulator.data import data_dir_default, load_market
+from simulator.engine import EngineConfig
+from simulator.market import MarketData, MarketDataError
+from simulator.synthetic import synthetic_market
+
+Progress = Callable[[str], None]
+
+DEFAULT_WINDOW = pd.Timedelta(days=1)
+
+
+class RunError(ValueError):
+    """A request that cannot run as given; the message says what to change."""
+
+
+@dataclass
+class BarsRequest:
+    """Which bars to load.
+
+    Attributes:
+        data: folder of per-symbol bar files; None = ``./data`` when it holds
+            data, else the built-in SYNTHETIC market.
+        symbols: symbols to use (None = all in the folder).
+        start, end: traded window ``[start, end)`` (UTC; ISO dates/times). With
+            neither, the last day of the data; with one, one day from/to it.
+        warmup_bars: history bars before ``start`` for indicators and
+            risk-weighted allocation (bars).
+        quote: quote currency for files named by ticker only (``SPY.csv``).
+        seed: seed of the synthetic market.
+    """
+
+    data: str | None = None
+    symbols: list[str] | None = None
+    start: str | None = None
+    end: str | None = None
+    warmup_bars: int = 200
+    quote: str | None = None
+    seed: int = 0
+
+
+def _ts(value: str, name: str) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise RunError(f"--{name} {value!r} is not a date/time (use e.g. 2018-01-15 or "
+                       "2018-01-15T06:00)") from None
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _window(req: BarsRequest) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    start = _ts(req.start, "start") if req.start else None
+    end = _ts(req.end, "end") if req.end else None
+    if start is not None and end is None:
+        end = start + DEFAULT_WINDOW
+    if end is not None and start is None:
+        start = end - DEFAULT_WINDOW
+    if start is not None and end is not None and end <= start:
+        raise RunError(f"--end {req.end} must be after --start {req.start}")
+    return start, end
+
+
+def load_bars(req: BarsRequest) -> MarketData:
+    """Bars for a run: real bars from a folder, or the SYNTHETIC market.
+
+    Raises:
+        RunError, MarketDataError: bad window, folder, files or symbols.
+    """
+    if req.warmup_bars < 0:
+        raise RunError(f"--warmup-bars {req.warmup_bars} must be >= 0")
+    start, end = _window(req)
+    folder = Path(req.data) if req.data else data_dir_default()
+    if folder is None:
+        start = start or pd.Timestamp("2024-01-01", tz="UTC")
+        end = end or start + DEFAULT_WINDOW
+        tf = 300
+        bars = int((end - start).total_seconds() // tf)
+        names = req.symbols or None
+        kwargs = {"symbols": tuple(names)} if names else {}
+        return synthetic_market(start=start, bars=max(bars, 1), timeframe_s=tf, seed=req.seed,
+                                warmup_bars=req.warmup_bars, **kwargs)
+    if start is None:
+        full = load_market(folder, req.symbols, quote=req.quote)
+        last = pd.Timestamp(full.timestamps[-1], tz="UTC") + pd.Timedelta(seconds=full.timeframe_s)
+        start, end = last - DEFAULT_WINDOW, last
+    return load_market(folder, req.symbols, start, end, warmup_bars=req.warmup_bars,
+                       quote=req.quote)
+
+
+def seed_genomes(market: MarketData, n: int, *, seed: int, max_leverage: float,
+                 genomes_path: str | None, store: Store | None) -> tuple[list[Genome], str]:
+    """The cohort's genomes: from ``genomes_path``, else the store's latest hall of
+    fame, else DEAP random initialisation with ``seed`` (families round-robin).
+    A file or hall of fame with fewer than ``n`` genomes is topped up with random
+    ones; extra genomes are ignored.
+
+    Returns:
+        ``(genomes, source)`` with source ``file``, ``hall_of_fame``, ``random``
+        (or ``file+random`` / ``hall_of_fame+random``).
+
+    Raises:
+        GenomeError: a genome is invalid for this market (family, params,
+            symbols, leverage over ``max_leverage``); the message names it.
+    """
+    if n < 1:
+        raise RunError(f"--agents {n} must be >= 1")
+    genomes: list[Genome] = []
+    source = "random"
+    if genomes_path:
+        genomes = load_genomes(genomes_path, symbols=market.symbols, max_leverage=max_leverage)
+        source = "file"
+    elif store is not None:
+        hof = store.latest_hall_of_fame()
+        if hof:
+            genomes = [Genome.from_dict(d, symbols=market.symbols, max_leverage=max_leverage)
+                       for d in hof]
+            source = "hall_of_fame"
+    genomes = genomes[:n]
+    if len(genomes) < n:
+        extra = random_genomes(n - len(genomes), market.symbols, seed=seed, max_leverage=max_leverage)
+        if genomes:
+            source += "+random"
+        genomes += extra
+    return genomes, source
+
+
+@dataclass
+class CohortRequest:
+    """Everything ``cohortlab run`` needs (units as in ``cohortlab run --help``)."""
+
+    bars: BarsRequest = field(default_factory=BarsRequest)
+    bankroll: float = 1000.0
+    agents: int = 30
+    seed: int = 7
+    genomes_path: str | None = None
+    allocation: str = "equal"
+    reserve: float = 0.0
+    max_leverage: float = 2.0
+    engine: EngineConfig = field(default_factory=EngineConfig)
+
+
+def _persist(store: Store, run_id: str, result: CohortResult, report: dict,
+             timings: dict) -> None:
+    eng = result.engine
+    curves = {
+        "timestamps": eng.timestamps.astype("datetime64[ns]").astype(np.int64),
+        "equity": eng.equity, "position_value": eng.position_value,
+        "parent_equity": eng.parent_equity,
+    }
+    summary = dict(report)
+    summary["final_state"] = result.state
+    store.complete_run(
+        run_id, summary=summary, agents=report["agents"], trades=result.trades,
+        ledger=[t.to_dict() for t in result.journal], curves=curves, timings=timings,
+    )
+
+
+def _execute(store: Store | None, doc: dict, simulate: Callable[[], CohortResult],
+             make_report: Callable[[str, CohortResult], dict], progress: Progress) -> tuple[str, CohortResult, dict]:
+    run_id = store.create_run(doc) if store is not None else doc.get("run_id", "unsaved")
+    t0 = time.perf_counter()
+    try:
+        progress("simulate")
+        result = simulate()
+        timings = {"simulate_s": time.perf_counter() - t0}
+        report = make_report(run_id, result)
+        if not result.ledger_ok:
+            raise RunError("ledger reconciliation failed; see `cohortlab ledger verify`")
+        if store is not None:
+            progress("store")
+            t1 = time.perf_counter()
+            _persist(store, run_id, result, report, timings)
+            timings["store_s"] = time.perf_counter() - t1
+    except BaseException as exc:
+        if store is not None:
+            store.fail_run(run_id, f"{type(exc).__name__}: {exc}",
+                           {"failed_after_s": time.perf_counter() - t0})
+        raise
+    return run_id, result, report
+
+
+def launch_intraday_cohort(req: CohortRequest, store: Store | None,
+                           progress: Progress = lambda stage: None) -> tuple[str, CohortResult, dict]:
+    """Run one intraday cohort and persist it.
+
+    Args:
+        req: the request.
+        store: where to persist (None = do not persist).
+        progress: called with a stage name (``load``, ``seed``, ``simulate``, ``store``).
+
+    Returns:
+        ``(run_id, result, report)`` — report is the ``--json`` document.
+
+    Raises:
+        RunError, MarketDataError, GenomeError, AllocationError, EngineError:
+            invalid input (nothing is stored); any error during the run itself
+            is stored as a failed run and re-raised.
+    """
+    progress("load")
+    market = load_bars(req.bars)
+    progress("seed")
+    genomes, source = seed_genomes(market, req.agents, seed=req.seed, max_leverage=req.max_leverage,
+                                   genomes_path=req.genomes_path, store=store)
+    doc = {
+        "kind": "cohort",
+        "config": {"request": _jsonable(asdict(req)), "seeded_from": source},
+        "genomes": [g.to_dict() for g in genomes],
+        "data_label": market.label(),
+    }
+    return _execute(
+        store, doc,
+        lambda: simulate_cohort(market, genomes, bankroll=req.bankroll, config=req.engine,
+                                allocation=req.allocation, reserve=req.reserve),
+        lambda run_id, res: {**cohort_report(run_id, req.seed, res), "seeded_from": source},
+        progress,
+    )
+
+
+def run_backtest(bars: BarsRequest, genome: Genome, *, bankroll: float, engine: EngineConfig,
+                 store: Store | None, progress: Progress = lambda stage: None) -> tuple[str, CohortResult, dict]:
+    """Backtest one strategy (a cohort of one agent) and persist it as a
+    ``backtest`` run. Raises like :func:`launch_intraday_cohort`."""
+    progress("load")
+    market = load_bars(bars)
+    genome = Genome.from_dict(genome.to_dict(), symbols=market.symbols,
+                              max_leverage=max(genome.leverage, 1.0))
+    doc = {"kind": "backtest",
+           "config": {"bars": _jsonable(asdict(bars)), "bankroll": bankroll,
+                      "engine": _jsonable(asdict(engine))},
+           "genomes": [genome.to_dict()], "data_label": market.label()}
+    return _execute(
+        store, doc,
+        lambda: simulate_cohort(market, [genome], bankroll=bankroll, config=engine),
+        lambda run_id, res: {"run_id": run_id, **backtest_report(res)},
+        progress,
+    )
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+__all__: Sequence[str] = (
+    "BarsRequest", "CohortRequest", "RunError", "MarketDataError", "launch_intraday_cohort",
+    "run_backtest", "load_bars", "seed_genomes",
+)
