@@ -1,0 +1,70 @@
+"""cohortlab configuration: one settings object read from the environment.
+
+Every setting is an environment variable prefixed ``COHORTLAB_`` (case
+insensitive), e.g. ``COHORTLAB_STORE=sqlite:////var/lib/cohortlab/runs.db``.
+Defaults are the embedded ones: an SQLite file in the working directory, no
+broker, no Redis.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEFAULT_STORE_URL", "Settings", "get_settings"]
+
+DEFAULT_STORE_URL = "sqlite:///./cohortlab.db"
+"""The embedded default store: ``cohortlab.db`` in the working directory."""
+
+
+class Settings(BaseSettings):
+    """cohortlab settings (environment variables ``COHORTLAB_<NAME>``).
+
+    Attributes:
+        store: store URL (``COHORTLAB_STORE``): ``sqlite:///relative/path.db``,
+            ``sqlite:////absolute/path.db`` or ``sqlite:///:memory:``; see
+            :func:`manager.store.open_store`. Default ``sqlite:///./cohortlab.db``.
+        redis_url: Redis URL for the cache/result backend (``COHORTLAB_REDIS_URL``);
+            None = in-process cache.
+        broker_url: Celery broker URL (``COHORTLAB_BROKER_URL``); None = tasks run
+            in-process.
+        data_dir: folder of bar files (``COHORTLAB_DATA_DIR``); None = the
+            caller's default.
+
+    An empty environment variable counts as unset for the optional settings.
+
+    Raises:
+        pydantic.ValidationError: ``store`` is empty.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="COHORTLAB_", extra="ignore")
+
+    store: str = DEFAULT_STORE_URL
+    redis_url: str | None = None
+    broker_url: str | None = None
+    data_dir: str | None = None
+
+    @field_validator("store", mode="before")
+    @classmethod
+    def _store_not_empty(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            if not value:
+                raise ValueError(
+                    f"COHORTLAB_STORE is empty; allowed: a store URL such as {DEFAULT_STORE_URL!r}"
+                )
+        return value
+
+    @field_validator("redis_url", "broker_url", "data_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+
+def get_settings() -> Settings:
+    """Read the settings from the environment now (a fresh object on every call)."""
+    return Settings()

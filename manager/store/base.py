@@ -1,0 +1,831 @@
+"""The storage port: the few persistence operations cohortlab needs.
+
+Every adapter (SQLite now, MongoDB later) implements :class:`Store` and passes the
+same contract test suite (``tests/test_store_contract.py``). The port speaks in
+*documents*: dicts whose values are JSON-able (``str``, ``int``, ``float``,
+``bool``, ``None``, lists and dicts with ``str`` keys). Numpy scalars are accepted
+and stored as the matching Python value; anything else (``Decimal``, ``datetime``,
+sets, arrays, NaN/infinite floats, ints outside int64) is refused with
+:class:`InvalidDocument` naming where it was found. The only non-document values
+are equity curves, which are ``numpy.ndarray`` and round-trip exactly (dtype,
+shape, bytes).
+
+Shared validation helpers live in this module so that every adapter accepts and
+refuses exactly the same input.
+
+Run document (what :meth:`Store.get_run` returns)::
+
+    {
+        "run_id": str,            # e.g. "20250101T093000-1a2b3c4d" (new_run_id())
+        "kind": "cohort" | "backtest",
+        "status": "running" | "completed" | "failed",
+        "created_at": str,        # ISO 8601 UTC, "YYYY-mm-ddTHH:MM:SS.ffffff+00:00"
+        "finished_at": str | None,
+        "data_label": str,        # which market data the run used
+        "config": dict,
+        "genomes": list[dict],
+        ...                       # any further caller keys, stored as given
+        "reason": str | None,     # why it failed (status "failed")
+        "timings": dict | None,   # as given to complete_run / fail_run
+        "summary": dict | None,   # as given to complete_run (status "completed")
+    }
+
+Ledger transaction (one journal entry; the ledger is the record of account)::
+
+    {
+        "txn_id": str,            # unique within the run; the idempotency key
+        "seq": int,               # journal order; unique within the run
+        "bar": int,               # bar index the transaction belongs to
+        "time": str,              # ISO 8601 timestamp, kept as given
+        "kind": str,              # e.g. "deposit", "fill", "fee", "liquidation"
+        "memo": str,              # free text; "" when absent
+        "postings": [             # at least one; amounts sum to exactly zero
+            {
+                "account": str,   # e.g. "parent:cash", "agent:a07:position:BTC/USDT"
+                "amount": str,    # Decimal as a string ("-12.5", "1E-8"); never a float
+                "qty": str | None,    # Decimal string (units of symbol) or None
+                "symbol": str | None,
+            },
+        ],
+        ...                       # further top-level keys are kept as given
+    }
+
+Amounts and quantities are stored and returned as the exact strings given.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+import secrets
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from decimal import Decimal
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "AUDIT_FIELDS",
+    "InvalidDocument",
+    "MAX_LIST_LIMIT",
+    "RUN_KINDS",
+    "RUN_STATUSES",
+    "RunNotFound",
+    "RunStateError",
+    "Store",
+    "StoreError",
+    "check_limit",
+    "check_run_id",
+    "decode_array",
+    "encode_array",
+    "new_run_id",
+    "normalise_timestamp",
+    "prepare_agent",
+    "prepare_audit_event",
+    "prepare_hall_of_fame",
+    "prepare_run",
+    "prepare_trade",
+    "prepare_txn",
+    "require_int",
+    "require_list",
+    "require_mapping",
+    "require_str",
+    "to_document",
+    "utc_now",
+]
+
+RUN_KINDS: tuple[str, ...] = ("cohort", "backtest")
+"""Allowed values of a run's ``kind``."""
+
+RUN_STATUSES: tuple[str, ...] = ("running", "completed", "failed")
+"""Allowed values of a run's ``status``."""
+
+MAX_LIST_LIMIT = 1000
+"""Largest page size accepted by :meth:`Store.list_runs` and :meth:`Store.list_audit`."""
+
+AUDIT_FIELDS: tuple[str, ...] = ("kind", "actor", "at", "details")
+"""Keys every stored audit event has."""
+
+# Keys of a run document that only the store sets.
+_STORE_SET_RUN_KEYS = ("finished_at", "reason", "timings", "summary")
+
+_RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+_DECIMAL_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_POSTING_KEYS = ("account", "amount", "qty", "symbol")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_JSON_TYPES = "str, int, float (finite), bool, None, list, dict with str keys, numpy scalars"
+
+
+# -- errors ---------------------------------------------------------------------
+
+
+class StoreError(Exception):
+    """Any failure of a store operation (bad URL, I/O, constraint, state)."""
+
+
+class RunNotFound(StoreError):
+    """No run with the given ``run_id`` exists in the store."""
+
+
+class InvalidDocument(StoreError, ValueError):
+    """Input to the store has the wrong shape or holds a value it cannot store.
+
+    Also a :class:`ValueError`, so callers validating input may catch either.
+    """
+
+
+class RunStateError(StoreError):
+    """The operation is not allowed in the run's current ``status``.
+
+    For example completing a run that already completed or failed, or failing a
+    completed run (which would destroy its stored results).
+    """
+
+
+# -- helpers shared by every adapter -------------------------------------------
+
+
+def utc_now() -> str:
+    """The current time as ISO 8601 UTC with microseconds (``...+00:00``)."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def normalise_timestamp(value: Any, where: str) -> str:
+    """Parse an ISO 8601 timestamp and return it in the store's canonical form.
+
+    Args:
+        value: ISO 8601 string with a UTC offset (``Z`` or ``+hh:mm``), or a
+            timezone-aware :class:`datetime`.
+        where: name of the field, used in error messages.
+
+    Returns:
+        ``YYYY-mm-ddTHH:MM:SS.ffffff+00:00`` in UTC. Strings in this one form sort
+        in time order, which the run listing relies on.
+
+    Raises:
+        InvalidDocument: not a string/datetime, unparseable, or naive (no offset).
+    """
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidDocument(
+                f"{where}={value!r} is not an ISO 8601 timestamp; "
+                "allowed: e.g. '2025-01-31T14:30:00Z' or '2025-01-31T14:30:00+00:00'"
+            ) from None
+    else:
+        raise InvalidDocument(
+            f"{where} must be an ISO 8601 string, got {type(value).__name__} {value!r}"
+        )
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise InvalidDocument(
+            f"{where}={value!r} has no UTC offset; allowed: an aware timestamp "
+            "such as '2025-01-31T14:30:00Z'"
+        )
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """Make a new, time-ordered run id: ``YYYYmmddTHHMMSS-<8 hex>`` (UTC).
+
+    Args:
+        now: moment to encode (timezone-aware); ``None`` = the current time.
+            Ids made in different seconds sort by time; within one second the
+            random suffix decides.
+
+    Raises:
+        InvalidDocument: ``now`` is naive.
+    """
+    moment = datetime.now(timezone.utc) if now is None else now
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise InvalidDocument(f"now={now!r} has no UTC offset; pass an aware datetime")
+    stamp = moment.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    return f"{stamp}-{secrets.token_hex(4)}"
+
+
+def check_run_id(run_id: Any) -> str:
+    """Validate a run id and return it.
+
+    Allowed: 1 to 128 characters from ``A-Z a-z 0-9 . _ : -``, not starting with
+    a punctuation character (so ids are safe in URLs and file names).
+
+    Raises:
+        InvalidDocument: anything else.
+    """
+    if not isinstance(run_id, str) or not _RUN_ID_RE.fullmatch(run_id):
+        raise InvalidDocument(
+            f"run_id {run_id!r} is not valid; allowed: a str of 1-128 characters "
+            "from A-Z a-z 0-9 . _ : - starting with a letter or digit"
+        )
+    return run_id
+
+
+def check_limit(limit: Any, where: str = "limit") -> int:
+    """Validate a page size: an ``int`` from 1 to :data:`MAX_LIST_LIMIT`.
+
+    Raises:
+        InvalidDocument: anything else.
+    """
+    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)):
+        raise InvalidDocument(
+            f"{where} must be an int from 1 to {MAX_LIST_LIMIT}, "
+            f"got {type(limit).__name__} {limit!r}"
+        )
+    if not 1 <= int(limit) <= MAX_LIST_LIMIT:
+        raise InvalidDocument(f"{where}={limit!r} is out of range; allowed: 1 to {MAX_LIST_LIMIT}")
+    return int(limit)
+
+
+def to_document(value: Any, where: str = "value") -> Any:
+    """Return a plain JSON-able copy of ``value`` or refuse it.
+
+    Dicts, lists and tuples are copied recursively (tuples become lists); numpy
+    scalars become ``int``/``float``/``bool``; ``str``/``int``/``float``
+    subclasses (enums) become the plain type.
+
+    Args:
+        value: the value to convert.
+        where: path of the value (e.g. ``"trades[3]"``), used in error messages.
+
+    Raises:
+        InvalidDocument: a value of another type, a non-``str`` dict key, a NaN or
+            infinite float, or an int outside the signed 64-bit range; the message
+            names the path of the offending value.
+    """
+    if value is None or value is True or value is False:
+        return value
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        number = int(value)
+        if not _INT64_MIN <= number <= _INT64_MAX:
+            raise InvalidDocument(
+                f"{where}: int {number} is outside the signed 64-bit range; "
+                "store it as a str if it must be exact"
+            )
+        return number
+    if isinstance(value, (float, np.floating)):
+        number = float(value)
+        if not math.isfinite(number):
+            raise InvalidDocument(
+                f"{where}: float {number!r} is not JSON-able; use None for a missing value"
+            )
+        return number
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidDocument(
+                    f"{where}: dict key {key!r} ({type(key).__name__}) is not a str; "
+                    "document keys must be str"
+                )
+            out[str.__str__(key)] = to_document(item, f"{where}.{key}")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [to_document(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    text = repr(value)
+    if len(text) > 80:
+        text = text[:77] + "..."
+    raise InvalidDocument(
+        f"{where}: {type(value).__name__} value {text} is not JSON-able; allowed: {_JSON_TYPES}"
+    )
+
+
+def require_mapping(value: Any, where: str) -> Mapping[str, Any]:
+    """Return ``value`` if it is a dict (Mapping); else raise InvalidDocument naming ``where``."""
+    if not isinstance(value, Mapping):
+        raise InvalidDocument(f"{where} must be a dict, got {type(value).__name__} {value!r:.80}")
+    return value
+
+
+def require_list(value: Any, where: str) -> list[Any] | tuple[Any, ...]:
+    """Return ``value`` if it is a list or tuple; else raise InvalidDocument naming ``where``."""
+    if not isinstance(value, (list, tuple)):
+        raise InvalidDocument(f"{where} must be a list, got {type(value).__name__} {value!r:.80}")
+    return value
+
+
+def require_str(value: Any, where: str, *, empty: bool = False) -> str:
+    """Return ``value`` as a plain str; raise InvalidDocument if it is not a str
+    (or is empty, unless ``empty=True``)."""
+    if not isinstance(value, str) or (not empty and not value):
+        what = "a str" if empty else "a non-empty str"
+        raise InvalidDocument(f"{where} must be {what}, got {type(value).__name__} {value!r:.80}")
+    return str.__str__(value)
+
+
+def require_int(value: Any, where: str) -> int:
+    """Return ``value`` as an int (bools refused, int64 range); else raise InvalidDocument."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise InvalidDocument(f"{where} must be an int, got {type(value).__name__} {value!r:.80}")
+    return to_document(value, where)
+
+
+def _decimal_string(value: Any, where: str) -> tuple[str, Decimal]:
+    if not isinstance(value, str):
+        hint = " (floats are not exact)" if isinstance(value, (float, np.floating)) else ""
+        raise InvalidDocument(
+            f"{where} must be a decimal string such as '-12.50' or '1E-8'{hint}, "
+            f"got {type(value).__name__} {value!r}"
+        )
+    if not _DECIMAL_RE.fullmatch(value):
+        raise InvalidDocument(
+            f"{where}={value!r} is not a finite decimal number; allowed: digits with an "
+            "optional sign, point and exponent, e.g. '-12.50' or '1E-8'"
+        )
+    return str.__str__(value), Decimal(value)
+
+
+def prepare_run(run: Any) -> dict[str, Any]:
+    """Validate a run document for :meth:`Store.create_run` and fill defaults.
+
+    Args:
+        run: dict with ``kind`` (one of :data:`RUN_KINDS`), ``config`` (dict),
+            ``genomes`` (list of dicts) and ``data_label`` (str); optional
+            ``run_id`` (made with :func:`new_run_id` when absent or None),
+            ``created_at`` (ISO 8601 with offset; default now) and ``status``
+            (must be ``"running"`` if given). Other keys are kept as given.
+
+    Returns:
+        A new document with ``run_id``, ``kind``, ``status="running"``,
+        ``created_at`` (canonical UTC), ``data_label``, ``config``, ``genomes``
+        first, then the other keys. ``finished_at``/``reason``/``timings``/
+        ``summary`` are not included (the store sets them).
+
+    Raises:
+        InvalidDocument: a missing or wrong-typed field, a store-set key, or a
+            value that is not JSON-able.
+    """
+    require_mapping(run, "run")
+    reserved = [key for key in _STORE_SET_RUN_KEYS if key in run]
+    if reserved:
+        raise InvalidDocument(
+            f"run has store-set keys {reserved}; these are written by complete_run/fail_run, "
+            "leave them out of create_run"
+        )
+    missing = [key for key in ("kind", "config", "genomes", "data_label") if key not in run]
+    if missing:
+        raise InvalidDocument(
+            f"run is missing {missing}; required: kind, config, genomes, data_label"
+        )
+    run_id = run.get("run_id")
+    run_id = new_run_id() if run_id is None else check_run_id(run_id)
+    kind = run["kind"]
+    if kind not in RUN_KINDS:
+        raise InvalidDocument(f"run kind {kind!r} is not allowed; allowed: {', '.join(RUN_KINDS)}")
+    status = run.get("status", "running")
+    if status != "running":
+        raise InvalidDocument(
+            f"run status {status!r} is not allowed at creation; a new run is 'running'"
+        )
+    created = run.get("created_at")
+    created_at = utc_now() if created is None else normalise_timestamp(created, "run created_at")
+    config = to_document(require_mapping(run["config"], "run config"), "run.config")
+    genomes = require_list(run["genomes"], "run genomes")
+    genome_docs = [
+        to_document(require_mapping(g, f"run genomes[{i}]"), f"run.genomes[{i}]")
+        for i, g in enumerate(genomes)
+    ]
+    doc: dict[str, Any] = {
+        "run_id": run_id,
+        "kind": str(kind),
+        "status": "running",
+        "created_at": created_at,
+        "data_label": require_str(run["data_label"], "run data_label", empty=True),
+        "config": config,
+        "genomes": genome_docs,
+    }
+    for key, value in run.items():
+        if key not in doc:
+            if not isinstance(key, str):
+                raise InvalidDocument(f"run: key {key!r} is not a str; document keys must be str")
+            doc[key] = to_document(value, f"run.{key}")
+    return doc
+
+
+def prepare_agent(agent: Any, where: str) -> dict[str, Any]:
+    """Validate one agent result: a dict with a non-empty ``str`` ``agent_id``.
+
+    Raises:
+        InvalidDocument: not a dict, ``agent_id`` missing/not a str, or a value
+            that is not JSON-able (message names ``where``).
+    """
+    require_mapping(agent, where)
+    require_str(agent.get("agent_id"), f"{where} agent_id")
+    return to_document(agent, where)
+
+
+def prepare_trade(trade: Any, where: str) -> dict[str, Any]:
+    """Validate one trade: a dict with a non-empty ``str`` ``agent_id``.
+
+    Raises:
+        InvalidDocument: not a dict, ``agent_id`` missing/not a str, or a value
+            that is not JSON-able (message names ``where``).
+    """
+    require_mapping(trade, where)
+    require_str(trade.get("agent_id"), f"{where} agent_id")
+    return to_document(trade, where)
+
+
+def prepare_txn(txn: Any, where: str = "txn") -> dict[str, Any]:
+    """Validate one ledger transaction (shape in the module docstring).
+
+    Args:
+        txn: the transaction dict.
+        where: its position (e.g. ``"ledger[12]"``), used in error messages.
+
+    Returns:
+        A new dict: ``txn_id``, ``seq``, ``bar``, ``time``, ``kind``, ``memo``
+        (``""`` when absent), ``postings`` (each with all four keys; ``qty`` and
+        ``symbol`` default to None), then other keys as given.
+
+    Raises:
+        InvalidDocument: a missing/wrong-typed field, an amount or qty that is not
+            a decimal string, an unknown posting key, no postings, or postings that
+            do not sum to exactly zero.
+    """
+    require_mapping(txn, where)
+    txn_id = require_str(txn.get("txn_id"), f"{where} txn_id")
+    label = f"{where} (txn_id {txn_id!r})"
+    out: dict[str, Any] = {
+        "txn_id": txn_id,
+        "seq": require_int(txn.get("seq"), f"{label} seq"),
+        "bar": require_int(txn.get("bar"), f"{label} bar"),
+        "time": require_str(txn.get("time"), f"{label} time"),
+        "kind": require_str(txn.get("kind"), f"{label} kind"),
+        "memo": require_str(txn.get("memo", ""), f"{label} memo", empty=True),
+    }
+    try:
+        datetime.fromisoformat(out["time"])
+    except ValueError:
+        raise InvalidDocument(
+            f"{label} time={out['time']!r} is not an ISO 8601 timestamp"
+        ) from None
+    postings = require_list(txn.get("postings"), f"{label} postings")
+    if not postings:
+        raise InvalidDocument(f"{label} has no postings; a transaction needs at least one")
+    total = Decimal(0)
+    clean = []
+    for i, posting in enumerate(postings):
+        at = f"{label} postings[{i}]"
+        require_mapping(posting, at)
+        unknown = [key for key in posting if key not in _POSTING_KEYS]
+        if unknown:
+            raise InvalidDocument(
+                f"{at} has unknown keys {unknown}; allowed: {', '.join(_POSTING_KEYS)}"
+            )
+        amount, value = _decimal_string(posting.get("amount"), f"{at} amount")
+        total += value
+        qty = posting.get("qty")
+        if qty is not None:
+            qty = _decimal_string(qty, f"{at} qty")[0]
+        symbol = posting.get("symbol")
+        if symbol is not None:
+            symbol = require_str(symbol, f"{at} symbol")
+        clean.append(
+            {
+                "account": require_str(posting.get("account"), f"{at} account"),
+                "amount": amount,
+                "qty": qty,
+                "symbol": symbol,
+            }
+        )
+    if total != 0:
+        raise InvalidDocument(
+            f"{label} postings sum to {total}, not 0; every transaction must balance"
+        )
+    out["postings"] = clean
+    for key, value in txn.items():
+        if key not in out:
+            if not isinstance(key, str):
+                raise InvalidDocument(f"{label}: key {key!r} is not a str")
+            out[key] = to_document(value, f"{where}.{key}")
+    return out
+
+
+def prepare_hall_of_fame(entries: Any, source: Any) -> tuple[list[dict[str, Any]], str]:
+    """Validate a hall-of-fame version: a list of genome dicts and its source.
+
+    Raises:
+        InvalidDocument: ``entries`` not a list of dicts of JSON-able values, or
+            ``source`` not a non-empty str.
+    """
+    items = require_list(entries, "hall of fame entries")
+    docs = [
+        to_document(require_mapping(e, f"entries[{i}]"), f"entries[{i}]")
+        for i, e in enumerate(items)
+    ]
+    return docs, require_str(source, "hall of fame source")
+
+
+def prepare_audit_event(event: Any) -> dict[str, Any]:
+    """Validate an audit event and fill defaults.
+
+    Args:
+        event: dict with ``kind`` and ``actor`` (non-empty str), optional ``at``
+            (ISO 8601 with offset; default now) and ``details`` (dict; default
+            ``{}``); other keys are kept.
+
+    Returns:
+        A new dict: ``kind``, ``actor``, ``at`` (canonical UTC), ``details``, then
+        other keys.
+
+    Raises:
+        InvalidDocument: a missing or wrong-typed field or a value that is not
+            JSON-able.
+    """
+    require_mapping(event, "audit event")
+    at = event.get("at")
+    out: dict[str, Any] = {
+        "kind": require_str(event.get("kind"), "audit event kind"),
+        "actor": require_str(event.get("actor"), "audit event actor"),
+        "at": utc_now() if at is None else normalise_timestamp(at, "audit event at"),
+        "details": to_document(
+            require_mapping(event.get("details", {}), "audit event details"),
+            "audit event.details",
+        ),
+    }
+    for key, value in event.items():
+        if key not in out:
+            if not isinstance(key, str):
+                raise InvalidDocument(f"audit event: key {key!r} is not a str")
+            out[key] = to_document(value, f"audit event.{key}")
+    return out
+
+
+def encode_array(array: Any, where: str) -> bytes:
+    """Serialise an equity curve to ``.npy`` bytes (exact dtype, shape and data).
+
+    Raises:
+        InvalidDocument: not a ``numpy.ndarray``, a masked array (the mask would
+            be lost), or a dtype that needs pickling (object dtype).
+    """
+    if not isinstance(array, np.ndarray) or isinstance(array, np.ma.MaskedArray):
+        raise InvalidDocument(
+            f"{where} must be a numpy.ndarray (not masked), got {type(array).__name__}"
+        )
+    buffer = io.BytesIO()
+    try:
+        np.save(buffer, array, allow_pickle=False)
+    except ValueError as exc:
+        raise InvalidDocument(
+            f"{where}: arrays of dtype {array.dtype} cannot be stored without pickling; "
+            "allowed: numeric, bool, fixed-width str/bytes and datetime dtypes"
+        ) from exc
+    return buffer.getvalue()
+
+
+def decode_array(data: bytes) -> np.ndarray:
+    """Inverse of :func:`encode_array`."""
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+# -- the port ------------------------------------------------------------------
+
+
+class Store(ABC):
+    """Persistence port for runs, their results, the ledger journal, the hall of
+    fame and audit events.
+
+    All methods are synchronous. Documents go in and come out as plain dicts of
+    JSON-able values (see the module docstring for the run document and ledger
+    transaction shapes); the store copies its input, so callers may mutate their
+    dicts afterwards. Use as a context manager to close it on exit.
+
+    Run life cycle: ``create_run`` -> ``"running"`` -> either ``complete_run``
+    (``"completed"``) or ``fail_run`` (``"failed"``). ``append_ledger`` may add
+    journal entries while the run is running.
+
+    Errors: every method raises :class:`StoreError` subclasses only:
+    :class:`RunNotFound`, :class:`InvalidDocument` (bad input),
+    :class:`RunStateError` (wrong status), or plain :class:`StoreError`
+    (duplicates, conflicts, I/O, closed store).
+    """
+
+    # -- runs --------------------------------------------------------------
+
+    @abstractmethod
+    def create_run(self, run: dict[str, Any]) -> str:
+        """Store a new run with status ``"running"``.
+
+        Args:
+            run: run document; see :func:`prepare_run` for required keys and
+                defaults (``run_id`` is generated when absent).
+
+        Returns:
+            The run's ``run_id``.
+
+        Raises:
+            InvalidDocument: bad document.
+            StoreError: a run with this ``run_id`` already exists.
+        """
+
+    @abstractmethod
+    def complete_run(
+        self,
+        run_id: str,
+        *,
+        summary: dict[str, Any],
+        agents: list[dict[str, Any]],
+        trades: list[dict[str, Any]],
+        ledger: list[dict[str, Any]],
+        curves: dict[str, np.ndarray],
+        timings: dict[str, Any],
+    ) -> None:
+        """Store a run's results and mark it ``"completed"``, atomically.
+
+        Either everything is stored, ``status`` becomes ``"completed"`` and
+        ``finished_at`` is set, or (on any error) nothing is and the run stays
+        exactly as it was.
+
+        Args:
+            run_id: a ``"running"`` run.
+            summary: cohort summary (metrics), JSON-able dict.
+            agents: per-agent results in rank order (best first); each has a
+                unique ``agent_id`` (str).
+            trades: trades in the order to return them; each has ``agent_id``.
+            ledger: journal transactions (shape in the module docstring); each
+                ``txn_id`` at most once in the list. Transactions already stored
+                by :meth:`append_ledger` with identical content are skipped.
+            curves: name -> array (e.g. ``"parent"``, ``"agent:a07"``), stored
+                exactly.
+            timings: phase -> seconds (or any JSON-able dict).
+
+        Raises:
+            RunNotFound: no such run.
+            RunStateError: the run is not ``"running"``.
+            InvalidDocument: any bad item (its position is named); nothing stored.
+            StoreError: a ``txn_id`` already stored with different content, or a
+                ``seq`` used twice; nothing stored.
+        """
+
+    @abstractmethod
+    def fail_run(self, run_id: str, reason: str, timings: dict[str, Any] | None = None) -> None:
+        """Mark a run ``"failed"`` and delete any results stored for it.
+
+        Afterwards the run has no summary, agents, trades, ledger transactions or
+        curves. Failing an already failed run replaces the reason and timings.
+
+        Args:
+            run_id: a ``"running"`` or ``"failed"`` run.
+            reason: non-empty description of what went wrong.
+            timings: optional JSON-able dict (e.g. seconds spent before failing).
+
+        Raises:
+            RunNotFound: no such run.
+            RunStateError: the run completed (its results are kept).
+            InvalidDocument: empty ``reason`` or non-JSON-able ``timings``.
+        """
+
+    @abstractmethod
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """Return the run document (``summary`` is set once completed).
+
+        Raises:
+            RunNotFound: no such run.
+        """
+
+    @abstractmethod
+    def list_runs(
+        self,
+        limit: int = 20,
+        before: str | None = None,
+        status: str | None = None,
+        kind: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """List run documents newest first (``created_at``, then ``run_id``, descending).
+
+        Keyset pagination: pass the ``run_id`` of the last run of a page as
+        ``before`` to get the next page. Pages neither skip nor repeat runs even
+        when new runs are created between calls.
+
+        Args:
+            limit: page size, 1 to :data:`MAX_LIST_LIMIT`.
+            before: cursor run id; only runs strictly after it in the listing
+                order are returned. ``None`` = from the newest.
+            status: only runs with this status (one of :data:`RUN_STATUSES`).
+            kind: only runs of this kind (one of :data:`RUN_KINDS`).
+
+        Raises:
+            InvalidDocument: bad ``limit``, ``status`` or ``kind``.
+            RunNotFound: ``before`` names no run.
+        """
+
+    @abstractmethod
+    def get_agents(self, run_id: str) -> list[dict[str, Any]]:
+        """Return the run's agent results in rank order as given ([] until completed).
+
+        Raises:
+            RunNotFound: no such run.
+        """
+
+    @abstractmethod
+    def get_trades(self, run_id: str, agent_id: str | None = None) -> list[dict[str, Any]]:
+        """Return the run's trades in the order given, optionally of one agent.
+
+        Raises:
+            RunNotFound: no such run.
+            InvalidDocument: ``agent_id`` is not a str.
+        """
+
+    @abstractmethod
+    def get_ledger(self, run_id: str) -> list[dict[str, Any]]:
+        """Return the run's ledger transactions ordered by ``seq``.
+
+        Raises:
+            RunNotFound: no such run.
+        """
+
+    @abstractmethod
+    def get_curves(self, run_id: str) -> dict[str, np.ndarray]:
+        """Return the run's curves (name -> array, exact dtype and shape).
+
+        Raises:
+            RunNotFound: no such run.
+        """
+
+    @abstractmethod
+    def append_ledger(self, run_id: str, txns: list[dict[str, Any]]) -> int:
+        """Append journal transactions idempotently (all or none per call).
+
+        A transaction whose ``txn_id`` is already stored for the run with the same
+        content is skipped, so a retried task can re-send its batch safely.
+
+        Args:
+            run_id: a ``"running"`` run (for a ``"completed"`` run only batches
+                that are already fully stored are accepted; they return 0).
+            txns: transactions (shape in the module docstring); each ``txn_id``
+                at most once in the list.
+
+        Returns:
+            How many transactions were new.
+
+        Raises:
+            RunNotFound: no such run.
+            RunStateError: the run failed, or completed and the batch has new
+                transactions.
+            InvalidDocument: a bad transaction; nothing stored.
+            StoreError: a ``txn_id`` stored with different content, or a ``seq``
+                already used by another transaction; nothing stored.
+        """
+
+    # -- hall of fame --------------------------------------------------------
+
+    @abstractmethod
+    def save_hall_of_fame(self, entries: list[dict[str, Any]], source: str) -> None:
+        """Save a new version of the hall of fame (earlier versions are kept).
+
+        Args:
+            entries: genome dicts, best first.
+            source: what produced it (e.g. a run id or ``"learning:2025-01-31"``).
+
+        Raises:
+            InvalidDocument: bad entries or empty source.
+        """
+
+    @abstractmethod
+    def latest_hall_of_fame(self) -> list[dict[str, Any]] | None:
+        """Return the entries of the most recently saved version, or None if none."""
+
+    # -- audit -----------------------------------------------------------------
+
+    @abstractmethod
+    def record_audit(self, event: dict[str, Any]) -> None:
+        """Append an audit event (see :func:`prepare_audit_event` for its shape).
+
+        Raises:
+            InvalidDocument: bad event.
+        """
+
+    @abstractmethod
+    def list_audit(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Return up to ``limit`` audit events, newest ``at`` first.
+
+        Raises:
+            InvalidDocument: ``limit`` not an int from 1 to :data:`MAX_LIST_LIMIT`.
+        """
+
+    # -- lifetime ----------------------------------------------------------------
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the store's resources; idempotent. Later calls raise StoreError."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,590 @@
+"""SQLite adapter of the storage port: the embedded default (stdlib ``sqlite3``).
+
+One connection per :class:`SQLiteStore`, guarded by a lock so the object may be
+shared between threads of one process. The database runs in WAL mode with foreign
+keys on; every write is one explicit transaction (``BEGIN IMMEDIATE``), so
+several processes may use the same file.
+
+Tables (documents are JSON text columns; queried fields are real columns)::
+
+    sim_runs_intraday  run_id PK, kind, status, created_at, finished_at,
+                       data_label, reason, timings (JSON), doc (JSON: config,
+                       genomes, other caller keys)
+                       indexes: (created_at, run_id), (status, created_at, run_id),
+                       (kind, created_at, run_id) -- the listing order
+    cohort_summaries   run_id PK -> run, summary (JSON)
+    agent_results      (run_id, rank) PK, agent_id (unique per run), doc (JSON)
+    trades             (run_id, position) PK, agent_id, doc (JSON);
+                       index (run_id, agent_id, position)
+    ledger             (run_id, txn_id) PK, seq (unique per run), bar, time,
+                       kind, doc (JSON: the whole transaction incl. postings)
+    equity_curves      (run_id, name) PK, position, dtype, shape, npy (BLOB)
+    genomes            version PK (autoincrement), saved_at, source,
+                       entries (JSON) -- the hall of fame, every version kept
+    audit_events       event_id PK (autoincrement), at, kind, actor, doc (JSON);
+                       index (at, event_id)
+
+All child tables reference ``sim_runs_intraday(run_id)`` with ``ON DELETE CASCADE``.
+The schema version is kept in ``PRAGMA user_version``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from manager.store.base import (
+    RUN_KINDS,
+    RUN_STATUSES,
+    InvalidDocument,
+    RunNotFound,
+    RunStateError,
+    Store,
+    StoreError,
+    require_list,
+    require_mapping,
+    require_str,
+    check_limit,
+    check_run_id,
+    decode_array,
+    encode_array,
+    prepare_agent,
+    prepare_audit_event,
+    prepare_hall_of_fame,
+    prepare_run,
+    prepare_trade,
+    prepare_txn,
+    to_document,
+    utc_now,
+)
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+
+SCHEMA_VERSION = 1
+"""Version of the table layout written to ``PRAGMA user_version``."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sim_runs_intraday (
+    run_id      TEXT PRIMARY KEY,
+    kind        TEXT NOT NULL CHECK (kind IN ('cohort', 'backtest')),
+    status      TEXT NOT NULL CHECK (status IN ('running', 'completed', 'failed')),
+    created_at  TEXT NOT NULL,
+    finished_at TEXT,
+    data_label  TEXT NOT NULL,
+    reason      TEXT,
+    timings     TEXT,
+    doc         TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sim_runs_intraday_by_created
+    ON sim_runs_intraday (created_at, run_id);
+CREATE INDEX IF NOT EXISTS sim_runs_intraday_by_status
+    ON sim_runs_intraday (status, created_at, run_id);
+CREATE INDEX IF NOT EXISTS sim_runs_intraday_by_kind
+    ON sim_runs_intraday (kind, created_at, run_id);
+
+CREATE TABLE IF NOT EXISTS cohort_summaries (
+    run_id  TEXT PRIMARY KEY
+            REFERENCES sim_runs_intraday (run_id) ON DELETE CASCADE,
+    summary TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS agent_results (
+    run_id   TEXT NOT NULL REFERENCES sim_runs_intraday (run_id) ON DELETE CASCADE,
+    rank     INTEGER NOT NULL,
+    agent_id TEXT NOT NULL,
+    doc      TEXT NOT NULL,
+    PRIMARY KEY (run_id, rank),
+    UNIQUE (run_id, agent_id)
+);
+
+CREATE TABLE IF NOT EXISTS trades (
+    run_id   TEXT NOT NULL REFERENCES sim_runs_intraday (run_id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    agent_id TEXT NOT NULL,
+    doc      TEXT NOT NULL,
+    PRIMARY KEY (run_id, position)
+);
+CREATE INDEX IF NOT EXISTS trades_by_agent ON trades (run_id, agent_id, position);
+
+CREATE TABLE IF NOT EXISTS ledger (
+    run_id TEXT NOT NULL REFERENCES sim_runs_intraday (run_id) ON DELETE CASCADE,
+    txn_id TEXT NOT NULL,
+    seq    INTEGER NOT NULL,
+    bar    INTEGER NOT NULL,
+    time   TEXT NOT NULL,
+    kind   TEXT NOT NULL,
+    doc    TEXT NOT NULL,
+    PRIMARY KEY (run_id, txn_id),
+    UNIQUE (run_id, seq)
+);
+
+CREATE TABLE IF NOT EXISTS equity_curves (
+    run_id   TEXT NOT NULL REFERENCES sim_runs_intraday (run_id) ON DELETE CASCADE,
+    name     TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    dtype    TEXT NOT NULL,
+    shape    TEXT NOT NULL,
+    npy      BLOB NOT NULL,
+    PRIMARY KEY (run_id, name)
+);
+
+CREATE TABLE IF NOT EXISTS genomes (
+    version  INTEGER PRIMARY KEY AUTOINCREMENT,
+    saved_at TEXT NOT NULL,
+    source   TEXT NOT NULL,
+    entries  TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS audit_events (
+    event_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at       TEXT NOT NULL,
+    kind     TEXT NOT NULL,
+    actor    TEXT NOT NULL,
+    doc      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_events_by_at ON audit_events (at, event_id);
+"""
+
+# Run-document keys kept in their own columns rather than in ``doc``.
+_RUN_COLUMNS = ("run_id", "kind", "status", "created_at", "data_label")
+_RUN_SELECT = (
+    "SELECT r.run_id, r.kind, r.status, r.created_at, r.finished_at, r.data_label, "
+    "r.reason, r.timings, r.doc, s.summary "
+    "FROM sim_runs_intraday AS r LEFT JOIN cohort_summaries AS s ON s.run_id = r.run_id"
+)
+_CHILD_TABLES = ("cohort_summaries", "agent_results", "trades", "ledger", "equity_curves")
+
+
+def _dumps(document: Any) -> str:
+    # Documents were normalised by the base helpers; allow_nan=False is a backstop.
+    return json.dumps(document, allow_nan=False, separators=(",", ":"))
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+class SQLiteStore(Store):
+    """The storage port on an SQLite database file (stdlib ``sqlite3``).
+
+    Args:
+        path: database file (``str`` or path-like); created with the schema if it
+            does not exist, its schema completed if it does (idempotent). The
+            parent folder must exist (:func:`manager.store.open_store` creates
+            it). ``":memory:"`` gives a private in-memory database.
+
+    Raises:
+        StoreError: the file cannot be opened, is not an SQLite database, or was
+            written by a newer schema version.
+
+    See the module docstring for the table layout and :class:`Store` for the
+    behaviour of every method.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._path = os.fspath(path)
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        try:
+            conn = sqlite3.connect(
+                self._path, isolation_level=None, check_same_thread=False, timeout=10.0
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite database {self._path!r}: {exc}") from exc
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA busy_timeout = 10000")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"SQLite database {self._path!r} has schema version {version}; this "
+                    f"cohortlab understands up to {SCHEMA_VERSION} -- upgrade cohortlab"
+                )
+            if self._path != ":memory:":
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.executescript(
+                f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
+            )
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreError(f"cannot open SQLite database {self._path!r}: {exc}") from exc
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    @property
+    def path(self) -> str:
+        """The database path as given (``":memory:"`` for an in-memory store)."""
+        return self._path
+
+    def __repr__(self) -> str:
+        state = "closed" if self._conn is None else "open"
+        return f"SQLiteStore({self._path!r}, {state})"
+
+    # -- transactions ----------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"store {self._path!r} is closed")
+        return self._conn
+
+    @contextmanager
+    def _transaction(self, write: bool) -> Iterator[sqlite3.Connection]:
+        """One transaction: commit on success, roll back on any exception.
+
+        ``sqlite3`` errors are re-raised as :class:`StoreError`.
+        """
+        with self._lock:
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite database {self._path!r}: {exc}") from exc
+            try:
+                yield conn
+            except BaseException as exc:
+                conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"SQLite database {self._path!r}: {exc}") from exc
+                raise
+            else:
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    conn.execute("ROLLBACK")
+                    raise StoreError(f"SQLite database {self._path!r}: {exc}") from exc
+
+    @staticmethod
+    def _status(conn: sqlite3.Connection, run_id: Any) -> str:
+        check_run_id(run_id)
+        row = conn.execute(
+            "SELECT status FROM sim_runs_intraday WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        if row is None:
+            raise RunNotFound(f"no run with run_id {run_id!r}")
+        return row["status"]
+
+    @staticmethod
+    def _run_doc(row: sqlite3.Row) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "run_id": row["run_id"],
+            "kind": row["kind"],
+            "status": row["status"],
+            "created_at": row["created_at"],
+            "finished_at": row["finished_at"],
+            "data_label": row["data_label"],
+        }
+        doc.update(json.loads(row["doc"]))
+        doc["reason"] = row["reason"]
+        doc["timings"] = _loads(row["timings"])
+        doc["summary"] = _loads(row["summary"])
+        return doc
+
+    # -- runs ------------------------------------------------------------------
+
+    def create_run(self, run: dict[str, Any]) -> str:
+        doc = prepare_run(run)
+        body = {key: value for key, value in doc.items() if key not in _RUN_COLUMNS}
+        with self._transaction(write=True) as conn:
+            try:
+                conn.execute(
+                    "INSERT INTO sim_runs_intraday "
+                    "(run_id, kind, status, created_at, data_label, doc) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        doc["run_id"],
+                        doc["kind"],
+                        doc["status"],
+                        doc["created_at"],
+                        doc["data_label"],
+                        _dumps(body),
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise StoreError(f"a run with run_id {doc['run_id']!r} already exists") from exc
+        return doc["run_id"]
+
+    def complete_run(
+        self,
+        run_id: str,
+        *,
+        summary: dict[str, Any],
+        agents: list[dict[str, Any]],
+        trades: list[dict[str, Any]],
+        ledger: list[dict[str, Any]],
+        curves: dict[str, np.ndarray],
+        timings: dict[str, Any],
+    ) -> None:
+        # Items are validated while they are written, inside the transaction: a bad
+        # item anywhere rolls back everything written before it.
+        with self._transaction(write=True) as conn:
+            status = self._status(conn, run_id)
+            if status != "running":
+                raise RunStateError(
+                    f"run {run_id!r} is {status!r}; only a 'running' run can be completed"
+                )
+            summary_doc = to_document(require_mapping(summary, "summary"), "summary")
+            timings_doc = to_document(require_mapping(timings, "timings"), "timings")
+            conn.execute(
+                "INSERT INTO cohort_summaries (run_id, summary) VALUES (?, ?)",
+                (run_id, _dumps(summary_doc)),
+            )
+            seen_agents: set[str] = set()
+            for rank, agent in enumerate(require_list(agents, "agents")):
+                doc = prepare_agent(agent, f"agents[{rank}]")
+                if doc["agent_id"] in seen_agents:
+                    raise InvalidDocument(
+                        f"agents[{rank}] agent_id {doc['agent_id']!r} appears twice; "
+                        "agent ids must be unique within a run"
+                    )
+                seen_agents.add(doc["agent_id"])
+                conn.execute(
+                    "INSERT INTO agent_results (run_id, rank, agent_id, doc) VALUES (?, ?, ?, ?)",
+                    (run_id, rank, doc["agent_id"], _dumps(doc)),
+                )
+            for position, trade in enumerate(require_list(trades, "trades")):
+                doc = prepare_trade(trade, f"trades[{position}]")
+                conn.execute(
+                    "INSERT INTO trades (run_id, position, agent_id, doc) VALUES (?, ?, ?, ?)",
+                    (run_id, position, doc["agent_id"], _dumps(doc)),
+                )
+            self._insert_ledger(conn, run_id, ledger, "ledger")
+            if not isinstance(curves, Mapping):
+                raise InvalidDocument(
+                    f"curves must be a dict of name -> numpy.ndarray, got {type(curves).__name__}"
+                )
+            for position, (name, array) in enumerate(curves.items()):
+                require_str(name, f"curves key {name!r}")
+                data = encode_array(array, f"curves[{name!r}]")
+                conn.execute(
+                    "INSERT INTO equity_curves (run_id, name, position, dtype, shape, npy) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (run_id, name, position, array.dtype.str, _dumps(list(array.shape)), data),
+                )
+            conn.execute(
+                "UPDATE sim_runs_intraday SET status = 'completed', finished_at = ?, "
+                "timings = ?, reason = NULL WHERE run_id = ?",
+                (utc_now(), _dumps(timings_doc), run_id),
+            )
+
+    def fail_run(self, run_id: str, reason: str, timings: dict[str, Any] | None = None) -> None:
+        reason = require_str(reason, "fail_run reason")
+        timings_doc = (
+            None
+            if timings is None
+            else to_document(require_mapping(timings, "timings"), "timings")
+        )
+        with self._transaction(write=True) as conn:
+            status = self._status(conn, run_id)
+            if status == "completed":
+                raise RunStateError(
+                    f"run {run_id!r} is 'completed'; a completed run cannot be failed "
+                    "(its results would be deleted)"
+                )
+            for table in _CHILD_TABLES:
+                conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+            conn.execute(
+                "UPDATE sim_runs_intraday SET status = 'failed', finished_at = ?, reason = ?, "
+                "timings = ? WHERE run_id = ?",
+                (utc_now(), reason, None if timings_doc is None else _dumps(timings_doc), run_id),
+            )
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        check_run_id(run_id)
+        with self._transaction(write=False) as conn:
+            row = conn.execute(f"{_RUN_SELECT} WHERE r.run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise RunNotFound(f"no run with run_id {run_id!r}")
+        return self._run_doc(row)
+
+    def list_runs(
+        self,
+        limit: int = 20,
+        before: str | None = None,
+        status: str | None = None,
+        kind: str | None = None,
+    ) -> list[dict[str, Any]]:
+        limit = check_limit(limit)
+        where: list[str] = []
+        params: list[Any] = []
+        if status is not None:
+            if status not in RUN_STATUSES:
+                raise InvalidDocument(
+                    f"status {status!r} is not allowed; allowed: {', '.join(RUN_STATUSES)} or None"
+                )
+            where.append("r.status = ?")
+            params.append(status)
+        if kind is not None:
+            if kind not in RUN_KINDS:
+                raise InvalidDocument(
+                    f"kind {kind!r} is not allowed; allowed: {', '.join(RUN_KINDS)} or None"
+                )
+            where.append("r.kind = ?")
+            params.append(kind)
+        if before is not None:
+            check_run_id(before)
+        with self._transaction(write=False) as conn:
+            if before is not None:
+                cursor = conn.execute(
+                    "SELECT created_at, run_id FROM sim_runs_intraday WHERE run_id = ?", (before,)
+                ).fetchone()
+                if cursor is None:
+                    raise RunNotFound(f"list_runs cursor before={before!r} names no run")
+                where.append("(r.created_at, r.run_id) < (?, ?)")
+                params.extend((cursor["created_at"], cursor["run_id"]))
+            sql = _RUN_SELECT
+            if where:
+                sql += " WHERE " + " AND ".join(where)
+            sql += " ORDER BY r.created_at DESC, r.run_id DESC LIMIT ?"
+            rows = conn.execute(sql, (*params, limit)).fetchall()
+        return [self._run_doc(row) for row in rows]
+
+    # -- results -----------------------------------------------------------------
+
+    def get_agents(self, run_id: str) -> list[dict[str, Any]]:
+        with self._transaction(write=False) as conn:
+            self._status(conn, run_id)
+            rows = conn.execute(
+                "SELECT doc FROM agent_results WHERE run_id = ? ORDER BY rank", (run_id,)
+            ).fetchall()
+        return [json.loads(row["doc"]) for row in rows]
+
+    def get_trades(self, run_id: str, agent_id: str | None = None) -> list[dict[str, Any]]:
+        if agent_id is not None:
+            require_str(agent_id, "agent_id")
+        with self._transaction(write=False) as conn:
+            self._status(conn, run_id)
+            if agent_id is None:
+                rows = conn.execute(
+                    "SELECT doc FROM trades WHERE run_id = ? ORDER BY position", (run_id,)
+                ).fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT doc FROM trades WHERE run_id = ? AND agent_id = ? ORDER BY position",
+                    (run_id, agent_id),
+                ).fetchall()
+        return [json.loads(row["doc"]) for row in rows]
+
+    def get_ledger(self, run_id: str) -> list[dict[str, Any]]:
+        with self._transaction(write=False) as conn:
+            self._status(conn, run_id)
+            rows = conn.execute(
+                "SELECT doc FROM ledger WHERE run_id = ? ORDER BY seq", (run_id,)
+            ).fetchall()
+        return [json.loads(row["doc"]) for row in rows]
+
+    def get_curves(self, run_id: str) -> dict[str, np.ndarray]:
+        with self._transaction(write=False) as conn:
+            self._status(conn, run_id)
+            rows = conn.execute(
+                "SELECT name, npy FROM equity_curves WHERE run_id = ? ORDER BY position",
+                (run_id,),
+            ).fetchall()
+        return {row["name"]: decode_array(row["npy"]) for row in rows}
+
+    def append_ledger(self, run_id: str, txns: list[dict[str, Any]]) -> int:
+        with self._transaction(write=True) as conn:
+            status = self._status(conn, run_id)
+            if status == "failed":
+                raise RunStateError(f"run {run_id!r} failed; its ledger must stay empty")
+            added = self._insert_ledger(conn, run_id, txns, "txns")
+            if added and status == "completed":
+                raise RunStateError(
+                    f"run {run_id!r} is 'completed'; its ledger is closed "
+                    f"({added} of the transactions are new)"
+                )
+        return added
+
+    @staticmethod
+    def _insert_ledger(conn: sqlite3.Connection, run_id: str, txns: Any, where: str) -> int:
+        """Insert transactions one by one; skip identical ones already stored.
+
+        Returns how many were inserted. Raises on a duplicate ``txn_id`` inside
+        ``txns``, a ``txn_id`` stored with other content, or a reused ``seq``.
+        """
+        seen: set[str] = set()
+        added = 0
+        for i, raw in enumerate(require_list(txns, where)):
+            txn = prepare_txn(raw, f"{where}[{i}]")
+            txn_id = txn["txn_id"]
+            if txn_id in seen:
+                raise InvalidDocument(
+                    f"{where}[{i}] txn_id {txn_id!r} appears twice in the list; "
+                    "txn_id must be unique within a run"
+                )
+            seen.add(txn_id)
+            stored = conn.execute(
+                "SELECT doc FROM ledger WHERE run_id = ? AND txn_id = ?", (run_id, txn_id)
+            ).fetchone()
+            if stored is not None:
+                if json.loads(stored["doc"]) != txn:
+                    raise StoreError(
+                        f"{where}[{i}] txn_id {txn_id!r} is already stored for run {run_id!r} "
+                        "with different content; a txn_id names one transaction only"
+                    )
+                continue
+            try:
+                conn.execute(
+                    "INSERT INTO ledger (run_id, txn_id, seq, bar, time, kind, doc) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (run_id, txn_id, txn["seq"], txn["bar"], txn["time"], txn["kind"], _dumps(txn)),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise StoreError(
+                    f"{where}[{i}] (txn_id {txn_id!r}) seq {txn['seq']} is already used by "
+                    f"another transaction of run {run_id!r}; seq must be unique within a run"
+                ) from exc
+            added += 1
+        return added
+
+    # -- hall of fame --------------------------------------------------------------
+
+    def save_hall_of_fame(self, entries: list[dict[str, Any]], source: str) -> None:
+        docs, source = prepare_hall_of_fame(entries, source)
+        with self._transaction(write=True) as conn:
+            conn.execute(
+                "INSERT INTO genomes (saved_at, source, entries) VALUES (?, ?, ?)",
+                (utc_now(), source, _dumps(docs)),
+            )
+
+    def latest_hall_of_fame(self) -> list[dict[str, Any]] | None:
+        with self._transaction(write=False) as conn:
+            row = conn.execute(
+                "SELECT entries FROM genomes ORDER BY version DESC LIMIT 1"
+            ).fetchone()
+        return None if row is None else json.loads(row["entries"])
+
+    # -- audit -------------------------------------------------------------------
+
+    def record_audit(self, event: dict[str, Any]) -> None:
+        doc = prepare_audit_event(event)
+        with self._transaction(write=True) as conn:
+            conn.execute(
+                "INSERT INTO audit_events (at, kind, actor, doc) VALUES (?, ?, ?, ?)",
+                (doc["at"], doc["kind"], doc["actor"], _dumps(doc)),
+            )
+
+    def list_audit(self, limit: int = 50) -> list[dict[str, Any]]:
+        limit = check_limit(limit)
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(
+                "SELECT doc FROM audit_events ORDER BY at DESC, event_id DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [json.loads(row["doc"]) for row in rows]
+
+    # -- lifetime ------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
