@@ -42,6 +42,8 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(data_app, name="data")
 
 console = Console()
+if not console.is_terminal:  # piped or captured: do not squeeze the leaderboard into 80 columns
+    console = Console(width=140)
 err = Console(stderr=True)
 
 USER_ERRORS = (RunError, MarketDataError, GenomeError, StrategyError, AllocationError, EngineError,
@@ -118,7 +120,7 @@ def _leaderboard_table(agents: list[dict], quote: str, limit: int) -> Table:
     heads = ("rank", "agent", "family", "ROI %", "Sharpe", "max DD %", "trades", "util %", "breaches",
              "confidence")
     for h in heads:
-        t.add_column(h, justify="left" if h in ("agent", "family") else "right")
+        t.add_column(h, justify="left" if h in ("agent", "family") else "right", no_wrap=True)
     for a in agents[:limit]:
         t.add_row(str(a["rank"]), a["agent_id"], a["family"], f"{a['roi'] * 100:+.3f}",
                   f"{a['sharpe']:.2f}", f"{a['max_drawdown'] * 100:.2f}", str(a["trades"]),

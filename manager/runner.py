@@ -20,6 +20,7 @@ from evolution.genome import Genome, load_genomes
 from evolution.toolbox import random_genomes
 from manager.report import backtest_report, cohort_report
 from manager.store import Store
+from simulator.allocation import check_allocation
 from simulator.cohort import CohortResult, simulate_cohort
 from simulator.data import data_dir_default, load_market
 from simulator.engine import EngineConfig
@@ -171,7 +172,7 @@ def _persist(store: Store, run_id: str, result: CohortResult, report: dict,
     summary = dict(report)
     summary["final_state"] = result.state
     store.complete_run(
-        run_id, summary=summary, agents=report["agents"], trades=result.trades,
+        run_id, summary=summary, agents=result.leaderboard(), trades=result.trades,
         ledger=[t.to_dict() for t in result.journal], curves=curves, timings=timings,
     )
 
@@ -217,6 +218,7 @@ def launch_intraday_cohort(req: CohortRequest, store: Store | None,
             invalid input (nothing is stored); any error during the run itself
             is stored as a failed run and re-raised.
     """
+    check_allocation(req.allocation, reserve=req.reserve, bankroll=req.bankroll)
     progress("load")
     market = load_bars(req.bars)
     progress("seed")
@@ -241,6 +243,7 @@ def run_backtest(bars: BarsRequest, genome: Genome, *, bankroll: float, engine: 
                  store: Store | None, progress: Progress = lambda stage: None) -> tuple[str, CohortResult, dict]:
     """Backtest one strategy (a cohort of one agent) and persist it as a
     ``backtest`` run. Raises like :func:`launch_intraday_cohort`."""
+    check_allocation("equal", reserve=0.0, bankroll=bankroll)
     progress("load")
     market = load_bars(bars)
     genome = Genome.from_dict(genome.to_dict(), symbols=market.symbols,

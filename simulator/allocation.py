@@ -70,6 +70,21 @@ def agent_volatility(close: np.ndarray, mask: np.ndarray, warmup: int) -> np.nda
     return basket.std(axis=0, ddof=1)
 
 
+def check_allocation(policy: str, *, reserve: float, bankroll: float) -> None:
+    """Validate allocation settings before a run starts.
+
+    Raises:
+        AllocationError: unknown policy, reserve outside [0, 1), or a bankroll
+            that is not a positive finite amount (the message names the value).
+    """
+    if policy not in POLICIES:
+        raise AllocationError(f"allocation policy {policy!r} unknown; allowed: {', '.join(POLICIES)}")
+    if not (0.0 <= reserve < 1.0):
+        raise AllocationError(f"reserve={reserve} must be a fraction in [0, 1)")
+    if not (math.isfinite(bankroll) and bankroll > 0):
+        raise AllocationError(f"bankroll={bankroll} must be a positive amount")
+
+
 def allocate(bankroll: float, policy: str, *, n_agents: int, reserve: float = 0.0,
              volatility: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """Split the bankroll across agents.
@@ -89,12 +104,7 @@ def allocate(bankroll: float, policy: str, *, n_agents: int, reserve: float = 0.
         AllocationError: unknown policy, reserve outside [0, 1), bankroll not
             positive, or missing/invalid volatility.
     """
-    if policy not in POLICIES:
-        raise AllocationError(f"allocation policy {policy!r} unknown; allowed: {', '.join(POLICIES)}")
-    if not (0.0 <= reserve < 1.0):
-        raise AllocationError(f"reserve={reserve} must be a fraction in [0, 1)")
-    if not (math.isfinite(bankroll) and bankroll > 0):
-        raise AllocationError(f"bankroll={bankroll} must be a positive amount")
+    check_allocation(policy, reserve=reserve, bankroll=bankroll)
     if n_agents < 1:
         raise AllocationError("need at least one agent")
     bank_units = int(math.floor(bankroll * UNITS + 0.5))

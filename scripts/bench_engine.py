@@ -1,0 +1,117 @@
+#!/usr/bin/env python
+"""Engine throughput and single-backtest speed on real bars.
+
+1. A cohort of 30 random agents (seed 7), every agent on all 10 symbols of
+   ``binance-5m``, over all its bars: signals (indicators included) + lockstep
+   engine. Prints agent-symbol-bars per second. File loading and JIT warm-up are
+   excluded; the best of ``--repeat`` runs is reported, with the median.
+2. The single ``sma_cross`` backtest of the README (ETH_BTC, fast=10, slow=30,
+   size 1.0, fee 10 bps, slippage 0, bankroll 1000) timed the same way, next to
+   vectorbt's ``Portfolio.from_signals`` on the same bars and the same entries
+   and exits (if vectorbt is installed: ``pip install -e .[bench]``), and the
+   final equity of both as a cross-check.
+
+Usage: python scripts/bench_engine.py [--data ../shared/data/binance-5m] [--repeat 7]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from evolution.genome import Genome  # noqa: E402
+from evolution.toolbox import random_genomes  # noqa: E402
+from simulator.allocation import allocate  # noqa: E402
+from simulator.cohort import build_signals, simulate_cohort  # noqa: E402
+from simulator.data import load_market  # noqa: E402
+from simulator.engine import AgentArrays, EngineConfig, run_engine  # noqa: E402
+
+
+def timed(fn, repeat: int) -> tuple[float, float]:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), statistics.median(times)
+
+
+def cohort_once(market, genomes, config):
+    sig, weight = build_signals(market, genomes)
+    alloc, bank = allocate(1000.0, "equal", n_agents=len(genomes))
+    arrays = AgentArrays(weight, np.array([g.leverage for g in genomes]),
+                         np.array([g.stop_loss for g in genomes]), np.array([g.take_profit for g in genomes]),
+                         np.array([g.max_hold_bars for g in genomes], dtype=np.int64), alloc)
+    return run_engine(market, sig, arrays, bankroll_units=bank, config=config)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "binance-5m"))
+    ap.add_argument("--agents", type=int, default=30)
+    ap.add_argument("--repeat", type=int, default=7)
+    args = ap.parse_args()
+
+    market = load_market(args.data)
+    T, S = market.close.shape
+    genomes = [replace(g, symbols=tuple(market.symbols))
+               for g in random_genomes(args.agents, market.symbols, seed=7, max_leverage=2.0)]
+    config = EngineConfig()
+    cohort_once(market.head(300), genomes, config)  # JIT warm-up
+    best, med = timed(lambda: cohort_once(market, genomes, config), args.repeat)
+    work = args.agents * S * T
+    print(f"cohort: {args.agents} agents x {S} symbols x {T} bars = {work:,} agent-symbol-bars")
+    print(f"  signals + engine: best {best * 1e3:.1f} ms, median {med * 1e3:.1f} ms "
+          f"-> {work / best / 1e6:.1f} M agent-symbol-bars/s (median {work / med / 1e6:.1f} M/s)")
+    best_full, _ = timed(lambda: simulate_cohort(market, genomes, bankroll=1000.0, config=config), 3)
+    print(f"  full cohort incl. scoring, trades and ledger journal + verify: {best_full * 1e3:.0f} ms")
+
+    eth = market.select(["ETH_BTC"])
+    g = Genome("sma_cross", {"fast": 10, "slow": 30}, symbols=("ETH_BTC",), size=1.0)
+    bt_cfg = EngineConfig(fee_bps=10, slippage_bps=0)
+
+    def backtest():
+        return simulate_cohort(eth, [g], bankroll=1000.0, config=bt_cfg, with_ledger=False)
+
+    res = backtest()
+    bt_best, bt_med = timed(backtest, args.repeat * 3)
+    print(f"backtest sma_cross(10, 30) on ETH_BTC, {eth.n_bars} bars: best {bt_best * 1e3:.2f} ms, "
+          f"median {bt_med * 1e3:.2f} ms; final equity {res.parent['final_equity']:.8f} BTC")
+    try:
+        import pandas as pd
+        import vectorbt as vbt
+    except ImportError:
+        print("vectorbt not installed: pip install -e '.[bench]' for the comparison")
+        return
+    sig, _ = build_signals(eth, [g])
+    s = np.clip(sig[0, :, 0], 0, 1)
+    prev = np.concatenate(([0.0], s[:-1]))
+    # decided at the close of bar t, filled at the open of t+1
+    entries = np.concatenate(([False], ((s > 0) & (prev <= 0))[:-1]))
+    exits = np.concatenate(([False], ((s <= 0) & (prev > 0))[:-1]))
+    idx = pd.DatetimeIndex(eth.timestamps)
+    close = pd.Series(eth.close[:, 0], index=idx)
+    open_ = pd.Series(eth.open[:, 0], index=idx)
+    en, ex = pd.Series(entries, index=idx), pd.Series(exits, index=idx)
+
+    def vbt_backtest():
+        return vbt.Portfolio.from_signals(close, en, ex, price=open_, fees=0.001, init_cash=1000.0,
+                                          freq="5min")
+
+    pf = vbt_backtest()
+    v_best, v_med = timed(vbt_backtest, args.repeat * 3)
+    print(f"vectorbt {vbt.__version__} Portfolio.from_signals on the same bars: best {v_best * 1e3:.2f} ms, "
+          f"median {v_med * 1e3:.2f} ms; final equity {float(pf.final_value()):.8f} BTC")
+    print(f"  cohortlab / vectorbt time (best): {bt_best / v_best:.2f}")
+
+
+if __name__ == "__main__":
+    main()
