@@ -63,8 +63,7 @@ def build_signals(market: MarketData, agents: Sequence[AgentLike]) -> tuple[np.n
         strat = get_strategy(family)
         params = [strat.validate(agents[i].params) for i in idx]
         targets = strat.targets(market, params)
-        sig[idx] = targets
-    sig *= mask[:, None, :]
+        sig[idx] = targets * mask[idx][:, None, :]
     k = mask.sum(axis=1).clip(min=1)
     size = np.array([a.size for a in agents], dtype=np.float64)
     lev = np.array([a.leverage for a in agents], dtype=np.float64)

@@ -181,10 +181,9 @@ def run_engine(
         raise EngineError("no agents to run")
     if market.n_trading_bars < 1:
         raise EngineError("no bars to trade after the warm-up")
-    if not np.all(np.isfinite(sig)) or np.abs(sig).max(initial=0.0) > 1.0:
+    sig = np.ascontiguousarray(sig)
+    if not kernel.signals_in_range(sig):
         raise EngineError("signals must be finite and within [-1, 1]")
-    if not config.allow_short:
-        sig = np.clip(sig, 0.0, 1.0)
     weight = np.ascontiguousarray(agents.weight, dtype=np.float64)
     if weight.shape != (N, S) or np.any(weight < 0):
         raise EngineError(f"weight must be non-negative with shape ({N}, {S})")
@@ -206,23 +205,17 @@ def run_engine(
         )
     unalloc = int(bankroll_units) - int(alloc.sum())
 
-    cap = max(4096, N * S * 8)
-    while True:
-        fills_i = np.zeros((cap, 9), dtype=np.int64)
-        fills_f = np.zeros((cap, 3), dtype=np.float64)
-        out = kernel.run_kernel(
-            market.open, market.high, market.low, market.close, market.tradable, sig, weight,
-            vecs["leverage"], vecs["stop_loss"], vecs["take_profit"], max_hold, alloc,
-            np.int64(unalloc), market.warmup, config.slippage_bps / 1e4, config.fee_bps / 1e4,
-            config.max_gross_leverage, config.max_symbol_exposure, config.maintenance_margin,
-            config.settle, fills_i, fills_f,
-        )
-        n_fills = int(out[0])
-        if n_fills <= cap:
-            break
-        cap = n_fills + 16
-    (_, cash, qty, basis, unalloc_end, breaches, alive, realized, fees, returned,
-     equity, posval, parent) = out
+    cap = max(4096, N * S * 64)
+    out = kernel.run_kernel(
+        market.open, market.high, market.low, market.close, market.tradable, sig, weight,
+        vecs["leverage"], vecs["stop_loss"], vecs["take_profit"], max_hold, alloc,
+        np.int64(unalloc), market.warmup, config.slippage_bps / 1e4, config.fee_bps / 1e4,
+        config.max_gross_leverage, config.max_symbol_exposure, config.maintenance_margin,
+        config.settle, config.allow_short, np.zeros((cap, 9), dtype=np.int64), np.zeros((cap, 3), dtype=np.float64),
+    )
+    (n_fills, cash, qty, basis, unalloc_end, breaches, alive, realized, fees, returned,
+     equity, posval, parent, fills_i, fills_f) = out
+    n_fills = int(n_fills)
     fi = fills_i[:n_fills]
     fills = {
         "bar": fi[:, 0].copy(), "agent": fi[:, 1].copy(), "symbol": fi[:, 2].copy(),

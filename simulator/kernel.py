@@ -41,9 +41,31 @@ def _to_units(x):
 
 
 @njit(cache=True)
+def signals_in_range(sig):
+    """True when every value of ``sig`` is finite and within [-1, 1] (one pass)."""
+    flat = sig.reshape(-1)
+    for i in range(flat.size):
+        x = flat[i]
+        if not (-1.0 <= x <= 1.0):  # also False for NaN
+            return False
+    return True
+
+
+@njit(cache=True)
+def _grow(fills_i, fills_f):
+    """Double the capacity of the fill buffers (amortised O(1) per fill)."""
+    cap = fills_i.shape[0]
+    gi = np.zeros((2 * cap, fills_i.shape[1]), dtype=np.int64)
+    gf = np.zeros((2 * cap, fills_f.shape[1]))
+    gi[:cap] = fills_i
+    gf[:cap] = fills_f
+    return gi, gf
+
+
+@njit(cache=True)
 def _record(fills_i, fills_f, n, cap, t, a, s, kind, qty, price, notional, fee, realized, basis_delta,
             cash_delta, pos_after):
-    if n < cap:
+    if n < fills_i.shape[0]:
         fills_i[n, 0] = t
         fills_i[n, 1] = a
         fills_i[n, 2] = s
@@ -132,15 +154,15 @@ def _return_capital(a, t, cash, returned, fills_i, fills_f, n, cap):
 
 @njit(cache=True)
 def run_kernel(o, h, l, c, tradable, sig, weight, lev_cap, stop, take, max_hold, alloc_units,
-               unalloc_units, warmup, slip, fee_rate, max_gross, max_sym, maint, settle,
+               unalloc_units, warmup, slip, fee_rate, max_gross, max_sym, maint, settle, allow_short,
                fills_i, fills_f):
     """Run all agents over bars ``warmup .. T-1``; see the module docstring.
 
     Args:
         o, h, l, c: ``(T, S) float64`` prices (quote currency).
         tradable: ``(T, S) bool``; orders and stops only fill where True.
-        sig: ``(N, T, S) float64`` target signal in [-1, 1] (already clipped to
-            [0, 1] for long-only cohorts and 0 outside each agent's symbols).
+        sig: ``(N, T, S) float64`` target signal in [-1, 1] (0 outside each
+            agent's symbols); negative values count as 0 unless ``allow_short``.
         weight: ``(N, S) float64`` target value at signal 1, as a fraction of agent
             equity (size x leverage / number of the agent's symbols).
         lev_cap: ``(N,)`` agent gross-exposure ceiling, multiple of agent equity.
@@ -155,14 +177,15 @@ def run_kernel(o, h, l, c, tradable, sig, weight, lev_cap, stop, take, max_hold,
         max_sym: per-symbol gross-exposure cap, fraction of parent equity.
         maint: maintenance margin, fraction of the agent's gross position value.
         settle: close every position at the last close and return all cash.
-        fills_i: ``(F, 9) int64`` output: t, agent, symbol, kind, notional,
+        fills_i: ``(F, 9) int64`` initial fill buffer (grown as needed and
+            returned): t, agent, symbol, kind, notional,
             fee, realised PnL, cost-basis change, cash change (money in units).
         fills_f: ``(F, 3) float64`` output: signed quantity, fill price, position
             after the fill.
 
     Returns:
         Tuple of final state and curves; see :func:`simulator.engine.run_engine`.
-        ``n_fills`` may exceed F, in which case the caller reruns with more room.
+        The returned fill buffers hold the first ``n_fills`` rows.
     """
     T, S = c.shape
     N = sig.shape[0]
@@ -188,123 +211,164 @@ def run_kernel(o, h, l, c, tradable, sig, weight, lev_cap, stop, take, max_hold,
     parent_curve = np.zeros(TT)
 
     eq_open = np.zeros(N)
-    newq = np.zeros((N, S))
-    keep = np.zeros((N, S))
-    inc = np.zeros((N, S))
-    inc0 = np.zeros((N, S))
+    gross_agent = np.zeros(N)
+    gross_sym = np.zeros(S)
+    agent_pend = np.zeros(N, dtype=np.int64)  # pending orders per agent
+    inc_agent = np.zeros(N)
+    d_agent = np.zeros(N)
+    agent_f = np.ones(N)
+    inc_symbol = np.zeros(S)
+    d_symbol = np.zeros(S)
+    sym_f = np.ones(S)
+    # this bar's fillable orders (at most N x S)
+    ord_a = np.zeros(N * S, dtype=np.int64)
+    ord_s = np.zeros(N * S, dtype=np.int64)
+    ord_tq = np.zeros(N * S)
+    ord_keep = np.zeros(N * S)
+    ord_inc0 = np.zeros(N * S)
+    ord_inc = np.zeros(N * S)
+    ord_d = np.zeros(N * S)
     n = 0
     n_pending = 0
 
+    room = 4 * N * S + 2 * N  # most fills one bar can produce (flips, stops, liquidations)
     for t in range(warmup, T):
         tt = t - warmup
+        while n + room > cap:
+            fills_i, fills_f = _grow(fills_i, fills_f)
+            cap = fills_i.shape[0]
         # ---------------- 1. open of bar t: pending orders ----------------
         if n_pending > 0:
-            any_order = False
+            # one pass over the book: equity and gross exposure at the open
+            parent_eq = unalloc / UNITS
+            gross_tot = 0.0
+            for s in range(S):
+                gross_sym[s] = 0.0
             for a in range(N):
                 e = cash[a] / UNITS
+                g = 0.0
                 for s in range(S):
-                    if qty[a, s] != 0.0:
-                        e += qty[a, s] * o[t, s]
+                    q = qty[a, s]
+                    if q != 0.0:
+                        v = q * o[t, s]
+                        e += v
+                        g += abs(v)
+                        gross_sym[s] += abs(v)
                 eq_open[a] = e
-            parent_eq = unalloc / UNITS
+                gross_agent[a] = g
+                gross_tot += g
+                parent_eq += e
+            # the orders that can fill now: target quantity, kept part, exposure increase
+            n_ord = 0
             for a in range(N):
-                parent_eq += eq_open[a]
-            for a in range(N):
+                if agent_pend[a] == 0:
+                    continue
                 for s in range(S):
-                    inc[a, s] = 0.0
-                    inc0[a, s] = 0.0
-                    keep[a, s] = qty[a, s]
-                    newq[a, s] = qty[a, s]
                     if pend_kind[a, s] < 0 or not tradable[t, s]:
                         continue
-                    any_order = True
                     q = qty[a, s]
                     if pend_kind[a, s] == K_LIQUIDATION or pending[a, s] == 0.0:
                         tq = 0.0
                     else:
-                        value = pending[a, s] * max(eq_open[a], 0.0)
-                        tq = value / (o[t, s] * (1.0 + slip) * (1.0 + fee_rate))
-                    newq[a, s] = tq
-                    if q == 0.0 or tq == 0.0 or np.sign(q) == np.sign(tq):
+                        tq = pending[a, s] * max(eq_open[a], 0.0) / (o[t, s] * (1.0 + slip) * (1.0 + fee_rate))
+                    kq = q
+                    inc = 0.0
+                    if q == 0.0 or tq == 0.0 or (q > 0.0) == (tq > 0.0):
                         if abs(tq) > abs(q):
-                            inc[a, s] = (abs(tq) - abs(q)) * o[t, s]
+                            inc = (abs(tq) - abs(q)) * o[t, s]
                     else:  # flip: the old side closes, the new side is all increase
-                        keep[a, s] = 0.0
-                        inc[a, s] = abs(tq) * o[t, s]
-                    inc0[a, s] = inc[a, s]
-            if any_order:
+                        kq = 0.0
+                        inc = abs(tq) * o[t, s]
+                    ord_a[n_ord] = a
+                    ord_s[n_ord] = s
+                    ord_tq[n_ord] = tq
+                    ord_keep[n_ord] = kq
+                    ord_inc0[n_ord] = inc
+                    ord_inc[n_ord] = inc
+                    # exposure change if filled in full, kept per agent / symbol / total
+                    if inc > 0.0:
+                        d = abs(kq) * o[t, s] + inc - abs(q) * o[t, s]
+                    else:
+                        d = abs(tq) * o[t, s] - abs(q) * o[t, s]
+                    ord_d[n_ord] = d
+                    n_ord += 1
+            if n_ord > 0:
                 # ---- parent gate: scale exposure increases pro rata ----
-                # (a) each agent's leverage ceiling
+                # after-fill gross = current gross + sum of changes; increases are scaled by f
                 for a in range(N):
-                    inc_sum = 0.0
-                    gross = 0.0
-                    for s in range(S):
-                        inc_sum += inc[a, s]
-                        if inc[a, s] > 0.0:
-                            gross += abs(keep[a, s]) * o[t, s] + inc[a, s]
-                        else:
-                            gross += abs(newq[a, s]) * o[t, s]
-                    if inc_sum > 0.0:
-                        room = lev_cap[a] * max(eq_open[a], 0.0) - (gross - inc_sum)
-                        if gross > lev_cap[a] * max(eq_open[a], 0.0) * (1.0 + _EPS):
-                            f = min(max(room / inc_sum, 0.0), 1.0)
-                            for s in range(S):
-                                inc[a, s] *= f
-                # (b) per-symbol cap on parent equity
+                    inc_agent[a] = 0.0
+                    d_agent[a] = 0.0
                 for s in range(S):
-                    inc_sum = 0.0
-                    gross = 0.0
-                    for a in range(N):
-                        inc_sum += inc[a, s]
-                        if inc0[a, s] > 0.0:
-                            gross += abs(keep[a, s]) * o[t, s] + inc[a, s]
-                        else:
-                            gross += abs(newq[a, s]) * o[t, s]
-                    limit = max_sym * max(parent_eq, 0.0)
-                    if inc_sum > 0.0 and gross > limit * (1.0 + _EPS):
-                        f = min(max((limit - (gross - inc_sum)) / inc_sum, 0.0), 1.0)
-                        for a in range(N):
-                            inc[a, s] *= f
-                # (c) parent gross-exposure ceiling
+                    inc_symbol[s] = 0.0
+                    d_symbol[s] = 0.0
                 inc_sum = 0.0
-                gross = 0.0
-                for a in range(N):
-                    for s in range(S):
-                        inc_sum += inc[a, s]
-                        if inc0[a, s] > 0.0:
-                            gross += abs(keep[a, s]) * o[t, s] + inc[a, s]
-                        else:
-                            gross += abs(newq[a, s]) * o[t, s]
-                limit = max_gross * max(parent_eq, 0.0)
-                if inc_sum > 0.0 and gross > limit * (1.0 + _EPS):
-                    f = min(max((limit - (gross - inc_sum)) / inc_sum, 0.0), 1.0)
+                for k in range(n_ord):
+                    inc_agent[ord_a[k]] += ord_inc[k]
+                    d_agent[ord_a[k]] += ord_d[k]
+                    inc_sum += ord_inc[k]
+                if inc_sum > 0.0:
+                    # (a) each agent's leverage ceiling
                     for a in range(N):
-                        for s in range(S):
-                            inc[a, s] *= f
-                # ---- fills ----
-                for a in range(N):
+                        agent_f[a] = 1.0
+                        if inc_agent[a] > 0.0:
+                            cap_a = lev_cap[a] * max(eq_open[a], 0.0)
+                            after = gross_agent[a] + d_agent[a]
+                            if after > cap_a * (1.0 + _EPS):
+                                agent_f[a] = min(max((cap_a - (after - inc_agent[a])) / inc_agent[a], 0.0), 1.0)
+                    for k in range(n_ord):
+                        if ord_inc[k] > 0.0:
+                            f = agent_f[ord_a[k]]
+                            ord_d[k] -= ord_inc[k] * (1.0 - f)
+                            ord_inc[k] *= f
+                    # (b) per-symbol cap on parent equity
+                    for k in range(n_ord):
+                        inc_symbol[ord_s[k]] += ord_inc[k]
+                        d_symbol[ord_s[k]] += ord_d[k]
+                    limit = max_sym * max(parent_eq, 0.0)
                     for s in range(S):
-                        if pend_kind[a, s] < 0 or not tradable[t, s]:
-                            continue
-                        kind = pend_kind[a, s]
-                        pend_kind[a, s] = -1
-                        n_pending -= 1
-                        if inc0[a, s] > 0.0:
-                            if inc[a, s] < inc0[a, s] * (1.0 - 1e-9):
-                                breaches[a] += 1
-                            tq = keep[a, s] + np.sign(newq[a, s]) * inc[a, s] / o[t, s]
-                        else:
-                            tq = newq[a, s]
-                        dq = tq - qty[a, s]
-                        if dq == 0.0:
-                            continue
-                        if dq > 0:
-                            px = o[t, s] * (1.0 + slip)
-                        else:
-                            px = o[t, s] * (1.0 - slip)
-                        n = _trade(a, s, dq, px, t, kind, fee_rate, qty, basis, cash, realized_acc,
-                                   fees_acc, entry_bar, fills_i, fills_f, n, cap)
-
+                        sym_f[s] = 1.0
+                        after = gross_sym[s] + d_symbol[s]
+                        if inc_symbol[s] > 0.0 and after > limit * (1.0 + _EPS):
+                            sym_f[s] = min(max((limit - (after - inc_symbol[s])) / inc_symbol[s], 0.0), 1.0)
+                    inc_sum = 0.0
+                    d_sum = 0.0
+                    for k in range(n_ord):
+                        if ord_inc[k] > 0.0:
+                            f = sym_f[ord_s[k]]
+                            ord_d[k] -= ord_inc[k] * (1.0 - f)
+                            ord_inc[k] *= f
+                        inc_sum += ord_inc[k]
+                        d_sum += ord_d[k]
+                    # (c) parent gross-exposure ceiling
+                    limit = max_gross * max(parent_eq, 0.0)
+                    after = gross_tot + d_sum
+                    if inc_sum > 0.0 and after > limit * (1.0 + _EPS):
+                        f = min(max((limit - (after - inc_sum)) / inc_sum, 0.0), 1.0)
+                        for k in range(n_ord):
+                            ord_inc[k] *= f
+                # ---- fills, in agent/symbol order ----
+                for k in range(n_ord):
+                    a = ord_a[k]
+                    s = ord_s[k]
+                    kind = pend_kind[a, s]
+                    pend_kind[a, s] = -1
+                    n_pending -= 1
+                    agent_pend[a] -= 1
+                    if ord_inc0[k] > 0.0:
+                        if ord_inc[k] < ord_inc0[k] * (1.0 - 1e-9):
+                            breaches[a] += 1
+                        tq = ord_keep[k] + np.sign(ord_tq[k]) * ord_inc[k] / o[t, s]
+                    else:
+                        tq = ord_tq[k]
+                    dq = tq - qty[a, s]
+                    if dq == 0.0:
+                        continue
+                    if dq > 0:
+                        px = o[t, s] * (1.0 + slip)
+                    else:
+                        px = o[t, s] * (1.0 - slip)
+                    n = _trade(a, s, dq, px, t, kind, fee_rate, qty, basis, cash, realized_acc,
+                               fees_acc, entry_bar, fills_i, fills_f, n, cap)
         # ---------------- 2. intrabar stop-loss / take-profit ----------------
         for a in range(N):
             if stop[a] <= 0.0 and take[a] <= 0.0:
@@ -336,6 +400,7 @@ def run_kernel(o, h, l, c, tradable, sig, weight, lev_cap, stop, take, max_hold,
                     if pend_kind[a, s] >= 0:
                         pend_kind[a, s] = -1
                         n_pending -= 1
+                        agent_pend[a] -= 1
                     n = _trade(a, s, -q, px, t, kind, fee_rate, qty, basis, cash, realized_acc,
                                fees_acc, entry_bar, fills_i, fills_f, n, cap)
 
@@ -357,6 +422,7 @@ def run_kernel(o, h, l, c, tradable, sig, weight, lev_cap, stop, take, max_hold,
                     if pend_kind[a, s] >= 0:
                         pend_kind[a, s] = -1
                         n_pending -= 1
+                        agent_pend[a] -= 1
                     if q == 0.0:
                         continue
                     if tradable[t, s]:
@@ -370,6 +436,7 @@ def run_kernel(o, h, l, c, tradable, sig, weight, lev_cap, stop, take, max_hold,
                         pend_kind[a, s] = K_LIQUIDATION
                         pending[a, s] = 0.0
                         n_pending += 1
+                        agent_pend[a] += 1
             if not alive[a]:
                 flat = True
                 for s in range(S):
@@ -400,13 +467,17 @@ def run_kernel(o, h, l, c, tradable, sig, weight, lev_cap, stop, take, max_hold,
                 if max_hold[a] > 0 and qty[a, s] != 0.0 and t - entry_bar[a, s] >= max_hold[a]:
                     if pend_kind[a, s] < 0:
                         n_pending += 1
+                        agent_pend[a] += 1
                     pend_kind[a, s] = K_MAX_HOLD
                     pending[a, s] = 0.0
                 x = sig[a, t, s]
+                if x < 0.0 and not allow_short:
+                    x = 0.0
                 if x != prev_sig[a, s]:
                     prev_sig[a, s] = x
                     if pend_kind[a, s] < 0:
                         n_pending += 1
+                        agent_pend[a] += 1
                     pend_kind[a, s] = K_SIGNAL
                     pending[a, s] = x * w
         parent_curve[tt] = parent_eq
@@ -414,6 +485,9 @@ def run_kernel(o, h, l, c, tradable, sig, weight, lev_cap, stop, take, max_hold,
     # ---------------- settlement at the last close ----------------
     if settle and TT > 0:
         t = T - 1
+        while n + room > cap:
+            fills_i, fills_f = _grow(fills_i, fills_f)
+            cap = fills_i.shape[0]
         for a in range(N):
             for s in range(S):
                 q = qty[a, s]
@@ -433,4 +507,4 @@ def run_kernel(o, h, l, c, tradable, sig, weight, lev_cap, stop, take, max_hold,
         parent_curve[TT - 1] = unalloc / UNITS
 
     return (n, cash, qty, basis, unalloc, breaches, alive, realized_acc, fees_acc, returned,
-            equity_curve, posval_curve, parent_curve)
+            equity_curve, posval_curve, parent_curve, fills_i, fills_f)
