@@ -51,6 +51,28 @@ def signals_in_range(sig):
     return True
 
 
+@njit(cache=True, inline="always")
+def _mark(a, t, cash, qty, px):
+    """Agent a's equity and gross position value at prices ``px[t]`` (quote currency)."""
+    e = cash[a] / UNITS
+    pv = 0.0
+    for s in range(qty.shape[1]):
+        q = qty[a, s]
+        if q != 0.0:
+            e += q * px[t, s]
+            pv += abs(q) * px[t, s]
+    return e, pv
+
+
+@njit(cache=True, inline="always")
+def _exit_price(q, px, slip):
+    """Fill price of closing a position of signed quantity q at ``px`` with adverse
+    slippage (a long sells lower, a short buys back higher)."""
+    if q > 0:
+        return px * (1.0 - slip)
+    return px * (1.0 + slip)
+
+
 @njit(cache=True)
 def _grow(fills_i, fills_f):
     """Double the capacity of the fill buffers (amortised O(1) per fill)."""
@@ -363,10 +385,7 @@ def run_kernel(o, h, l, c, tradable, sig, weight, lev_cap, stop, take, max_hold,
                     dq = tq - qty[a, s]
                     if dq == 0.0:
                         continue
-                    if dq > 0:
-                        px = o[t, s] * (1.0 + slip)
-                    else:
-                        px = o[t, s] * (1.0 - slip)
+                    px = _exit_price(-dq, o[t, s], slip)  # buying pays up, selling receives less
                     n = _trade(a, s, dq, px, t, kind, fee_rate, qty, basis, cash, realized_acc,
                                fees_acc, entry_bar, fills_i, fills_f, n, cap)
         # ---------------- 2. intrabar stop-loss / take-profit ----------------
@@ -387,7 +406,6 @@ def run_kernel(o, h, l, c, tradable, sig, weight, lev_cap, stop, take, max_hold,
                     elif take[a] > 0.0 and h[t, s] >= entry * (1.0 + take[a]):
                         px = max(o[t, s], entry * (1.0 + take[a]))
                         kind = K_TAKE_PROFIT
-                    px = px * (1.0 - slip)
                 else:
                     if stop[a] > 0.0 and h[t, s] >= entry * (1.0 + stop[a]):
                         px = max(o[t, s], entry * (1.0 + stop[a]))
@@ -395,8 +413,8 @@ def run_kernel(o, h, l, c, tradable, sig, weight, lev_cap, stop, take, max_hold,
                     elif take[a] > 0.0 and l[t, s] <= entry * (1.0 - take[a]):
                         px = min(o[t, s], entry * (1.0 - take[a]))
                         kind = K_TAKE_PROFIT
-                    px = px * (1.0 + slip)
                 if kind >= 0:
+                    px = _exit_price(q, px, slip)
                     if pend_kind[a, s] >= 0:
                         pend_kind[a, s] = -1
                         n_pending -= 1
@@ -407,13 +425,7 @@ def run_kernel(o, h, l, c, tradable, sig, weight, lev_cap, stop, take, max_hold,
         # ---------------- 3. close of bar t ----------------
         parent_eq = unalloc / UNITS
         for a in range(N):
-            e = cash[a] / UNITS
-            pv = 0.0
-            for s in range(S):
-                q = qty[a, s]
-                if q != 0.0:
-                    e += q * c[t, s]
-                    pv += abs(q) * c[t, s]
+            e, pv = _mark(a, t, cash, qty, c)
             if alive[a] and pv > 0.0 and e <= maint * pv:
                 # liquidation at the close (tradable symbols now, the rest at their next open)
                 alive[a] = False
@@ -426,10 +438,7 @@ def run_kernel(o, h, l, c, tradable, sig, weight, lev_cap, stop, take, max_hold,
                     if q == 0.0:
                         continue
                     if tradable[t, s]:
-                        if q > 0:
-                            px = c[t, s] * (1.0 - slip)
-                        else:
-                            px = c[t, s] * (1.0 + slip)
+                        px = _exit_price(q, c[t, s], slip)
                         n = _trade(a, s, -q, px, t, K_LIQUIDATION, fee_rate, qty, basis, cash,
                                    realized_acc, fees_acc, entry_bar, fills_i, fills_f, n, cap)
                     else:
@@ -445,13 +454,7 @@ def run_kernel(o, h, l, c, tradable, sig, weight, lev_cap, stop, take, max_hold,
                 if flat and cash[a] != 0:
                     unalloc += cash[a]
                     n = _return_capital(a, t, cash, returned, fills_i, fills_f, n, cap)
-                e = cash[a] / UNITS
-                pv = 0.0
-                for s in range(S):
-                    q = qty[a, s]
-                    if q != 0.0:
-                        e += q * c[t, s]
-                        pv += abs(q) * c[t, s]
+                e, pv = _mark(a, t, cash, qty, c)
                 equity_curve[a, tt] = max(e + returned[a] / UNITS, 0.0)
                 posval_curve[a, tt] = pv
                 parent_eq += e
@@ -493,10 +496,7 @@ def run_kernel(o, h, l, c, tradable, sig, weight, lev_cap, stop, take, max_hold,
                 q = qty[a, s]
                 if q == 0.0:
                     continue
-                if q > 0:
-                    px = c[t, s] * (1.0 - slip)
-                else:
-                    px = c[t, s] * (1.0 + slip)
+                px = _exit_price(q, c[t, s], slip)
                 n = _trade(a, s, -q, px, t, K_SETTLE, fee_rate, qty, basis, cash, realized_acc,
                            fees_acc, entry_bar, fills_i, fills_f, n, cap)
             if cash[a] != 0:
