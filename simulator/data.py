@@ -449,7 +449,7 @@ def load_market(
                 raise MarketDataError(
                     f"{paths[0]}: file name has no quote currency (symbol {sym!r}); "
                     "allowed: BASE_QUOTE names like ETH_BTC.parquet, or pass quote='USD' "
-                    "for files named by ticker alone"
+                    "(--quote USD on the command line) for files named by ticker alone"
                 )
             q = quote
         quotes.setdefault(q, []).append(sym)

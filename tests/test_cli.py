@@ -195,3 +195,33 @@ def test_help_states_units():
     res = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "400"})
     for unit in ("USD", "bps", "bars", "fraction", "multiple of parent equity"):
         assert unit in res.output
+
+
+def test_agents_seeded_from_file_then_hall_of_fame(tmp_path, store_url):
+    from evolution.genome import Genome, save_genomes
+    g = [Genome("sma_cross", {"fast": 5, "slow": 20}, symbols=("ETH_BTC", "LTC_BTC"), stop_loss=0.01),
+         Genome("rsi_reversion", {}, symbols=("XMR_BTC",), leverage=1.5).validated()]
+    path = save_genomes(tmp_path / "g.json", g)
+    out = tmp_path / "r.json"
+    res = cli("run", "--data", BINANCE, "--start", "2018-01-15", "--agents", 2, "--genomes", path,
+              "--json", out, "--no-progress", store_url=store_url)
+    assert res.exit_code == 0, res.output
+    rep = json.loads(out.read_text())
+    assert rep["seeded_from"] == "file"
+    assert sorted(a["genome"]["family"] for a in rep["agents"]) == ["rsi_reversion", "sma_cross"]
+    # with no --genomes, the store's latest hall of fame seeds the cohort, topped up at random
+    with open_store(store_url) as st:
+        st.save_hall_of_fame([x.to_dict() for x in g], source="test")
+    res = cli("run", "--data", BINANCE, "--start", "2018-01-15", "--agents", 4, "--json", out,
+              "--no-progress", store_url=store_url)
+    assert res.exit_code == 0, res.output
+    rep = json.loads(out.read_text())
+    assert rep["seeded_from"] == "hall_of_fame+random"
+    ids = {Genome.from_dict(a["genome"]).genome_id for a in rep["agents"]}
+    assert {x.genome_id for x in g} <= ids and len(rep["agents"]) == 4
+
+
+def test_data_download_unknown_exchange_is_a_clear_error(tmp_path):
+    res = cli("data", "download", "--exchange", "nope", "--symbols", "ETH/BTC", "--days", 1,
+              "--out", tmp_path)
+    assert res.exit_code != 0 and "nope" in res.output
