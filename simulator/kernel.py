@@ -423,7 +423,7 @@ def run_kernel(o, h, l, c, tradable, sig, weight, lev_cap, stop, take, max_hold,
                                fees_acc, entry_bar, fills_i, fills_f, n, cap)
 
         # ---------------- 3. close of bar t ----------------
-        parent_eq = unalloc / UNITS
+        parent_eq = 0.0  # agent equities; unallocated cash (which liquidations may change) added after
         for a in range(N):
             e, pv = _mark(a, t, cash, qty, c)
             if alive[a] and pv > 0.0 and e <= maint * pv:
@@ -483,7 +483,7 @@ def run_kernel(o, h, l, c, tradable, sig, weight, lev_cap, stop, take, max_hold,
                         agent_pend[a] += 1
                     pend_kind[a, s] = K_SIGNAL
                     pending[a, s] = x * w
-        parent_curve[tt] = parent_eq
+        parent_curve[tt] = parent_eq + unalloc / UNITS
 
     # ---------------- settlement at the last close ----------------
     if settle and TT > 0:
