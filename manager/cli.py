@@ -12,6 +12,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -51,7 +52,7 @@ USER_ERRORS = (RunError, MarketDataError, GenomeError, StrategyError, Allocation
 
 
 def _fail(exc: Exception) -> None:
-    err.print(f"[bold red]error:[/] {exc}")
+    err.print(f"[bold red]error:[/] {escape(str(exc))}")
     raise typer.Exit(code=2)
 
 
@@ -283,8 +284,8 @@ def backtest(
     except USER_ERRORS as exc:
         _fail(exc)
     q = report["quote"]
-    console.print(f"{strategy} {params} on {', '.join(report['window']['symbols'])} "
-                  f"({report['window']['bars']} bars, {report['data']})")
+    console.print(escape(f"{strategy} {params} on {', '.join(report['window']['symbols'])} "
+                         f"({report['window']['bars']} bars, {report['data']})"))
     console.print(f"final equity {report['final_equity']:,.8g} {q}   total return "
                   f"{report['total_return'] * 100:+.3f} %   trades {len(report['trades'])}   "
                   f"Sharpe {report['metrics']['sharpe']:.2f}   max DD {report['metrics']['max_drawdown'] * 100:.2f} %")
@@ -337,7 +338,7 @@ def runs_list(
         roi = s.get("parent", {}).get("roi") if "parent" in s else s.get("total_return")
         t.add_row(r["run_id"], r.get("kind", ""), r.get("status", ""), r.get("created_at", "")[:19],
                   str(r.get("data_label", "")), str(len(r.get("genomes", []))),
-                  "" if roi is None else f"{roi * 100:+.3f}", r.get("reason") or "")
+                  "" if roi is None else f"{roi * 100:+.3f}", escape(r.get("reason") or ""))
     console.print(t)
     if len(rows) == limit:
         console.print(f"next page: cohortlab runs list --before {rows[-1]['run_id']}")
@@ -356,9 +357,9 @@ def runs_show(
             run = store.get_run(run_id)
         except StoreError as exc:
             _fail(exc)
-    console.print(f"run {run_id}: {run.get('kind')} [{run.get('status')}] created {run.get('created_at')}")
+    console.print(escape(f"run {run_id}: {run.get('kind')} [{run.get('status')}] created {run.get('created_at')}"))
     if run.get("status") != "completed":
-        console.print(f"reason: {run.get('reason') or '-'}")
+        console.print(escape(f"reason: {run.get('reason') or '-'}"))
         raise typer.Exit(code=0 if run.get("status") == "running" else 1)
     summary = run["summary"]
     if run.get("kind") == "backtest":
@@ -390,7 +391,7 @@ def ledger_verify(
     rep = verify_journal(journal, run["summary"]["final_state"])
     for name, ok, detail in rep.checks:
         mark = "[green]PASS[/]" if ok else "[red]FAIL[/]"
-        console.print(f"{mark} {name}: {detail}")
+        console.print(f"{mark} {escape(name)}: {escape(detail)}")
     console.print(f"{rep.transactions} transactions; ledger {'verified' if rep.ok else 'FAILED'}")
     if not rep.ok:
         raise typer.Exit(code=1)
