@@ -437,9 +437,10 @@ class Genome:
             if key not in d:
                 raise GenomeError(f"genome is missing required key {key!r}")
         kwargs = {k: d[k] for k in _DICT_KEYS if k in d and k not in ("family", "params", "genome_id")}
-        genome = cls(d["family"], d.get("params", {}), **kwargs)
-        genome = genome.validated(families, symbols, max_leverage)
-        if "genome_id" in d and d["genome_id"] != genome.genome_id:
+        raw = cls(d["family"], d.get("params", {}), **kwargs)
+        genome = raw.validated(families, symbols, max_leverage)
+        # a genome saved before its defaults were filled in carries the id of its raw content
+        if "genome_id" in d and d["genome_id"] not in (genome.genome_id, raw.genome_id):
             raise GenomeError(
                 f"genome_id={d['genome_id']!r} does not match the content (computed "
                 f"{genome.genome_id!r}); fix it or remove the key after editing a genome"

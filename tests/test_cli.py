@@ -200,7 +200,7 @@ def test_help_states_units():
 def test_agents_seeded_from_file_then_hall_of_fame(tmp_path, store_url):
     from evolution.genome import Genome, save_genomes
     g = [Genome("sma_cross", {"fast": 5, "slow": 20}, symbols=("ETH_BTC", "LTC_BTC"), stop_loss=0.01),
-         Genome("rsi_reversion", {}, symbols=("XMR_BTC",), leverage=1.5).validated()]
+         Genome("rsi_reversion", {}, symbols=("XMR_BTC",), leverage=1.5)]
     path = save_genomes(tmp_path / "g.json", g)
     out = tmp_path / "r.json"
     res = cli("run", "--data", BINANCE, "--start", "2018-01-15", "--agents", 2, "--genomes", path,
@@ -218,7 +218,7 @@ def test_agents_seeded_from_file_then_hall_of_fame(tmp_path, store_url):
     rep = json.loads(out.read_text())
     assert rep["seeded_from"] == "hall_of_fame+random"
     ids = {Genome.from_dict(a["genome"]).genome_id for a in rep["agents"]}
-    assert {x.genome_id for x in g} <= ids and len(rep["agents"]) == 4
+    assert {x.validated().genome_id for x in g} <= ids and len(rep["agents"]) == 4
 
 
 def test_data_download_unknown_exchange_is_a_clear_error(tmp_path):
