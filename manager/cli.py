@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from evolution.genome import Genome, GenomeError
+from evolution.genome import GenomeError
 from manager.report import LEADERBOARD_COLUMNS, write_json, write_leaderboard_csv
 from manager.runner import BarsRequest, CohortRequest, RunError, launch_intraday_cohort, run_backtest
 from manager.store import Store, StoreError, open_store
@@ -262,25 +262,17 @@ def backtest(
 ) -> None:
     """Backtest one strategy on one or more symbols (one agent holding the whole bankroll)."""
     try:
-        strat = get_strategy(strategy)
-        params = strat.validate(_parse_params(param))
+        params = get_strategy(strategy).validate(_parse_params(param))
         bars = BarsRequest(data=str(data) if data else None, symbols=_symbols(symbols), start=start,
-                           end=end, warmup_bars=warmup_bars, quote=quote)
-        if start is None and end is None and bars.data:
-            bars = _whole_data(bars)
+                           end=end, warmup_bars=warmup_bars, quote=quote, whole=True)
         cfg = EngineConfig(fee_bps=fee_bps, slippage_bps=slippage_bps, max_gross_leverage=max(leverage, 1.0),
                            max_symbol_exposure=max(leverage, 1.0), allow_short=allow_short)
         store = _store(store_url)
         with store, _Stages(progress) as stages:
-            from manager.runner import load_bars
-            market_symbols = _symbols(symbols)
-            if market_symbols is None:
-                market_symbols = list(load_bars(bars).symbols)
-            genome = Genome(strategy, params, symbols=tuple(market_symbols), size=size,
-                            stop_loss=stop_loss, take_profit=take_profit, max_hold_bars=max_hold_bars,
-                            leverage=leverage)
-            run_id, result, report = run_backtest(bars, genome, bankroll=bankroll, engine=cfg,
-                                                  store=store, progress=stages)
+            run_id, result, report = run_backtest(
+                bars, strategy, params, symbols=_symbols(symbols), bankroll=bankroll, engine=cfg,
+                store=store, progress=stages, size=size, stop_loss=stop_loss, take_profit=take_profit,
+                max_hold_bars=max_hold_bars, leverage=leverage)
     except USER_ERRORS as exc:
         _fail(exc)
     q = report["quote"]
@@ -293,16 +285,6 @@ def backtest(
     if json_path:
         write_json(json_path, report)
         console.print(f"report written to {json_path}")
-
-
-def _whole_data(bars: BarsRequest) -> BarsRequest:
-    from simulator.data import load_market
-    m = load_market(bars.data, bars.symbols, quote=bars.quote)
-    import numpy as np
-    start = str(np.datetime64(m.timestamps[0], "s"))
-    end = str(np.datetime64(m.timestamps[-1] + np.timedelta64(m.timeframe_s, "s"), "s"))
-    return BarsRequest(data=bars.data, symbols=bars.symbols, start=start, end=end,
-                       warmup_bars=0, quote=bars.quote)
 
 
 @app.command()

@@ -50,6 +50,8 @@ class BarsRequest:
             risk-weighted allocation (bars).
         quote: quote currency for files named by ticker only (``SPY.csv``).
         seed: seed of the synthetic market.
+        whole: with neither ``start`` nor ``end``, use all the data instead of
+            its last day (backtests).
     """
 
     data: str | None = None
@@ -59,6 +61,7 @@ class BarsRequest:
     warmup_bars: int = 200
     quote: str | None = None
     seed: int = 0
+    whole: bool = False
 
 
 def _ts(value: str, name: str) -> pd.Timestamp:
@@ -101,6 +104,8 @@ def load_bars(req: BarsRequest) -> MarketData:
         kwargs = {"symbols": tuple(names)} if names else {}
         return synthetic_market(start=start, bars=max(bars, 1), timeframe_s=tf, seed=req.seed,
                                 warmup_bars=req.warmup_bars, **kwargs)
+    if start is None and req.whole:
+        return load_market(folder, req.symbols, quote=req.quote)
     if start is None:
         full = load_market(folder, req.symbols, quote=req.quote)
         last = pd.Timestamp(full.timestamps[-1], tz="UTC") + pd.Timedelta(seconds=full.timeframe_s)
@@ -239,15 +244,32 @@ def launch_intraday_cohort(req: CohortRequest, store: Store | None,
     )
 
 
-def run_backtest(bars: BarsRequest, genome: Genome, *, bankroll: float, engine: EngineConfig,
-                 store: Store | None, progress: Progress = lambda stage: None) -> tuple[str, CohortResult, dict]:
-    """Backtest one strategy (a cohort of one agent) and persist it as a
-    ``backtest`` run. Raises like :func:`launch_intraday_cohort`."""
+def run_backtest(bars: BarsRequest, family: str, params: dict, *, symbols: Sequence[str] | None,
+                 bankroll: float, engine: EngineConfig, store: Store | None,
+                 progress: Progress = lambda stage: None, **risk_genes) -> tuple[str, CohortResult, dict]:
+    """Backtest one strategy (a cohort of one agent holding the whole bankroll) and
+    persist it as a ``backtest`` run.
+
+    Args:
+        bars: which bars (``whole=True`` for all of them by default).
+        family, params: strategy family and its parameters.
+        symbols: symbols the agent trades (None = every symbol loaded).
+        bankroll: quote currency.
+        engine: costs and limits.
+        store: where to persist (None = do not persist).
+        progress: stage callback.
+        **risk_genes: ``size``, ``stop_loss``, ``take_profit``, ``max_hold_bars``,
+            ``leverage`` (see :class:`evolution.genome.Genome`).
+
+    Raises:
+        Like :func:`launch_intraday_cohort`.
+    """
     check_allocation("equal", reserve=0.0, bankroll=bankroll)
     progress("load")
     market = load_bars(bars)
-    genome = Genome.from_dict(genome.to_dict(), symbols=market.symbols,
-                              max_leverage=max(genome.leverage, 1.0))
+    genome = Genome.from_dict({"family": family, "params": params,
+                               "symbols": list(symbols or market.symbols), **risk_genes},
+                              symbols=market.symbols)
     doc = {"kind": "backtest",
            "config": {"bars": _jsonable(asdict(bars)), "bankroll": bankroll,
                       "engine": _jsonable(asdict(engine))},
