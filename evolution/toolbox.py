@@ -25,10 +25,22 @@ same genomes in the same call order):
 ``genome()``                ``genome_for_family`` of a uniformly random family
 ``population(n)``           ``n`` genomes, families assigned round-robin in
                             sorted family-name order
+``mate(a, b, generation=)`` two children by :func:`evolution.operators.crossover`
+                            (``indpb=cx_indpb``, ``alpha=cx_alpha``)
+``mutate(g, generation=)``  one child by :func:`evolution.operators.mutate`
+                            (``indpb=mut_indpb``, ``sigma=mut_sigma``;
+                            ``params_only=True`` mutates only the strategy
+                            parameters)
 ==========================  ====================================================
 
-Individuals are plain :class:`Genome` objects for now; DEAP fitness wrappers
-arrive with crossover and mutation.
+``mate`` and ``mutate`` read ``cx_indpb``, ``cx_alpha``, ``mut_indpb`` and
+``mut_sigma`` from the toolbox at call time, so a learning loop may retune them
+between generations (``tb.mut_sigma = 0.05``); a keyword given to the call
+(``tb.mutate(g, generation=3, indpb=0.5)``) wins for that call. Unlike DEAP's
+built-in operators they return new genomes (genomes are frozen) instead of
+modifying their arguments.
+
+Individuals are plain :class:`Genome` objects; fitness lives outside them.
 """
 from __future__ import annotations
 
@@ -46,6 +58,7 @@ from evolution.genome import (
     resolve_families,
     risk_genes,
 )
+from evolution.operators import check_rate, crossover, mutate
 from simulator.strategies.base import Param, Strategy, StrategyError
 
 __all__ = ["make_toolbox", "random_genomes", "sample_param"]
@@ -123,6 +136,50 @@ def _population(n: int, *, toolbox: base.Toolbox, names: tuple[str, ...]) -> lis
     return [toolbox.genome_for_family(names[i % len(names)]) for i in range(n)]
 
 
+def _mate(
+    a: Genome,
+    b: Genome,
+    *,
+    generation: int,
+    toolbox: base.Toolbox,
+    indpb: float | None = None,
+    alpha: float | None = None,
+) -> tuple[Genome, Genome]:
+    return crossover(
+        a,
+        b,
+        toolbox.rng,
+        families=toolbox.families,
+        symbols=toolbox.symbols,
+        max_leverage=toolbox.max_leverage,
+        generation=generation,
+        indpb=toolbox.cx_indpb if indpb is None else indpb,
+        alpha=toolbox.cx_alpha if alpha is None else alpha,
+    )
+
+
+def _mutate(
+    g: Genome,
+    *,
+    generation: int,
+    toolbox: base.Toolbox,
+    indpb: float | None = None,
+    sigma: float | None = None,
+    params_only: bool = False,
+) -> Genome:
+    return mutate(
+        g,
+        toolbox.rng,
+        families=toolbox.families,
+        symbols=toolbox.symbols,
+        max_leverage=toolbox.max_leverage,
+        generation=generation,
+        indpb=toolbox.mut_indpb if indpb is None else indpb,
+        sigma=toolbox.mut_sigma if sigma is None else sigma,
+        params_only=params_only,
+    )
+
+
 def _family(name: str, families: Mapping[str, Strategy]) -> Strategy:
     strategy = families.get(name) if isinstance(name, str) else None
     if strategy is None:
@@ -140,6 +197,10 @@ def make_toolbox(
     seed: int = 0,
     min_symbols: int = 1,
     max_symbols: int | None = None,
+    cx_indpb: float = 0.5,
+    cx_alpha: float = 0.0,
+    mut_indpb: float = 0.2,
+    mut_sigma: float = 0.15,
 ) -> base.Toolbox:
     """A DEAP toolbox that draws random valid genomes (operators listed in the
     module docstring).
@@ -154,19 +215,26 @@ def make_toolbox(
         seed: integer seed of the toolbox's ``random.Random``.
         min_symbols: fewest symbols per genome (>= 1).
         max_symbols: most symbols per genome; ``None`` = all of ``symbols``.
+            (Limits random genomes only; crossover and mutation may leave them.)
+        cx_indpb: probability that ``mate`` exchanges each gene, in [0, 1].
+        cx_alpha: BLX-alpha blending of float genes in ``mate`` (>= 0; 0 = plain
+            uniform crossover).
+        mut_indpb: probability that ``mutate`` changes each gene, in [0, 1].
+        mut_sigma: ``mutate``'s step size, fraction of each gene's range (>= 0).
 
     Returns:
         The toolbox. Besides the operators it carries the configuration as
         attributes: ``rng``, ``seed``, ``symbols`` (sorted tuple), ``families``
         (dict), ``family_names`` (sorted tuple), ``max_leverage``,
         ``risk_space`` (the risk genes with the cohort's leverage bound),
-        ``min_symbols``, ``max_symbols``.
+        ``min_symbols``, ``max_symbols``, ``cx_indpb``, ``cx_alpha``,
+        ``mut_indpb``, ``mut_sigma`` (the last four may be changed afterwards).
 
     Raises:
         GenomeError: empty or duplicated symbols, ``max_leverage`` outside
             ``[1, LEVERAGE_LIMIT]``, bad ``seed``, ``min_symbols`` /
-            ``max_symbols`` outside ``1 <= min <= max <= len(symbols)``, or bad
-            families.
+            ``max_symbols`` outside ``1 <= min <= max <= len(symbols)``, bad
+            families, or an operator rate out of range.
     """
     syms = check_symbols(symbols, "symbols")
     ceiling = check_max_leverage(max_leverage)
@@ -174,6 +242,12 @@ def make_toolbox(
         raise GenomeError(f"seed={seed!r} is not an integer")
     lo = _check_int("min_symbols", min_symbols, 1, len(syms))
     hi = len(syms) if max_symbols is None else _check_int("max_symbols", max_symbols, lo, len(syms))
+    rates = {
+        "cx_indpb": check_rate("cx_indpb", cx_indpb),
+        "cx_alpha": check_rate("cx_alpha", cx_alpha, None),
+        "mut_indpb": check_rate("mut_indpb", mut_indpb),
+        "mut_sigma": check_rate("mut_sigma", mut_sigma, None),
+    }
     fams = resolve_families(families)
     names = tuple(sorted(fams))
     rng = random.Random(seed)
@@ -183,6 +257,8 @@ def make_toolbox(
     tb.families, tb.family_names = fams, names
     tb.max_leverage, tb.risk_space = ceiling, risk_genes(ceiling)
     tb.min_symbols, tb.max_symbols = lo, hi
+    for key, value in rates.items():
+        setattr(tb, key, value)
 
     tb.register("param_value", sample_param, rng=rng)
     tb.register("params_for_family", _params_for_family, toolbox=tb, families=fams)
@@ -191,6 +267,8 @@ def make_toolbox(
     tb.register("genome_for_family", _genome_for_family, toolbox=tb, families=fams)
     tb.register("genome", _random_genome, toolbox=tb, rng=rng, names=names)
     tb.register("population", _population, toolbox=tb, names=names)
+    tb.register("mate", _mate, toolbox=tb)
+    tb.register("mutate", _mutate, toolbox=tb)
     return tb
 
 

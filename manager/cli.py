@@ -20,7 +20,7 @@ from evolution.genome import GenomeError
 from manager.report import LEADERBOARD_COLUMNS, write_json, write_leaderboard_csv
 from manager.runner import BarsRequest, CohortRequest, RunError, launch_intraday_cohort, run_backtest
 from manager.store import Store, StoreError, open_store
-from simulator.allocation import POLICIES, AllocationError
+from simulator.allocation import POLICIES, AllocationError, check_allocation
 from simulator.engine import EngineConfig, EngineError
 from simulator.ledger import verify_journal
 from simulator.market import MarketDataError
@@ -47,8 +47,11 @@ if not console.is_terminal:  # piped or captured: do not squeeze the leaderboard
     console = Console(width=140)
 err = Console(stderr=True)
 
+from evolution.evolve import EvolutionError  # noqa: E402
+from learning.cycle import CycleError  # noqa: E402
+
 USER_ERRORS = (RunError, MarketDataError, GenomeError, StrategyError, AllocationError, EngineError,
-               StoreError, FileNotFoundError)
+               StoreError, FileNotFoundError, EvolutionError, CycleError)
 
 
 def _fail(exc: Exception) -> None:
@@ -377,6 +380,345 @@ def ledger_verify(
     console.print(f"{rep.transactions} transactions; ledger {'verified' if rep.ok else 'FAILED'}")
     if not rep.ok:
         raise typer.Exit(code=1)
+
+
+# ------------------------------------------------------------------ learning loop
+GENERATIONS = typer.Option(40, "--generations", min=0, help="GA generations.")
+POPULATION = typer.Option(30, "--population", min=2, help="Genomes per generation (mu = lambda).")
+SELECTION = typer.Option("nsga2", "--selection", help="Survivor selection: nsga2 (ROI, Sharpe, max drawdown) "
+                         "or tournament (Sharpe).")
+CXPB = typer.Option(0.5, "--cxpb", min=0.0, max=1.0, help="Probability an offspring comes from crossover.")
+MUTPB = typer.Option(0.4, "--mutpb", min=0.0, max=1.0, help="Probability an offspring comes from mutation "
+                     "(the rest are mutated copies too).")
+TOURNSIZE = typer.Option(3, "--tournsize", min=1, help="Tournament size for parent selection (genomes).")
+MIN_FAMILY = typer.Option(2, "--min-per-family", min=0, help="Genomes of every strategy family always kept "
+                          "(0 = a family may die out).")
+MAX_LEV = typer.Option(2.0, "--max-leverage", min=1.0, max=20.0, help="Cohort ceiling of an agent's leverage "
+                       "(multiple of agent equity).")
+
+
+def _ga(generations, population, selection, cxpb, mutpb, tournsize, min_per_family) -> "GAConfig":
+    from evolution.evolve import GAConfig
+    return GAConfig(generations=generations, population=population, selection=selection, cxpb=cxpb,
+                    mutpb=mutpb, tournsize=tournsize, min_per_family=min_per_family)
+
+
+class _Generations:
+    """A progress bar over GA generations."""
+
+    def __init__(self, enabled: bool, total: int, label: str):
+        self.progress = Progress(TextColumn("{task.description:<34}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                                 TimeElapsedColumn(), console=err, disable=not enabled)
+        self.total, self.label = total, label
+
+    def __enter__(self):
+        self.progress.__enter__()
+        self.task = self.progress.add_task(self.label, total=self.total)
+        return self
+
+    def __call__(self, gen: int, stats: dict) -> None:
+        self.progress.update(self.task, completed=gen,
+                             description=f"{self.label} best Sharpe {stats['best_sharpe']:.2f}")
+
+    def __exit__(self, *exc):
+        self.progress.__exit__(*exc)
+
+
+def _cycle_table(result, top: int) -> Table:
+    t = Table(title=f"{result.mode} cycle {result.cycle_id}: train {result.split.train} | "
+                    f"out of sample {result.split.validation}")
+    for h in ("#", "genome", "family", "gen", "IS ROI %", "IS Sharpe", "IS trades", "OOS ROI %", "OOS Sharpe",
+              "OOS trades", "deflated Sharpe"):
+        t.add_column(h, justify="left" if h in ("genome", "family") else "right", no_wrap=True)
+    for i, r in enumerate(result.table[:top]):
+        a, b = r["in_sample"], r["out_of_sample"]
+        t.add_row(str(i + 1), r["genome_id"], r["family"], str(r["genome"]["generation"]),
+                  f"{a['roi'] * 100:+.3f}", f"{a['sharpe']:.2f}", str(a["trades"]), f"{b['roi'] * 100:+.3f}",
+                  f"{b['sharpe']:.2f}", str(b["trades"]), f"{r['deflated_sharpe']:.2f}")
+    return t
+
+
+def _print_cycle(result, top: int) -> None:
+    console.print(_cycle_table(result, top))
+    a, b = result.in_sample, result.out_of_sample
+    t = Table(title="Population: in sample vs out of sample", show_header=True)
+    for h in ("", "best Sharpe", "median Sharpe", "mean ROI %", "best ROI %"):
+        t.add_column(h, justify="right")
+    for name, x in (("in sample", a), ("out of sample", b)):
+        t.add_row(name, f"{x['best_sharpe']:.2f}", f"{x['median_sharpe']:.2f}", f"{x['mean_roi'] * 100:+.3f}",
+                  f"{x['best_roi'] * 100:+.3f}")
+    console.print(t)
+    console.print(f"{result.evolution.trials} genomes tried; deflated Sharpe uses N = {result.evolution.trials} "
+                  f"trials and V[SR] = {result.var_trial_sharpe:.3g} (per bar)")
+
+
+def _cycle_json(result) -> dict:
+    return {**result.knowledge(), "population": result.table}
+
+
+def _source(data, symbols, quote, seed):
+    from manager.learning import Source
+    return Source(data=str(data) if data else None, symbols=_symbols(symbols), quote=quote, seed=seed)
+
+
+@app.command()
+def evolve(
+    data: Optional[Path] = DATA,
+    symbols: Optional[str] = SYMBOLS,
+    quote: Optional[str] = QUOTE,
+    train_start: str = typer.Option(..., "--train-start", help="Start of the training window, UTC."),
+    train_end: str = typer.Option(..., "--train-end", help="End of the training window, UTC, exclusive."),
+    validation: str = typer.Option("1d", "--validation", help="Out-of-sample window after --train-end "
+                                   "(e.g. 1d, 12h)."),
+    population: int = POPULATION,
+    generations: int = GENERATIONS,
+    selection: str = SELECTION,
+    cxpb: float = CXPB,
+    mutpb: float = MUTPB,
+    tournsize: int = TOURNSIZE,
+    min_per_family: int = MIN_FAMILY,
+    max_leverage: float = MAX_LEV,
+    seed: int = typer.Option(7, "--seed", help="Seed of every random choice."),
+    genomes: Optional[Path] = typer.Option(None, "--genomes", help="Start from these genomes (JSON file) "
+                                           "instead of the store's latest population."),
+    warmup_bars: int = WARMUP,
+    fee_bps: float = FEE,
+    slippage_bps: float = SLIP,
+    allow_short: bool = SHORT,
+    json_path: Optional[Path] = JSON,
+    top: int = typer.Option(10, "--top", min=1, help="Rows of the population table to print."),
+    store_url: Optional[str] = STORE,
+    progress: bool = PROGRESS,
+) -> None:
+    """Evolve a population on a training window and score it out of sample.
+
+    The population, hall of fame and a knowledge record are stored; `run` then seeds
+    its agents from the hall of fame."""
+    from learning.walkforward import Split, Window
+    from manager.learning import CycleRequest, duration, learning_cycle, utc
+    try:
+        t0, t1 = utc(train_start, "train-start"), utc(train_end, "train-end")
+        if t1 <= t0:
+            raise RunError(f"--train-end {train_end} must be after --train-start {train_start}")
+        split = Split(Window(t0, t1), Window(t1, t1 + duration(validation, "validation")))
+        req = CycleRequest(source=_source(data, symbols, quote, seed), mode="daily", split=split,
+                           ga=_ga(generations, population, selection, cxpb, mutpb, tournsize, min_per_family),
+                           engine=EngineConfig(fee_bps=fee_bps, slippage_bps=slippage_bps, allow_short=allow_short),
+                           seed=seed, max_leverage=max_leverage, warmup_bars=warmup_bars,
+                           genomes_path=str(genomes) if genomes else None)
+        store = _store(store_url)
+        with store, _Generations(progress, generations, "evolving") as bar:
+            result = learning_cycle(req, store, bar)
+    except USER_ERRORS as exc:
+        _fail(exc)
+    _print_cycle(result, top)
+    console.print(f"stored population, hall of fame and knowledge record as [bold]{result.cycle_id}[/]")
+    if json_path:
+        write_json(json_path, _cycle_json(result))
+        console.print(f"report written to {json_path}")
+
+
+@app.command()
+def learn(
+    mode: str = typer.Option("daily", "--mode", help="daily (lookback in days, full GA) or intraday (lookback "
+                             "6/12/24h, mutates only short-horizon genomes' parameters)."),
+    lookback: str = typer.Option("3d", "--lookback", help="Data the cycle learns from, ending at --end "
+                                 "(e.g. 3d, 12h); its last part is the out-of-sample window."),
+    validation: Optional[str] = typer.Option(None, "--validation", help="Out-of-sample tail of the lookback "
+                                             "(default 1d for daily, a quarter of the lookback for intraday)."),
+    end: Optional[str] = typer.Option(None, "--end", help="End of the lookback, UTC (default: end of the data)."),
+    data: Optional[Path] = DATA,
+    symbols: Optional[str] = SYMBOLS,
+    quote: Optional[str] = QUOTE,
+    population: int = POPULATION,
+    generations: Optional[int] = typer.Option(None, "--generations", min=0, help="GA generations (default 40 "
+                                              "daily, 10 intraday)."),
+    selection: str = SELECTION,
+    cxpb: float = CXPB,
+    mutpb: float = MUTPB,
+    tournsize: int = TOURNSIZE,
+    min_per_family: int = MIN_FAMILY,
+    max_leverage: float = MAX_LEV,
+    seed: int = typer.Option(7, "--seed", help="Seed of every random choice."),
+    genomes: Optional[Path] = typer.Option(None, "--genomes", help="Start from these genomes (JSON file)."),
+    warmup_bars: int = WARMUP,
+    fee_bps: float = FEE,
+    slippage_bps: float = SLIP,
+    allow_short: bool = SHORT,
+    json_path: Optional[Path] = JSON,
+    top: int = typer.Option(10, "--top", min=1, help="Rows of the population table to print."),
+    store_url: Optional[str] = STORE,
+    progress: bool = PROGRESS,
+) -> None:
+    """Run one learning cycle (daily or intraday) from the store's latest population.
+
+    Evolve, score walk-forward, and store the new population, hall of fame and
+    knowledge record."""
+    from manager.learning import CycleRequest, learning_cycle
+    gens = generations if generations is not None else (40 if mode == "daily" else 10)
+    try:
+        if mode not in ("daily", "intraday"):
+            raise RunError(f"--mode {mode!r} unknown; allowed: daily, intraday")
+        req = CycleRequest(source=_source(data, symbols, quote, seed), mode=mode, end=end, lookback=lookback,
+                           validation=validation,
+                           ga=_ga(gens, population, selection, cxpb, mutpb, tournsize, min_per_family),
+                           engine=EngineConfig(fee_bps=fee_bps, slippage_bps=slippage_bps, allow_short=allow_short),
+                           seed=seed, max_leverage=max_leverage, warmup_bars=warmup_bars,
+                           genomes_path=str(genomes) if genomes else None)
+        store = _store(store_url)
+        with store, _Generations(progress, gens, f"{mode} cycle") as bar:
+            result = learning_cycle(req, store, bar)
+    except USER_ERRORS as exc:
+        _fail(exc)
+    _print_cycle(result, top)
+    console.print(f"stored as [bold]{result.cycle_id}[/]")
+    if json_path:
+        write_json(json_path, _cycle_json(result))
+        console.print(f"report written to {json_path}")
+
+
+@app.command()
+def campaign(
+    data: Optional[Path] = DATA,
+    symbols: Optional[str] = SYMBOLS,
+    quote: Optional[str] = QUOTE,
+    start: str = typer.Option(..., "--start", help="Day 1 (UTC date)."),
+    days: int = typer.Option(3, "--days", min=1, max=60, help="Consecutive days to run."),
+    lookback: str = typer.Option("3d", "--lookback", help="Training data before each day (e.g. 3d, 36h)."),
+    bankroll: float = BANKROLL,
+    agents: int = typer.Option(30, "--agents", min=2, max=1000, help="Agents per cohort (= GA population)."),
+    seed: int = typer.Option(7, "--seed", help="Seed of every random choice."),
+    generations: int = typer.Option(20, "--generations", min=0, help="GA generations per day."),
+    selection: str = SELECTION,
+    cxpb: float = CXPB,
+    mutpb: float = MUTPB,
+    tournsize: int = TOURNSIZE,
+    min_per_family: int = MIN_FAMILY,
+    genomes: Optional[Path] = typer.Option(None, "--genomes", help="Day-1 starting genomes (JSON file)."),
+    allocation: str = typer.Option("equal", "--allocation", help=f"Allocation policy: {', '.join(POLICIES)}."),
+    reserve: float = typer.Option(0.0, "--reserve", min=0.0, max=0.99, help="Fraction of the bankroll kept unallocated."),
+    max_leverage: float = MAX_LEV,
+    max_gross_leverage: float = typer.Option(1.0, "--max-gross-leverage", min=0.0, help="Parent gross-exposure "
+                                             "ceiling, multiple of parent equity."),
+    max_symbol_exposure: float = typer.Option(1.0, "--max-symbol-exposure", min=0.0, help="Per-symbol cap, "
+                                              "fraction of parent equity."),
+    fee_bps: float = FEE,
+    slippage_bps: float = SLIP,
+    allow_short: bool = SHORT,
+    warmup_bars: int = WARMUP,
+    min_trades: int = typer.Option(3, "--min-trades", min=0, help="Promotion rule: minimum trades in the last 24 h."),
+    dsr_threshold: float = typer.Option(0.5, "--dsr-threshold", min=0.0, max=1.0, help="Promotion rule: minimum "
+                                        "Deflated Sharpe Ratio (probability, 0..1)."),
+    json_path: Optional[Path] = JSON,
+    store_url: Optional[str] = STORE,
+    progress: bool = PROGRESS,
+) -> None:
+    """Run a multi-day campaign: learn, trade, score, day after day.
+
+    Before each day a learning cycle on the preceding lookback, then the cohort with
+    the evolved agents; at the end, promotion candidates ranked by the promotion rule."""
+    from manager.learning import CampaignRequest, run_campaign
+    try:
+        check_allocation(allocation, reserve=reserve, bankroll=bankroll)
+        engine_cfg = EngineConfig(fee_bps=fee_bps, slippage_bps=slippage_bps, max_gross_leverage=max_gross_leverage,
+                                  max_symbol_exposure=max_symbol_exposure, allow_short=allow_short)
+        req = CampaignRequest(
+            source=_source(data, symbols, quote, seed), start=start, days=days, lookback=lookback,
+            cohort=CohortRequest(bankroll=bankroll, agents=agents, seed=seed,
+                                 genomes_path=str(genomes) if genomes else None, allocation=allocation,
+                                 reserve=reserve, max_leverage=max_leverage, engine=engine_cfg),
+            ga=_ga(generations, agents, selection, cxpb, mutpb, tournsize, min_per_family),
+            warmup_bars=warmup_bars, min_trades=min_trades, dsr_threshold=dsr_threshold)
+        store = _store(store_url)
+        with store:
+            report = run_campaign(req, store, (lambda m: err.print(escape(m))) if progress else (lambda m: None))
+    except USER_ERRORS as exc:
+        _fail(exc)
+    t = Table(title=f"Campaign ({report['data']}, money in {report['quote']})")
+    for h in ("day", "run_id", "parent ROI %", "parent max DD %", "IS median Sharpe", "OOS median Sharpe",
+              "best agent", "best ROI %", "trials"):
+        t.add_column(h, no_wrap=True)
+    for d in report["days"]:
+        best = d["agents"][0]
+        t.add_row(d["date"], d["run_id"], f"{d['parent']['roi'] * 100:+.3f}", f"{d['parent']['max_drawdown'] * 100:.2f}",
+                  f"{d['in_sample']['median_sharpe']:.2f}", f"{d['out_of_sample']['median_sharpe']:.2f}",
+                  f"{best['agent_id']} {best['family']}", f"{best['roi'] * 100:+.3f}", str(d["trials"]))
+    console.print(t)
+    c = Table(title=f"Promotion candidates (>= {min_trades} trades, deflated Sharpe >= {dsr_threshold}; "
+                    "ranked by 24 h ROI, then Sharpe)")
+    for h in ("#", "agent", "family", "ROI 24h %", "Sharpe 24h", "trades", "deflated Sharpe"):
+        c.add_column(h, no_wrap=True)
+    for i, x in enumerate(report["candidates"]):
+        c.add_row(str(i + 1), x["agent_id"], x["genome"]["family"], f"{x['roi_24h'] * 100:+.3f}",
+                  f"{x['sharpe_24h']:.2f}", str(x["trades"]), f"{x['deflated_sharpe']:.2f}")
+    console.print(c if report["candidates"] else "no agent meets the promotion rule")
+    if json_path:
+        write_json(json_path, report)
+        console.print(f"report written to {json_path}")
+
+
+@app.command()
+def optimize(
+    strategy: Optional[str] = typer.Option(None, "--strategy", help="Tune this family's parameters "
+                                           "(default: tune the GA's own hyper-parameters)."),
+    data: Optional[Path] = DATA,
+    symbols: Optional[str] = SYMBOLS,
+    quote: Optional[str] = QUOTE,
+    train_start: Optional[str] = typer.Option(None, "--train-start", help="Family search: start of the training "
+                                              "window, UTC."),
+    train_end: Optional[str] = typer.Option(None, "--train-end", help="Family search: end of the training "
+                                            "window (exclusive); GA search: end of the validation window."),
+    validation: str = typer.Option("1d", "--validation", help="Out-of-sample window (after --train-end for a "
+                                   "family; the last part before --train-end for the GA)."),
+    trials: int = typer.Option(20, "--trials", min=1, help="Total trials wanted in the study (resumes a stored study)."),
+    study: Optional[str] = typer.Option(None, "--study", help="Study name (default derived from the search)."),
+    generations: int = typer.Option(10, "--generations", min=0, help="GA search: generations per trial."),
+    population: int = typer.Option(20, "--population", min=2, help="GA search: population per trial."),
+    max_lookback_hours: int = typer.Option(72, "--max-lookback-hours", min=7, help="GA search: upper bound of "
+                                           "the lookback dimension (hours)."),
+    seed: int = typer.Option(7, "--seed", help="Seed of the optimizer and the GA."),
+    fee_bps: float = FEE,
+    slippage_bps: float = SLIP,
+    allow_short: bool = SHORT,
+    warmup_bars: int = WARMUP,
+    json_path: Optional[Path] = JSON,
+    store_url: Optional[str] = STORE,
+    progress: bool = PROGRESS,
+) -> None:
+    """Bayesian search over a family's parameters or the GA's hyper-parameters.
+
+    scikit-optimize ask/tell; every trial is stored, so re-running continues the study."""
+    from learning.search import SearchError
+    from manager.learning import optimize_family, optimize_ga
+    engine_cfg = EngineConfig(fee_bps=fee_bps, slippage_bps=slippage_bps, allow_short=allow_short)
+    src = _source(data, symbols, quote, seed)
+    show = (lambda t: err.print(escape(f"trial {t['index']}: {t['params']} -> {t['value']:.4f}")))
+    try:
+        store = _store(store_url)
+        with store:
+            if strategy:
+                if not (train_start and train_end):
+                    raise RunError("--strategy needs --train-start and --train-end")
+                res, best = optimize_family(src, strategy, start=train_start, end=train_end, validation=validation,
+                                            study=study, trials=trials, seed=seed, engine=engine_cfg, store=store,
+                                            symbols=_symbols(symbols), warmup_bars=warmup_bars,
+                                            progress=show if progress else None)
+            else:
+                res = optimize_ga(src, end=train_end, validation=validation, study=study, trials=trials,
+                                  generations=generations, population=population, seed=seed, engine=engine_cfg,
+                                  store=store, max_lookback_hours=max_lookback_hours, warmup_bars=warmup_bars,
+                                  progress=show if progress else None)
+                best = {"params": res.best["params"], "out_of_sample": res.best.get("out_of_sample")}
+    except USER_ERRORS + (SearchError,) as exc:
+        _fail(exc)
+    console.print(f"study [bold]{escape(res.study)}[/]: {len(res.trials)} trials "
+                  f"({res.resumed} resumed from the store, {res.ran} run now)")
+    console.print(escape(f"best (value {res.best['value']:.4f}): {res.best['params']}"))
+    console.print_json(data=best)
+    if json_path:
+        write_json(json_path, {"study": res.study, "trials": res.trials, "best": res.best, "result": best})
+        console.print(f"report written to {json_path}")
+
 
 
 @data_app.command("download")

@@ -229,15 +229,33 @@ def launch_intraday_cohort(req: CohortRequest, store: Store | None,
     progress("seed")
     genomes, source = seed_genomes(market, req.agents, seed=req.seed, max_leverage=req.max_leverage,
                                    genomes_path=req.genomes_path, store=store)
+    return run_cohort(market, genomes, source, req, store, progress)
+
+
+def run_cohort(market: MarketData, genomes: Sequence[Genome], source: str, req: CohortRequest,
+               store: Store | None, progress: Progress = lambda stage: None,
+               extra: dict | None = None) -> tuple[str, CohortResult, dict]:
+    """Run and persist a cohort of ``genomes`` on ``market`` (already loaded and
+    seeded; used by :func:`launch_intraday_cohort` and by campaigns).
+
+    Args:
+        market, genomes: bars and agents.
+        source: where the genomes came from (``file``, ``hall_of_fame``,
+            ``random``, ``cycle:<id>`` ...), recorded with the run.
+        req: bankroll, allocation, costs and limits.
+        store: where to persist (None = do not persist).
+        progress: stage callback.
+        extra: more fields for the run document's config (e.g. campaign day).
+    """
     doc = {
         "kind": "cohort",
-        "config": {"request": _jsonable(asdict(req)), "seeded_from": source},
+        "config": {"request": _jsonable(asdict(req)), "seeded_from": source, **(extra or {})},
         "genomes": [g.to_dict() for g in genomes],
         "data_label": market.label(),
     }
     return _execute(
         store, doc,
-        lambda: simulate_cohort(market, genomes, bankroll=req.bankroll, config=req.engine,
+        lambda: simulate_cohort(market, list(genomes), bankroll=req.bankroll, config=req.engine,
                                 allocation=req.allocation, reserve=req.reserve),
         lambda run_id, res: {**cohort_report(run_id, req.seed, res), "seeded_from": source},
         progress,

@@ -13,6 +13,13 @@ import numpy as np
 SYNTHETIC_LABEL = "SYNTHETIC"
 
 
+def _ns(value) -> int:
+    """A time as int nanoseconds since the epoch (tz-aware values are converted to UTC)."""
+    if hasattr(value, "tz_convert") and getattr(value, "tzinfo", None) is not None:
+        value = value.tz_convert("UTC").tz_localize(None)
+    return int(np.datetime64(value, "ns").astype(np.int64))
+
+
 class MarketDataError(ValueError):
     """Bad or unusable market data; the message names the file, row and value."""
 
@@ -124,6 +131,36 @@ class MarketData:
             volume=self.volume[:n],
             tradable=self.tradable[:n],
             warmup=min(self.warmup, n),
+        )
+
+    def between(self, start, end, warmup_bars: int = 0) -> "MarketData":
+        """The bars with open time in ``[start, end)``, plus up to ``warmup_bars``
+        history bars before ``start`` (counted in ``warmup``).
+
+        Args:
+            start, end: anything ``numpy.datetime64`` accepts, or tz-aware
+                ``pandas.Timestamp`` (UTC).
+            warmup_bars: history bars to keep before ``start`` (fewer if the data
+                starts later); their number becomes ``warmup`` of the result.
+
+        Raises:
+            MarketDataError: the window holds no bar.
+        """
+        s_ns, e_ns = _ns(start), _ns(end)
+        ts = self.timestamps.astype("datetime64[ns]").astype(np.int64)
+        i0 = int(np.searchsorted(ts, s_ns, side="left"))
+        i1 = int(np.searchsorted(ts, e_ns, side="left"))
+        if i1 <= i0:
+            raise MarketDataError(
+                f"no bars in [{np.datetime64(s_ns, 'ns')}, {np.datetime64(e_ns, 'ns')}); the data spans "
+                f"{self.timestamps[0]} .. {self.timestamps[-1]}"
+            )
+        w0 = max(0, i0 - int(warmup_bars))
+        sl = slice(w0, i1)
+        return replace(
+            self, timestamps=self.timestamps[sl], open=self.open[sl], high=self.high[sl],
+            low=self.low[sl], close=self.close[sl], volume=self.volume[sl], tradable=self.tradable[sl],
+            warmup=i0 - w0,
         )
 
     def label(self) -> str:

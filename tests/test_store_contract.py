@@ -11,6 +11,7 @@ particular to the SQLite adapter (pragmas, tables, query plans).
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import threading
@@ -30,11 +31,13 @@ from pydantic import ValidationError
 from manager.settings import Settings, get_settings
 from manager.store import (
     InvalidDocument,
+    NotFound,
     RunNotFound,
     RunStateError,
     SQLiteStore,
     Store,
     StoreError,
+    StudyMismatch,
     new_run_id,
     open_store,
 )
@@ -867,6 +870,493 @@ def test_audit_refuses_bad_events(store: Store, event: Any, message: str) -> Non
         store.list_audit(limit=0)
 
 
+# -- learning: populations -------------------------------------------------------------
+
+
+def make_genomes(n: int = 3, tag: str = "g") -> list[dict[str, Any]]:
+    return [
+        {"id": f"{tag}{i}", "family": "sma_cross", "params": {"fast": 3 + i, "slow": 20}, "leverage": 1.5}
+        for i in range(n)
+    ]
+
+
+def test_population_round_trip(open_same: Opener) -> None:
+    store = open_same()
+    genomes = make_genomes(tag="c1-")
+    meta = {"mode": "daily", "generation": 4, "seed": np.int64(7), "fitness": (1.5, 0.25)}
+    before = datetime.now(timezone.utc)
+    assert store.save_population("cycle-1", genomes, meta) is None
+    got = store.get_population("cycle-1")
+    assert list(got) == ["cycle_id", "saved_at", "genomes", "meta"]
+    assert got["cycle_id"] == "cycle-1"
+    assert got["genomes"] == genomes
+    assert got["meta"] == {"mode": "daily", "generation": 4, "seed": 7, "fitness": [1.5, 0.25]}
+    saved = datetime.fromisoformat(got["saved_at"])
+    assert saved.utcoffset() == timedelta(0)
+    assert before - timedelta(seconds=1) <= saved <= datetime.now(timezone.utc)
+    genomes[0]["leverage"] = 9.0  # the store keeps its own copy
+    got["genomes"][1]["leverage"] = 8.0
+    store.close()
+    again = open_same()
+    assert again.get_population("cycle-1")["genomes"] == make_genomes(tag="c1-")
+    assert again.latest_population() == again.get_population("cycle-1")
+
+
+def test_latest_population_is_the_last_saved_optionally_by_mode(store: Store) -> None:
+    assert store.latest_population() is None
+    assert store.latest_population(mode="daily") is None
+    # Cycle ids deliberately not in save order: "latest" means last saved.
+    saves = [("c-9", "daily"), ("c-1", "intraday"), ("c-5", "daily"), ("c-3", None), ("c-2", "intraday")]
+    for cycle_id, mode in saves:
+        meta = {"generation": 1} if mode is None else {"mode": mode, "generation": 1}
+        store.save_population(cycle_id, make_genomes(1, tag=cycle_id), meta)
+    assert store.latest_population()["cycle_id"] == "c-2"
+    assert store.latest_population(mode="daily")["cycle_id"] == "c-5"
+    assert store.latest_population(mode="intraday")["cycle_id"] == "c-2"
+    assert store.latest_population(mode="weekly") is None
+    assert store.latest_population(mode="daily")["meta"] == {"mode": "daily", "generation": 1}
+    store.save_population("c-0", make_genomes(1), {"mode": None})
+    assert store.latest_population()["cycle_id"] == "c-0"
+    assert store.latest_population(mode="daily")["cycle_id"] == "c-5"
+
+
+def test_latest_population_follows_save_order_in_quick_succession(open_same: Opener) -> None:
+    one, two = open_same(), open_same()
+    for i in range(30):  # saves may share a timestamp; save order still decides
+        (one if i % 2 else two).save_population(f"q{i:02d}", make_genomes(1), {"mode": "intraday"})
+        assert one.latest_population()["cycle_id"] == f"q{i:02d}"
+        assert two.latest_population(mode="intraday")["cycle_id"] == f"q{i:02d}"
+
+
+def test_duplicate_population_is_refused_and_original_kept(store: Store) -> None:
+    store.save_population("cycle-1", make_genomes(2), {"mode": "daily"})
+    with pytest.raises(StoreError, match="'cycle-1' already exists"):
+        store.save_population("cycle-1", make_genomes(5), {"mode": "intraday"})
+    got = store.get_population("cycle-1")
+    assert len(got["genomes"]) == 2 and got["meta"] == {"mode": "daily"}
+    assert store.latest_population(mode="intraday") is None
+
+
+def test_unknown_population_raises_not_found(store: Store) -> None:
+    with pytest.raises(NotFound, match="no population with cycle_id 'missing'"):
+        store.get_population("missing")
+    with pytest.raises(InvalidDocument, match="not valid"):
+        store.get_population("no spaces")
+
+
+@pytest.mark.parametrize(
+    ("cycle_id", "genomes", "meta", "message"),
+    [
+        ("bad id", [{"g": 1}], {}, "population cycle_id 'bad id' is not valid"),
+        (None, [{"g": 1}], {}, "population cycle_id None is not valid"),
+        ("c", {"g": 1}, {}, "population genomes must be a list"),
+        ("c", [], {}, "has no genomes"),
+        ("c", [{"g": 1}, "sma"], {}, r"population genomes\[1\] must be a dict"),
+        ("c", [{"g": Decimal("1.5")}], {}, r"population\.genomes\[0\]\.g: Decimal"),
+        ("c", [{"g": float("inf")}], {}, "use None"),
+        ("c", [{"g": 1}], ["daily"], "population meta must be a dict"),
+        ("c", [{"g": 1}], {"mode": 3}, "population meta mode must be a non-empty str"),
+        ("c", [{"g": 1}], {"mode": ""}, "population meta mode must be a non-empty str"),
+        ("c", [{"g": 1}], {"at": datetime(2025, 1, 1)}, r"population\.meta\.at: datetime"),
+        ("c", [{"g": 1}], {2: "x"}, "not a str"),
+    ],
+)
+def test_save_population_refuses_bad_input(
+    store: Store, cycle_id: Any, genomes: Any, meta: Any, message: str
+) -> None:
+    with pytest.raises(InvalidDocument, match=message):
+        store.save_population(cycle_id, genomes, meta)
+    assert store.latest_population() is None
+
+
+@pytest.mark.parametrize("mode", ["", 3, ["daily"]])
+def test_latest_population_refuses_bad_mode(store: Store, mode: Any) -> None:
+    with pytest.raises(InvalidDocument, match="mode must be a non-empty str"):
+        store.latest_population(mode=mode)
+
+
+# -- learning: knowledge base -------------------------------------------------------------
+
+
+def make_knowledge(cycle_id: str, mode: str = "daily", **extra: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "cycle_id": cycle_id,
+        "mode": mode,
+        "tried": {"families": ["sma_cross", "rsi_revert"], "population": 30, "generations": 12},
+        "winner": {"family": "sma_cross", "params": {"fast": 5, "slow": 20}},
+        "in_sample": {"sharpe": 1.8, "roi": 0.021},
+        "out_of_sample": {"sharpe": 0.9, "roi": 0.008, "psr": 0.71},
+    }
+    record.update(extra)
+    return record
+
+
+def knowledge_at(store: Store, cycle_id: str, when: datetime, mode: str = "daily") -> str:
+    return store.save_knowledge(make_knowledge(cycle_id, mode, created_at=when.isoformat()))
+
+
+def test_knowledge_round_trip_and_defaults(open_same: Opener) -> None:
+    store = open_same()
+    record = make_knowledge("k1", notes=("walk-forward", 3), windows=np.int32(4))
+    before = datetime.now(timezone.utc)
+    assert store.save_knowledge(record) == "k1"
+    got = store.get_knowledge("k1")
+    assert list(got)[:3] == ["cycle_id", "mode", "created_at"]
+    created = datetime.fromisoformat(got["created_at"])
+    assert created.utcoffset() == timedelta(0)
+    assert before - timedelta(seconds=1) <= created <= datetime.now(timezone.utc)
+    want = {**record, "created_at": got["created_at"], "notes": ["walk-forward", 3], "windows": 4}
+    assert got == want
+    record["winner"]["params"]["fast"] = 99  # the store keeps its own copy
+    store.close()
+    assert open_same().get_knowledge("k1")["winner"]["params"]["fast"] == 5
+
+
+def test_knowledge_created_at_is_normalised(store: Store) -> None:
+    store.save_knowledge(make_knowledge("k2", created_at="2025-03-01T11:30:00+02:00"))
+    assert store.get_knowledge("k2")["created_at"] == "2025-03-01T09:30:00.000000+00:00"
+    store.save_knowledge(make_knowledge("k3", created_at=T0))
+    assert store.get_knowledge("k3")["created_at"] == "2025-03-01T09:30:00.000000+00:00"
+
+
+def _knowledge_order(store: Store, **filters: Any) -> list[str]:
+    return [r["cycle_id"] for r in store.list_knowledge(limit=1000, **filters)]
+
+
+def _knowledge_pages(store: Store, limit: int, **filters: Any) -> list[list[str]]:
+    pages: list[list[str]] = []
+    before = None
+    while True:
+        page = [r["cycle_id"] for r in store.list_knowledge(limit=limit, before=before, **filters)]
+        if not page:
+            return pages
+        assert len(page) <= limit
+        pages.append(page)
+        before = page[-1]
+        assert len(pages) < 100, "pagination does not terminate"
+
+
+def test_list_knowledge_newest_first_with_pagination_and_ties(store: Store) -> None:
+    assert store.list_knowledge() == []
+    expected: list[tuple[str, str]] = []
+    for i in range(17):
+        when = T0 + timedelta(hours=i // 3)  # groups of three share created_at
+        cycle_id = f"cy{(i * 5) % 17:02d}"
+        knowledge_at(store, cycle_id, when)
+        expected.append((when.isoformat(), cycle_id))
+    want = [cycle_id for _, cycle_id in sorted(expected, reverse=True)]
+    assert _knowledge_order(store) == want
+    assert [r["cycle_id"] for r in store.list_knowledge(limit=4)] == want[:4]
+    pages = _knowledge_pages(store, limit=4)
+    assert [len(p) for p in pages] == [4, 4, 4, 4, 1]
+    assert [c for page in pages for c in page] == want
+    assert len(store.list_knowledge()) == 17  # default limit 50
+
+
+def test_list_knowledge_pages_do_not_shift_when_new_records_arrive(store: Store) -> None:
+    for i in range(6):
+        knowledge_at(store, f"old-{i}", T0 + timedelta(days=i))
+    first = [r["cycle_id"] for r in store.list_knowledge(limit=3)]
+    assert first == ["old-5", "old-4", "old-3"]
+    for i in range(3):
+        knowledge_at(store, f"new-{i}", T0 + timedelta(days=30 + i))
+    second = [r["cycle_id"] for r in store.list_knowledge(limit=3, before=first[-1])]
+    assert second == ["old-2", "old-1", "old-0"]
+    assert store.list_knowledge(limit=3, before="old-0") == []
+
+
+def test_list_knowledge_by_mode_with_pagination(store: Store) -> None:
+    for i in range(10):
+        knowledge_at(store, f"m{i:02d}", T0 + timedelta(days=i), mode="intraday" if i % 3 == 0 else "daily")
+    assert _knowledge_order(store, mode="intraday") == ["m09", "m06", "m03", "m00"]
+    daily = _knowledge_order(store, mode="daily")
+    assert daily == ["m08", "m07", "m05", "m04", "m02", "m01"]
+    assert [c for page in _knowledge_pages(store, limit=4, mode="daily") for c in page] == daily
+    assert all(r["mode"] == "daily" for r in store.list_knowledge(mode="daily"))
+    # The cursor need not match the filter: it is a position in the listing order.
+    assert _knowledge_order(store, before="m06", mode="daily") == ["m05", "m04", "m02", "m01"]
+    assert store.list_knowledge(mode="weekly") == []
+
+
+def test_duplicate_knowledge_is_refused_and_original_kept(store: Store) -> None:
+    store.save_knowledge(make_knowledge("k1", in_sample={"sharpe": 1.0}))
+    with pytest.raises(StoreError, match="'k1' already exists"):
+        store.save_knowledge(make_knowledge("k1", mode="intraday", in_sample={"sharpe": 2.0}))
+    got = store.get_knowledge("k1")
+    assert got["mode"] == "daily" and got["in_sample"] == {"sharpe": 1.0}
+    assert len(store.list_knowledge()) == 1
+
+
+def test_unknown_knowledge_raises_not_found(store: Store) -> None:
+    knowledge_at(store, "exists", T0)
+    with pytest.raises(NotFound, match="no knowledge record with cycle_id 'missing'"):
+        store.get_knowledge("missing")
+    with pytest.raises(NotFound, match="before='missing' names no knowledge record"):
+        store.list_knowledge(before="missing")
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ("k1", "knowledge record must be a dict"),
+        ({"mode": "daily"}, r"missing \['cycle_id'\]"),
+        ({"cycle_id": "k1"}, r"missing \['mode'\]"),
+        ({"cycle_id": "k 1", "mode": "daily"}, "knowledge cycle_id 'k 1' is not valid"),
+        ({"cycle_id": "k1", "mode": ""}, "knowledge mode must be a non-empty str"),
+        ({"cycle_id": "k1", "mode": None}, "knowledge mode must be a non-empty str"),
+        ({"cycle_id": "k1", "mode": "daily", "created_at": "2025-03-01"}, "no UTC offset"),
+        ({"cycle_id": "k1", "mode": "daily", "created_at": 17}, "must be an ISO 8601 string"),
+        ({"cycle_id": "k1", "mode": "daily", "oos": {"sharpe": float("nan")}}, r"knowledge\.oos\.sharpe: float nan"),
+        ({"cycle_id": "k1", "mode": "daily", "tried": {"x", "y"}}, r"knowledge\.tried: set"),
+        ({"cycle_id": "k1", "mode": "daily", "pnl": Decimal("1.2")}, r"knowledge\.pnl: Decimal"),
+        ({"cycle_id": "k1", "mode": "daily", 5: "x"}, "key 5 is not a str"),
+    ],
+)
+def test_save_knowledge_refuses_bad_records(store: Store, record: Any, message: str) -> None:
+    with pytest.raises(InvalidDocument, match=message):
+        store.save_knowledge(record)
+    assert store.list_knowledge() == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"limit": 0}, "out of range"),
+        ({"limit": 1001}, "out of range"),
+        ({"limit": 2.0}, "must be an int"),
+        ({"mode": ""}, "mode must be a non-empty str"),
+        ({"mode": 1}, "mode must be a non-empty str"),
+        ({"before": "bad id"}, "not valid"),
+    ],
+)
+def test_list_knowledge_refuses_bad_arguments(store: Store, kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidDocument, match=message):
+        store.list_knowledge(**kwargs)
+
+
+# -- learning: search trials --------------------------------------------------------------
+
+
+def make_trial(i: int, value: float | None = None, **extra: Any) -> dict[str, Any]:
+    trial: dict[str, Any] = {
+        "params": {"mutpb": 0.1 + i / 100, "cxpb": 0.5, "pop": 20 + i, "family": "sma_cross"},
+        "value": -0.5 * i if value is None else value,
+    }
+    trial.update(extra)
+    return trial
+
+
+def test_trials_round_trip_in_index_order(store: Store) -> None:
+    assert store.list_trials("wf:daily") == []
+    before = datetime.now(timezone.utc)
+    assert store.save_trial("wf:daily", make_trial(0, value=1.25, seconds=3.5)) == 0
+    assert store.save_trial("wf:daily", make_trial(1, value=np.float32(0.5))) == 1
+    assert store.save_trial("wf:daily", make_trial(2, value=np.int64(2))) == 2
+    trials = store.list_trials("wf:daily")
+    assert [t["index"] for t in trials] == [0, 1, 2]
+    assert list(trials[0]) == ["index", "params", "value", "seconds", "saved_at"]
+    assert trials[0]["params"] == make_trial(0)["params"]
+    assert trials[0]["seconds"] == 3.5
+    assert [t["value"] for t in trials] == [1.25, 0.5, 2.0]
+    assert all(type(t["value"]) is float for t in trials)
+    stamps = [datetime.fromisoformat(t["saved_at"]) for t in trials]
+    assert all(s.utcoffset() == timedelta(0) for s in stamps)
+    assert stamps == sorted(stamps) and stamps[0] >= before - timedelta(seconds=1)
+
+
+def test_studies_number_their_trials_independently(store: Store) -> None:
+    assert [store.save_trial("a", make_trial(i)) for i in range(3)] == [0, 1, 2]
+    assert [store.save_trial("b", make_trial(i)) for i in range(2)] == [0, 1]
+    assert store.save_trial("a", make_trial(3)) == 3
+    assert [t["params"]["pop"] for t in store.list_trials("a")] == [20, 21, 22, 23]
+    assert [t["params"]["pop"] for t in store.list_trials("b")] == [20, 21]
+
+
+def test_trials_resume_across_reopen(open_same: Opener) -> None:
+    first = open_same()
+    for i in range(3):
+        assert first.save_trial("resume", make_trial(i)) == i
+    first.close()
+    second = open_same()  # a new process resuming the search
+    done = second.list_trials("resume")
+    assert [t["index"] for t in done] == [0, 1, 2]
+    assert [t["params"] for t in done] == [make_trial(i)["params"] for i in range(3)]
+    assert second.save_trial("resume", make_trial(3)) == 3
+    assert second.save_trial("resume", make_trial(4)) == 4
+    second.close()
+    third = open_same()
+    trials = third.list_trials("resume")
+    assert [t["index"] for t in trials] == [0, 1, 2, 3, 4]
+    assert [t["value"] for t in trials] == [-0.5 * i for i in range(5)]
+
+
+def test_trials_appended_concurrently_get_consecutive_indexes(open_same: Opener) -> None:
+    stores = [open_same(), open_same()]  # two connections to one database
+    errors: list[BaseException] = []
+    returned: list[tuple[int, int, int]] = []
+
+    def work(worker: int) -> None:
+        try:
+            for k in range(10):
+                index = stores[worker % 2].save_trial("shared", make_trial(k, worker=worker, k=k))
+                returned.append((index, worker, k))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(i for i, _, _ in returned) == list(range(40))
+    trials = stores[0].list_trials("shared")
+    assert [t["index"] for t in trials] == list(range(40))
+    # Each index holds the trial that was told it, and each worker's trials keep their order.
+    by_index = {t["index"]: (t["worker"], t["k"]) for t in trials}
+    assert all(by_index[i] == (w, k) for i, w, k in returned)
+    for worker in range(4):
+        assert [t["k"] for t in trials if t["worker"] == worker] == list(range(10))
+
+
+def test_list_studies_summarises_each_study(store: Store) -> None:
+    assert store.list_studies() == []
+    for value in (0.4, -1.5, 2.0):
+        store.save_trial("alpha", make_trial(0, value=value))
+    store.save_trial("beta", make_trial(0, value=3))
+    store.save_study_meta("gamma", {"space": {"fast": [2, 10]}})
+    studies = store.list_studies()
+    assert [s["study"] for s in studies] == ["gamma", "beta", "alpha"]  # most recently updated first
+    by_name = {s["study"]: s for s in studies}
+    alpha = by_name["alpha"]
+    assert list(alpha) == ["study", "trials", "best_value", "updated_at", "meta"]
+    assert alpha["trials"] == 3 and alpha["best_value"] == -1.5 and alpha["meta"] is None
+    assert alpha["updated_at"] == store.list_trials("alpha")[-1]["saved_at"]
+    assert by_name["beta"]["best_value"] == 3.0 and type(by_name["beta"]["best_value"]) is float
+    assert by_name["gamma"] == {
+        "study": "gamma",
+        "trials": 0,
+        "best_value": None,
+        "updated_at": by_name["gamma"]["updated_at"],
+        "meta": {"space": {"fast": [2, 10]}},
+    }
+    store.save_trial("alpha", make_trial(1, value=-2.0))
+    studies = store.list_studies()
+    assert studies[0]["study"] == "alpha" and studies[0]["trials"] == 4
+    assert studies[0]["best_value"] == -2.0
+
+
+@pytest.mark.parametrize(
+    ("study", "trial", "message"),
+    [
+        ("bad study", make_trial(0), "study 'bad study' is not valid"),
+        ("", make_trial(0), "study '' is not valid"),
+        ("s", [0.1, 0.5], "trial must be a dict"),
+        ("s", {"value": 1.0}, "trial is missing 'params'"),
+        ("s", {"params": [0.1, 0.5], "value": 1.0}, "trial params must be a dict"),
+        ("s", {"params": {"a": 1}}, "trial value must be a finite number"),
+        ("s", {"params": {"a": 1}, "value": None}, "trial value must be a finite number"),
+        ("s", {"params": {"a": 1}, "value": "0.5"}, "trial value must be a finite number"),
+        ("s", {"params": {"a": 1}, "value": True}, "trial value must be a finite number"),
+        ("s", {"params": {"a": 1}, "value": float("nan")}, "trial value=nan is not a finite number"),
+        ("s", {"params": {"a": 1}, "value": float("-inf")}, "trial value=-inf is not a finite number"),
+        ("s", {"params": {"a": float("inf")}, "value": 1.0}, r"trial\.params\.a: float inf"),
+        ("s", {"params": {"a": {1, 2}}, "value": 1.0}, r"trial\.params\.a: set"),
+        ("s", make_trial(0, index=4), r"store-set keys \['index'\]"),
+        ("s", make_trial(0, saved_at="2025-01-01T00:00:00Z"), r"store-set keys \['saved_at'\]"),
+        ("s", make_trial(0, started=datetime(2025, 1, 1)), r"trial\.started: datetime"),
+    ],
+)
+def test_save_trial_refuses_bad_input(store: Store, study: Any, trial: Any, message: str) -> None:
+    with pytest.raises(InvalidDocument, match=message):
+        store.save_trial(study, trial)
+    assert store.list_studies() == []
+    # A refused trial uses no index.
+    assert store.save_trial("s", make_trial(0)) == 0
+
+
+def test_list_trials_refuses_a_bad_study_name(store: Store) -> None:
+    with pytest.raises(InvalidDocument, match="study 'a b' is not valid"):
+        store.list_trials("a b")
+    with pytest.raises(InvalidDocument, match="study None is not valid"):
+        store.get_study_meta(None)  # type: ignore[arg-type]
+
+
+SPACE_META = {
+    "space": {"mutpb": [0.05, 0.5, "uniform"], "pop": [10, 60]},
+    "objective": "neg_oos_sharpe",
+    "n_initial_points": 10,
+    "seed": 7,
+}
+
+
+def test_study_meta_round_trip_and_resume_check(open_same: Opener) -> None:
+    store = open_same()
+    assert store.get_study_meta("s1") is None
+    store.save_study_meta("s1", SPACE_META)
+    assert store.get_study_meta("s1") == SPACE_META
+    store.save_study_meta("s1", {**SPACE_META, "seed": 7.0})  # same settings: accepted, unchanged
+    store.close()
+    store = open_same()
+    assert store.get_study_meta("s1") == SPACE_META
+    other = {
+        **SPACE_META,
+        "space": {"mutpb": [0.05, 0.9, "uniform"], "pop": [10, 60], "cxpb": [0.1, 0.9]},
+        "seed": True,
+    }
+    del other["objective"]
+    with pytest.raises(StudyMismatch) as info:
+        store.save_study_meta("s1", other)
+    message = str(info.value)
+    assert "study 's1' was started with other settings" in message
+    assert "space.mutpb: stored [0.05, 0.5, 'uniform'], given [0.05, 0.9, 'uniform']" in message
+    assert "space.cxpb: stored <missing>, given [0.1, 0.9]" in message
+    assert "objective: stored 'neg_oos_sharpe', given <missing>" in message
+    assert "seed: stored 7, given True" in message
+    assert isinstance(info.value, StoreError)
+    assert info.value.study == "s1"
+    assert [path for path, _, _ in info.value.differences] == [
+        "space.mutpb",
+        "space.cxpb",
+        "objective",
+        "seed",
+    ]
+    assert store.get_study_meta("s1") == SPACE_META  # nothing changed
+    store.save_study_meta("s1", other, replace=True)
+    assert store.get_study_meta("s1") == other
+
+
+def test_study_meta_is_independent_of_trials(store: Store) -> None:
+    store.save_trial("s2", make_trial(0))
+    assert store.get_study_meta("s2") is None
+    store.save_study_meta("s2", {"space": {}})
+    assert store.save_trial("s2", make_trial(1)) == 1
+    (entry,) = store.list_studies()
+    assert entry["trials"] == 2 and entry["meta"] == {"space": {}}
+
+
+@pytest.mark.parametrize(
+    ("study", "meta", "message"),
+    [
+        ("bad study", {}, "study 'bad study' is not valid"),
+        ("s", ["mutpb"], "study meta must be a dict"),
+        ("s", {"space": {"a": (0, float("nan"))}}, r"study meta\.space\.a\[1\]: float nan"),
+        ("s", {"space": range(3)}, r"study meta\.space: range"),
+    ],
+)
+def test_save_study_meta_refuses_bad_input(store: Store, study: Any, meta: Any, message: str) -> None:
+    with pytest.raises(InvalidDocument, match=message):
+        store.save_study_meta(study, meta)
+    assert store.list_studies() == []
+
+
+def test_not_found_errors_share_one_base(store: Store) -> None:
+    assert issubclass(RunNotFound, NotFound) and issubclass(NotFound, StoreError)
+    for call in (lambda: store.get_run("nope"), lambda: store.get_population("nope")):
+        with pytest.raises(NotFound, match="nope"):
+            call()
+
+
 # -- lifetime ----------------------------------------------------------------------
 
 
@@ -1055,6 +1545,10 @@ def test_sqlite_schema_pragmas_and_idempotent_open(tmp_path: Path) -> None:
         "equity_curves",
         "genomes",
         "audit_events",
+        "populations",
+        "knowledge",
+        "search_trials",
+        "search_studies",
     } <= tables
     conn.close()
 
@@ -1112,5 +1606,193 @@ def test_sqlite_refuses_a_newer_schema(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
-    with pytest.raises(StoreError, match="schema version 2"):
+    with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1}; .* up to {SCHEMA_VERSION}"):
         SQLiteStore(path)
+
+
+# The version-1 schema exactly as cohortlab wrote it before the learning tables
+# (schema version 2) existed: a frozen copy, so the upgrade test does not drift
+# with the adapter's own DDL.
+_V1_DDL = """
+CREATE TABLE sim_runs_intraday (
+    run_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('cohort', 'backtest')),
+    status TEXT NOT NULL CHECK (status IN ('running', 'completed', 'failed')),
+    created_at TEXT NOT NULL, finished_at TEXT, data_label TEXT NOT NULL,
+    reason TEXT, timings TEXT, doc TEXT NOT NULL
+);
+CREATE INDEX sim_runs_intraday_by_created ON sim_runs_intraday (created_at, run_id);
+CREATE INDEX sim_runs_intraday_by_status ON sim_runs_intraday (status, created_at, run_id);
+CREATE INDEX sim_runs_intraday_by_kind ON sim_runs_intraday (kind, created_at, run_id);
+CREATE TABLE cohort_summaries (
+    run_id TEXT PRIMARY KEY REFERENCES sim_runs_intraday (run_id) ON DELETE CASCADE,
+    summary TEXT NOT NULL
+);
+CREATE TABLE agent_results (
+    run_id TEXT NOT NULL REFERENCES sim_runs_intraday (run_id) ON DELETE CASCADE,
+    rank INTEGER NOT NULL, agent_id TEXT NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (run_id, rank), UNIQUE (run_id, agent_id)
+);
+CREATE TABLE trades (
+    run_id TEXT NOT NULL REFERENCES sim_runs_intraday (run_id) ON DELETE CASCADE,
+    position INTEGER NOT NULL, agent_id TEXT NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (run_id, position)
+);
+CREATE INDEX trades_by_agent ON trades (run_id, agent_id, position);
+CREATE TABLE ledger (
+    run_id TEXT NOT NULL REFERENCES sim_runs_intraday (run_id) ON DELETE CASCADE,
+    txn_id TEXT NOT NULL, seq INTEGER NOT NULL, bar INTEGER NOT NULL, time TEXT NOT NULL,
+    kind TEXT NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (run_id, txn_id), UNIQUE (run_id, seq)
+);
+CREATE TABLE equity_curves (
+    run_id TEXT NOT NULL REFERENCES sim_runs_intraday (run_id) ON DELETE CASCADE,
+    name TEXT NOT NULL, position INTEGER NOT NULL, dtype TEXT NOT NULL,
+    shape TEXT NOT NULL, npy BLOB NOT NULL,
+    PRIMARY KEY (run_id, name)
+);
+CREATE TABLE genomes (
+    version INTEGER PRIMARY KEY AUTOINCREMENT, saved_at TEXT NOT NULL,
+    source TEXT NOT NULL, entries TEXT NOT NULL
+);
+CREATE TABLE audit_events (
+    event_id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, kind TEXT NOT NULL,
+    actor TEXT NOT NULL, doc TEXT NOT NULL
+);
+CREATE INDEX audit_events_by_at ON audit_events (at, event_id);
+PRAGMA user_version = 1;
+"""
+
+_LEARNING_TABLES = {"populations", "knowledge", "search_trials", "search_studies"}
+
+
+def _make_v1_database(path: Path) -> None:
+    """A version-1 file holding one run with a ledger entry, a hall of fame and
+    an audit event, written with raw SQL in the version-1 layout."""
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.executescript(_V1_DDL)
+    with conn:
+        conn.execute(
+            "INSERT INTO sim_runs_intraday (run_id, kind, status, created_at, data_label, doc) "
+            "VALUES ('v1-run', 'cohort', 'running', '2025-01-02T03:04:05.000000+00:00', "
+            "'binance:1m', ?)",
+            ('{"config":{"agents":3},"genomes":[{"family":"sma_cross"}]}',),
+        )
+        txn = make_txn(0)
+        conn.execute(
+            "INSERT INTO ledger (run_id, txn_id, seq, bar, time, kind, doc) "
+            "VALUES ('v1-run', ?, 0, 0, ?, 'fill', ?)",
+            (txn["txn_id"], txn["time"], json.dumps(txn)),
+        )
+        conn.execute(
+            "INSERT INTO genomes (saved_at, source, entries) VALUES "
+            "('2025-01-02T00:00:00.000000+00:00', 'run:v1', '[{\"family\":\"sma_cross\"}]')"
+        )
+        conn.execute(
+            "INSERT INTO audit_events (at, kind, actor, doc) VALUES "
+            "('2025-01-02T00:00:00.000000+00:00', 'launch', 'alice', ?)",
+            ('{"kind":"launch","actor":"alice","at":"2025-01-02T00:00:00.000000+00:00","details":{}}',),
+        )
+    conn.close()
+
+
+def _tables(path: Path) -> set[str]:
+    conn = _raw(path)
+    try:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        conn.close()
+
+
+def _user_version(path: Path) -> int:
+    conn = _raw(path)
+    try:
+        return conn.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_sqlite_upgrades_a_version_1_database_and_keeps_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    _make_v1_database(path)
+    assert _user_version(path) == 1
+    assert not _LEARNING_TABLES & _tables(path)
+
+    with SQLiteStore(path) as store:
+        assert SCHEMA_VERSION == 2
+        assert _user_version(path) == 2
+        assert _LEARNING_TABLES <= _tables(path)
+        run = store.get_run("v1-run")
+        assert run["status"] == "running" and run["config"] == {"agents": 3}
+        assert [t["txn_id"] for t in store.get_ledger("v1-run")] == ["t00000"]
+        assert store.latest_hall_of_fame() == [{"family": "sma_cross"}]
+        assert [e["kind"] for e in store.list_audit()] == ["launch"]
+        # The old data keeps working and the new tables are usable.
+        assert store.append_ledger("v1-run", [make_txn(1)]) == 1
+        store.save_population("cy1", [{"g": 1}], {"mode": "daily"})
+        store.save_knowledge({"cycle_id": "cy1", "mode": "daily"})
+        assert store.save_trial("s", {"params": {"x": 1}, "value": 0.5}) == 0
+        store.save_study_meta("s", {"space": {"x": [0, 1]}})
+
+    with SQLiteStore(path) as store:  # the upgrade is idempotent
+        assert _user_version(path) == 2
+        assert store.get_population("cy1")["genomes"] == [{"g": 1}]
+        assert store.get_knowledge("cy1")["mode"] == "daily"
+        assert store.save_trial("s", {"params": {"x": 2}, "value": 0.25}) == 1
+        assert len(store.get_ledger("v1-run")) == 2
+        assert store.get_study_meta("s") == {"space": {"x": [0, 1]}}
+    conn = _raw(path)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+def test_sqlite_upgrade_by_two_openers_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    _make_v1_database(path)
+    errors: list[BaseException] = []
+    stores: list[SQLiteStore] = []
+    barrier = threading.Barrier(4)
+
+    def open_it() -> None:
+        try:
+            barrier.wait()
+            stores.append(SQLiteStore(path))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert errors == []
+        assert _user_version(path) == 2
+        assert stores[0].get_run("v1-run")["data_label"] == "binance:1m"
+        assert [s.save_trial("race", {"params": {}, "value": 1.0}) for s in stores] == [0, 1, 2, 3]
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_sqlite_learning_queries_use_indexes(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    SQLiteStore(path).close()
+    conn = _raw(path)
+    queries = [
+        ("SELECT doc FROM knowledge ORDER BY created_at DESC, cycle_id DESC LIMIT 20", ()),
+        (
+            "SELECT doc FROM knowledge WHERE mode = ? AND (created_at, cycle_id) < (?, ?) "
+            "ORDER BY created_at DESC, cycle_id DESC LIMIT 20",
+            ("daily", "x", "y"),
+        ),
+        ("SELECT cycle_id FROM populations WHERE mode = ? ORDER BY seq DESC LIMIT 1", ("daily",)),
+        ("SELECT doc FROM search_trials WHERE study = ? ORDER BY idx", ("s",)),
+    ]
+    for sql, params in queries:
+        plan = " | ".join(r["detail"] for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+        assert "TEMP B-TREE" not in plan, plan
+        assert "SCAN" not in plan or "USING INDEX" in plan or "USING COVERING INDEX" in plan, plan
+    conn.close()

@@ -11,21 +11,25 @@ from pathlib import Path
 
 from manager.store.base import (
     InvalidDocument,
+    NotFound,
     RunNotFound,
     RunStateError,
     Store,
     StoreError,
+    StudyMismatch,
     new_run_id,
 )
 from manager.store.sqlite import SQLiteStore
 
 __all__ = [
     "InvalidDocument",
+    "NotFound",
     "RunNotFound",
     "RunStateError",
     "SQLiteStore",
     "Store",
     "StoreError",
+    "StudyMismatch",
     "new_run_id",
     "open_store",
 ]

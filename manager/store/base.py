@@ -51,6 +51,51 @@ Ledger transaction (one journal entry; the ledger is the record of account)::
     }
 
 Amounts and quantities are stored and returned as the exact strings given.
+
+The learning loop keeps three more kinds of document; ``cycle_id`` and study
+names follow the run id rules (:func:`check_id`).
+
+Population (what :meth:`Store.get_population` / :meth:`Store.latest_population`
+return; one evolved population per learning cycle, never overwritten)::
+
+    {
+        "cycle_id": str,          # the learning cycle that bred it; unique
+        "saved_at": str,          # set by the store, ISO 8601 UTC (canonical)
+        "genomes": list[dict],    # at least one genome, in the order given
+        "meta": dict,             # as given; meta["mode"] (str), when present,
+                                  # is what latest_population(mode=...) matches
+    }
+
+Knowledge record (one per learning cycle: what was tried, what won, in- and
+out-of-sample figures; :meth:`Store.get_knowledge`)::
+
+    {
+        "cycle_id": str,          # unique
+        "mode": str,              # e.g. "daily", "intraday"
+        "created_at": str,        # ISO 8601 UTC (canonical); default: when saved
+        ...                       # any further JSON-able caller keys, as given
+    }
+
+Search trial (one evaluated point of a Bayesian search ``study``;
+:meth:`Store.list_trials`)::
+
+    {
+        "index": int,             # set by the store: 0, 1, 2, ... within the study
+        "params": dict,           # the point evaluated, name -> value
+        "value": float,           # the objective at that point (lower is better)
+        ...                       # any further JSON-able caller keys, as given
+        "saved_at": str,          # set by the store, ISO 8601 UTC (canonical)
+    }
+
+Study listing entry (:meth:`Store.list_studies`)::
+
+    {
+        "study": str,
+        "trials": int,            # how many trials are stored
+        "best_value": float | None,   # the smallest trial value (None: no trials)
+        "updated_at": str,        # last trial saved or study meta written
+        "meta": dict | None,      # as kept by save_study_meta (None: never saved)
+    }
 """
 
 from __future__ import annotations
@@ -72,14 +117,20 @@ __all__ = [
     "AUDIT_FIELDS",
     "InvalidDocument",
     "MAX_LIST_LIMIT",
+    "MISSING",
+    "NotFound",
     "RUN_KINDS",
     "RUN_STATUSES",
     "RunNotFound",
     "RunStateError",
     "Store",
     "StoreError",
+    "StudyMismatch",
+    "check_id",
     "check_limit",
+    "check_mode",
     "check_run_id",
+    "check_study_meta",
     "decode_array",
     "encode_array",
     "new_run_id",
@@ -87,12 +138,17 @@ __all__ = [
     "prepare_agent",
     "prepare_audit_event",
     "prepare_hall_of_fame",
+    "prepare_knowledge",
+    "prepare_population",
     "prepare_run",
+    "prepare_study_meta",
     "prepare_trade",
+    "prepare_trial",
     "prepare_txn",
     "require_int",
     "require_list",
     "require_mapping",
+    "require_number",
     "require_str",
     "to_document",
     "utc_now",
@@ -105,15 +161,18 @@ RUN_STATUSES: tuple[str, ...] = ("running", "completed", "failed")
 """Allowed values of a run's ``status``."""
 
 MAX_LIST_LIMIT = 1000
-"""Largest page size accepted by :meth:`Store.list_runs` and :meth:`Store.list_audit`."""
+"""Largest page size accepted by :meth:`Store.list_runs`, :meth:`Store.list_audit`
+and :meth:`Store.list_knowledge`."""
 
 AUDIT_FIELDS: tuple[str, ...] = ("kind", "actor", "at", "details")
 """Keys every stored audit event has."""
 
 # Keys of a run document that only the store sets.
 _STORE_SET_RUN_KEYS = ("finished_at", "reason", "timings", "summary")
+# Keys of a search trial that only the store sets.
+_STORE_SET_TRIAL_KEYS = ("index", "saved_at")
 
-_RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _DECIMAL_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _POSTING_KEYS = ("account", "amount", "qty", "symbol")
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -127,7 +186,12 @@ class StoreError(Exception):
     """Any failure of a store operation (bad URL, I/O, constraint, state)."""
 
 
-class RunNotFound(StoreError):
+class NotFound(StoreError):
+    """No document with the given id exists in the store (a run, a population,
+    a knowledge record, a pagination cursor)."""
+
+
+class RunNotFound(NotFound):
     """No run with the given ``run_id`` exists in the store."""
 
 
@@ -144,6 +208,45 @@ class RunStateError(StoreError):
     For example completing a run that already completed or failed, or failing a
     completed run (which would destroy its stored results).
     """
+
+
+class StudyMismatch(StoreError):
+    """A search study is being resumed with settings other than the ones it was
+    started with (see :meth:`Store.save_study_meta`).
+
+    Attributes:
+        study: the study name.
+        differences: one ``(path, stored, given)`` triple per differing value;
+            ``path`` is a dotted key path (``"space.fast"``), a missing value is
+            :data:`MISSING`.
+    """
+
+    def __init__(self, study: str, differences: list[tuple[str, Any, Any]]) -> None:
+        self.study = study
+        self.differences = differences
+        shown = "; ".join(
+            f"{path}: stored {_show(stored)}, given {_show(given)}"
+            for path, stored, given in differences[:10]
+        )
+        more = f"; and {len(differences) - 10} more" if len(differences) > 10 else ""
+        super().__init__(
+            f"study {study!r} was started with other settings ({shown}{more}); resume it "
+            "with the same search space and settings, or start a new study under another name"
+        )
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+MISSING: Any = _Missing()
+"""Stands for an absent key in :attr:`StudyMismatch.differences`."""
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 # -- helpers shared by every adapter -------------------------------------------
@@ -209,21 +312,43 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"{stamp}-{secrets.token_hex(4)}"
 
 
-def check_run_id(run_id: Any) -> str:
-    """Validate a run id and return it.
+def check_id(value: Any, what: str) -> str:
+    """Validate an id (run id, cycle id, study name) and return it as a plain str.
 
     Allowed: 1 to 128 characters from ``A-Z a-z 0-9 . _ : -``, not starting with
     a punctuation character (so ids are safe in URLs and file names).
 
+    Args:
+        value: the id.
+        what: its name in error messages (e.g. ``"run_id"``, ``"study"``).
+
     Raises:
         InvalidDocument: anything else.
     """
-    if not isinstance(run_id, str) or not _RUN_ID_RE.fullmatch(run_id):
+    if not isinstance(value, str) or not _ID_RE.fullmatch(value):
         raise InvalidDocument(
-            f"run_id {run_id!r} is not valid; allowed: a str of 1-128 characters "
+            f"{what} {value!r} is not valid; allowed: a str of 1-128 characters "
             "from A-Z a-z 0-9 . _ : - starting with a letter or digit"
         )
-    return run_id
+    return str.__str__(value)
+
+
+def check_run_id(run_id: Any) -> str:
+    """Validate a run id and return it (the rules of :func:`check_id`).
+
+    Raises:
+        InvalidDocument: not a valid id.
+    """
+    return check_id(run_id, "run_id")
+
+
+def check_mode(mode: Any, where: str = "mode") -> str | None:
+    """Validate an optional learning mode filter: ``None`` or a non-empty str.
+
+    Raises:
+        InvalidDocument: anything else.
+    """
+    return None if mode is None else require_str(mode, where)
 
 
 def check_limit(limit: Any, where: str = "limit") -> int:
@@ -327,6 +452,25 @@ def require_int(value: Any, where: str) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise InvalidDocument(f"{where} must be an int, got {type(value).__name__} {value!r:.80}")
     return to_document(value, where)
+
+
+def require_number(value: Any, where: str) -> float:
+    """Return ``value`` as a finite float; ints and numpy numbers are accepted.
+
+    Raises:
+        InvalidDocument: a bool, a non-number, NaN or an infinity.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (int, float, np.integer, np.floating)
+    ):
+        raise InvalidDocument(
+            f"{where} must be a finite number (int or float), "
+            f"got {type(value).__name__} {value!r:.80}"
+        )
+    number = float(value)
+    if not math.isfinite(number):
+        raise InvalidDocument(f"{where}={number!r} is not a finite number")
+    return number
 
 
 def _decimal_string(value: Any, where: str) -> tuple[str, Decimal]:
@@ -561,6 +705,163 @@ def prepare_audit_event(event: Any) -> dict[str, Any]:
     return out
 
 
+def prepare_population(
+    cycle_id: Any, genomes: Any, meta: Any
+) -> tuple[str, list[dict[str, Any]], dict[str, Any], str | None]:
+    """Validate a population for :meth:`Store.save_population`.
+
+    Args:
+        cycle_id: id of the learning cycle (rules of :func:`check_id`).
+        genomes: non-empty list of genome dicts of JSON-able values.
+        meta: dict of JSON-able values; ``meta["mode"]``, if present and not
+            None, must be a non-empty str.
+
+    Returns:
+        ``(cycle_id, genomes, meta, mode)``: copies of the documents, and the
+        mode (``meta["mode"]`` or None) the population is listed under.
+
+    Raises:
+        InvalidDocument: any of the above not met; the message names the value.
+    """
+    cycle_id = check_id(cycle_id, "population cycle_id")
+    items = require_list(genomes, "population genomes")
+    if not items:
+        raise InvalidDocument(
+            f"population {cycle_id!r} has no genomes; a population needs at least one"
+        )
+    docs = [
+        to_document(require_mapping(g, f"population genomes[{i}]"), f"population.genomes[{i}]")
+        for i, g in enumerate(items)
+    ]
+    meta_doc = to_document(require_mapping(meta, "population meta"), "population.meta")
+    mode = check_mode(meta_doc.get("mode"), "population meta mode")
+    return cycle_id, docs, meta_doc, mode
+
+
+def prepare_knowledge(record: Any) -> dict[str, Any]:
+    """Validate a knowledge record for :meth:`Store.save_knowledge` and fill defaults.
+
+    Args:
+        record: dict with ``cycle_id`` (rules of :func:`check_id`), ``mode``
+            (non-empty str) and optional ``created_at`` (ISO 8601 with offset;
+            default now). Other keys are kept as given (JSON-able values).
+
+    Returns:
+        A new dict: ``cycle_id``, ``mode``, ``created_at`` (canonical UTC), then
+        the other keys.
+
+    Raises:
+        InvalidDocument: a missing or wrong-typed field, or a value that is not
+            JSON-able.
+    """
+    require_mapping(record, "knowledge record")
+    missing = [key for key in ("cycle_id", "mode") if key not in record]
+    if missing:
+        raise InvalidDocument(f"knowledge record is missing {missing}; required: cycle_id, mode")
+    created = record.get("created_at")
+    out: dict[str, Any] = {
+        "cycle_id": check_id(record["cycle_id"], "knowledge cycle_id"),
+        "mode": require_str(record["mode"], "knowledge mode"),
+        "created_at": (
+            utc_now() if created is None else normalise_timestamp(created, "knowledge created_at")
+        ),
+    }
+    for key, value in record.items():
+        if key not in out:
+            if not isinstance(key, str):
+                raise InvalidDocument(
+                    f"knowledge record: key {key!r} is not a str; document keys must be str"
+                )
+            out[key] = to_document(value, f"knowledge.{key}")
+    return out
+
+
+def prepare_trial(study: Any, trial: Any) -> tuple[str, dict[str, Any]]:
+    """Validate a search trial for :meth:`Store.save_trial`.
+
+    Args:
+        study: study name (rules of :func:`check_id`).
+        trial: dict with ``params`` (dict) and ``value`` (finite int/float,
+            stored as float); other keys are kept as given. ``index`` and
+            ``saved_at`` are set by the store and refused here.
+
+    Returns:
+        ``(study, doc)``: doc has ``params``, ``value`` first, then other keys.
+
+    Raises:
+        InvalidDocument: a missing, wrong-typed or store-set field, or a value
+            that is not JSON-able.
+    """
+    study = check_id(study, "study")
+    require_mapping(trial, "trial")
+    reserved = [key for key in _STORE_SET_TRIAL_KEYS if key in trial]
+    if reserved:
+        raise InvalidDocument(
+            f"trial has store-set keys {reserved}; the store numbers trials and "
+            "stamps them, leave these out"
+        )
+    if "params" not in trial:
+        raise InvalidDocument("trial is missing 'params'; required: params (dict), value (number)")
+    out: dict[str, Any] = {
+        "params": to_document(require_mapping(trial["params"], "trial params"), "trial.params"),
+        "value": require_number(trial.get("value"), "trial value"),
+    }
+    for key, value in trial.items():
+        if key not in out:
+            if not isinstance(key, str):
+                raise InvalidDocument(f"trial: key {key!r} is not a str; document keys must be str")
+            out[key] = to_document(value, f"trial.{key}")
+    return study, out
+
+
+def prepare_study_meta(study: Any, meta: Any) -> tuple[str, dict[str, Any]]:
+    """Validate a study's settings for :meth:`Store.save_study_meta`.
+
+    Returns:
+        ``(study, meta)`` with a JSON-able copy of ``meta``.
+
+    Raises:
+        InvalidDocument: bad study name, ``meta`` not a dict or not JSON-able.
+    """
+    study = check_id(study, "study")
+    return study, to_document(require_mapping(meta, "study meta"), "study meta")
+
+
+def _differences(stored: Any, given: Any, path: str) -> list[tuple[str, Any, Any]]:
+    if isinstance(stored, dict) and isinstance(given, dict):
+        out: list[tuple[str, Any, Any]] = []
+        for key in [*stored, *(k for k in given if k not in stored)]:
+            sub = f"{path}.{key}" if path else key
+            out.extend(_differences(stored.get(key, MISSING), given.get(key, MISSING), sub))
+        return out
+    if isinstance(stored, list) and isinstance(given, list) and len(stored) == len(given):
+        if all(not _differences(a, b, path) for a, b in zip(stored, given)):
+            return []
+        return [(path, stored, given)]
+    if isinstance(stored, bool) or isinstance(given, bool):
+        same = type(stored) is type(given) and stored == given
+    elif isinstance(stored, (dict, list)) or isinstance(given, (dict, list)):
+        same = False
+    else:  # 5 and 5.0 are the same setting
+        same = stored == given
+    return [] if same else [(path or "meta", stored, given)]
+
+
+def check_study_meta(study: str, stored: dict[str, Any], given: dict[str, Any]) -> None:
+    """Compare the settings a study was started with to the ones given now.
+
+    Values are compared as documents: dicts by key, lists item by item, ``5``
+    equals ``5.0``, ``True`` does not equal ``1``.
+
+    Raises:
+        StudyMismatch: they differ; the message names every differing key path
+            with the stored and the given value.
+    """
+    differences = _differences(stored, given, "")
+    if differences:
+        raise StudyMismatch(study, differences)
+
+
 def encode_array(array: Any, where: str) -> bytes:
     """Serialise an equity curve to ``.npy`` bytes (exact dtype, shape and data).
 
@@ -593,7 +894,8 @@ def decode_array(data: bytes) -> np.ndarray:
 
 class Store(ABC):
     """Persistence port for runs, their results, the ledger journal, the hall of
-    fame and audit events.
+    fame, audit events, and the learning loop's populations, knowledge base and
+    search trials.
 
     All methods are synchronous. Documents go in and come out as plain dicts of
     JSON-able values (see the module docstring for the run document and ledger
@@ -605,9 +907,10 @@ class Store(ABC):
     journal entries while the run is running.
 
     Errors: every method raises :class:`StoreError` subclasses only:
-    :class:`RunNotFound`, :class:`InvalidDocument` (bad input),
-    :class:`RunStateError` (wrong status), or plain :class:`StoreError`
-    (duplicates, conflicts, I/O, closed store).
+    :class:`NotFound` (its subclass :class:`RunNotFound` for runs),
+    :class:`InvalidDocument` (bad input), :class:`RunStateError` (wrong status),
+    :class:`StudyMismatch` (a search resumed with other settings), or plain
+    :class:`StoreError` (duplicates, conflicts, I/O, closed store).
     """
 
     # -- runs --------------------------------------------------------------
@@ -811,6 +1114,173 @@ class Store(ABC):
 
         Raises:
             InvalidDocument: ``limit`` not an int from 1 to :data:`MAX_LIST_LIMIT`.
+        """
+
+    # -- learning: populations -------------------------------------------------
+
+    @abstractmethod
+    def save_population(
+        self, cycle_id: str, genomes: list[dict[str, Any]], meta: dict[str, Any]
+    ) -> None:
+        """Store the population a learning cycle bred (never overwritten).
+
+        Args:
+            cycle_id: id of the learning cycle (rules of :func:`check_id`).
+            genomes: the genomes (dicts), at least one, in the order to return them.
+            meta: JSON-able dict about the population (e.g. ``mode``,
+                ``generation``, ``seed``). ``meta["mode"]`` (a str, when present)
+                is what :meth:`latest_population` filters on.
+
+        Raises:
+            InvalidDocument: bad input (see :func:`prepare_population`).
+            StoreError: a population with this ``cycle_id`` already exists.
+        """
+
+    @abstractmethod
+    def latest_population(self, mode: str | None = None) -> dict[str, Any] | None:
+        """Return the most recently saved population, or None if there is none.
+
+        "Most recent" is save order (the last :meth:`save_population` call that
+        succeeded), not the order of cycle ids.
+
+        Args:
+            mode: only populations whose ``meta["mode"]`` equals this str;
+                ``None`` = any population.
+
+        Returns:
+            ``{"cycle_id", "saved_at", "genomes", "meta"}`` (see the module
+            docstring), or None.
+
+        Raises:
+            InvalidDocument: ``mode`` is neither None nor a non-empty str.
+        """
+
+    @abstractmethod
+    def get_population(self, cycle_id: str) -> dict[str, Any]:
+        """Return the population saved for ``cycle_id`` (shape as :meth:`latest_population`).
+
+        Raises:
+            InvalidDocument: ``cycle_id`` is not a valid id.
+            NotFound: no population was saved for this cycle.
+        """
+
+    # -- learning: knowledge base -------------------------------------------------
+
+    @abstractmethod
+    def save_knowledge(self, record: dict[str, Any]) -> str:
+        """Store one learning cycle's knowledge record (never overwritten).
+
+        Args:
+            record: dict with ``cycle_id``, ``mode``, optional ``created_at``
+                (default now) and any JSON-able fields (what was tried, what
+                won, in- and out-of-sample figures); see :func:`prepare_knowledge`.
+
+        Returns:
+            The record's ``cycle_id``.
+
+        Raises:
+            InvalidDocument: bad record.
+            StoreError: a record with this ``cycle_id`` already exists.
+        """
+
+    @abstractmethod
+    def list_knowledge(
+        self, limit: int = 50, before: str | None = None, mode: str | None = None
+    ) -> list[dict[str, Any]]:
+        """List knowledge records newest first (``created_at``, then ``cycle_id``, descending).
+
+        Keyset pagination as in :meth:`list_runs`: pass the ``cycle_id`` of the
+        last record of a page as ``before`` to get the next page; pages neither
+        skip nor repeat records when new ones arrive between calls.
+
+        Args:
+            limit: page size, 1 to :data:`MAX_LIST_LIMIT`.
+            before: cursor cycle id; only records strictly after it in the
+                listing order. It need not match ``mode``. ``None`` = from the newest.
+            mode: only records with this ``mode``; ``None`` = all.
+
+        Raises:
+            InvalidDocument: bad ``limit``, ``before`` or ``mode``.
+            NotFound: ``before`` names no record.
+        """
+
+    @abstractmethod
+    def get_knowledge(self, cycle_id: str) -> dict[str, Any]:
+        """Return the knowledge record of ``cycle_id`` as stored.
+
+        Raises:
+            InvalidDocument: ``cycle_id`` is not a valid id.
+            NotFound: no record for this cycle.
+        """
+
+    # -- learning: search trials ----------------------------------------------------
+
+    @abstractmethod
+    def save_trial(self, study: str, trial: dict[str, Any]) -> int:
+        """Append one evaluated point to a search study, atomically.
+
+        Trials of a study are numbered 0, 1, 2, ... in the order they are saved,
+        without gaps, also when several processes or threads append to the same
+        study (each call gets its own index) and across reopening the store, so
+        a search can resume where it stopped by replaying :meth:`list_trials`.
+
+        Args:
+            study: study name (rules of :func:`check_id`); created by its first trial.
+            trial: dict with ``params`` (dict) and ``value`` (finite number; lower
+                is better), other JSON-able keys kept; see :func:`prepare_trial`.
+
+        Returns:
+            The trial's 0-based index within the study.
+
+        Raises:
+            InvalidDocument: bad study name or trial; nothing stored.
+        """
+
+    @abstractmethod
+    def list_trials(self, study: str) -> list[dict[str, Any]]:
+        """Return the study's trials in index order, each with ``index`` and
+        ``saved_at`` added (shape in the module docstring); ``[]`` for a study
+        with no trials.
+
+        Raises:
+            InvalidDocument: bad study name.
+        """
+
+    @abstractmethod
+    def list_studies(self) -> list[dict[str, Any]]:
+        """Return one entry per study that has trials or meta, most recently
+        updated first (then by name): ``study``, ``trials`` (count),
+        ``best_value`` (smallest value, None without trials), ``updated_at``
+        and ``meta`` (None if never saved); see the module docstring."""
+
+    @abstractmethod
+    def save_study_meta(
+        self, study: str, meta: dict[str, Any], *, replace: bool = False
+    ) -> None:
+        """Keep the search space and settings of a study, to check a resume.
+
+        The first call stores ``meta``. Later calls with equal meta (compared as
+        in :func:`check_study_meta`) change nothing; with different meta they
+        raise :class:`StudyMismatch`, unless ``replace=True``, which overwrites.
+
+        Args:
+            study: study name (rules of :func:`check_id`).
+            meta: JSON-able dict, e.g. ``{"space": {...}, "objective": "...",
+                "n_initial_points": 10, "seed": 7}``.
+            replace: overwrite differing meta instead of raising.
+
+        Raises:
+            InvalidDocument: bad study name or meta.
+            StudyMismatch: meta differs from the stored one (and not ``replace``);
+                nothing changed.
+        """
+
+    @abstractmethod
+    def get_study_meta(self, study: str) -> dict[str, Any] | None:
+        """Return the meta kept for ``study``, or None if none was saved.
+
+        Raises:
+            InvalidDocument: bad study name.
         """
 
     # -- lifetime ----------------------------------------------------------------

@@ -24,8 +24,25 @@ Tables (documents are JSON text columns; queried fields are real columns)::
     audit_events       event_id PK (autoincrement), at, kind, actor, doc (JSON);
                        index (at, event_id)
 
+    -- since schema version 2 (the learning loop):
+    populations        seq PK (autoincrement: save order), cycle_id (unique),
+                       saved_at, mode (meta["mode"] or NULL), genomes (JSON),
+                       meta (JSON); index (mode, seq)
+    knowledge          cycle_id PK, mode, created_at, doc (JSON: the whole record);
+                       indexes: (created_at, cycle_id), (mode, created_at,
+                       cycle_id) -- the listing order
+    search_trials      (study, idx) PK, value (REAL), saved_at, doc (JSON:
+                       params, value, caller keys)
+    search_studies     study PK, meta (JSON), created_at, updated_at
+
 All child tables reference ``sim_runs_intraday(run_id)`` with ``ON DELETE CASCADE``.
-The schema version is kept in ``PRAGMA user_version``.
+
+The schema version is kept in ``PRAGMA user_version``: 1 = runs, ledger, hall of
+fame, audit; 2 = adds the four learning tables. Opening a file of an older
+version upgrades it in place, in one ``BEGIN IMMEDIATE`` transaction; every
+statement is ``CREATE ... IF NOT EXISTS``, so the upgrade is idempotent (a second
+opener, or a crash before the commit, leaves nothing half done) and keeps all
+data. A file of a newer version is refused.
 """
 
 from __future__ import annotations
@@ -44,6 +61,7 @@ from manager.store.base import (
     RUN_KINDS,
     RUN_STATUSES,
     InvalidDocument,
+    NotFound,
     RunNotFound,
     RunStateError,
     Store,
@@ -51,15 +69,22 @@ from manager.store.base import (
     require_list,
     require_mapping,
     require_str,
+    check_id,
     check_limit,
+    check_mode,
     check_run_id,
+    check_study_meta,
     decode_array,
     encode_array,
     prepare_agent,
     prepare_audit_event,
     prepare_hall_of_fame,
+    prepare_knowledge,
+    prepare_population,
     prepare_run,
+    prepare_study_meta,
     prepare_trade,
+    prepare_trial,
     prepare_txn,
     to_document,
     utc_now,
@@ -67,10 +92,11 @@ from manager.store.base import (
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Version of the table layout written to ``PRAGMA user_version``."""
 
-_SCHEMA = """
+# Version 1: runs and their results, the hall of fame, audit events.
+_SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS sim_runs_intraday (
     run_id      TEXT PRIMARY KEY,
     kind        TEXT NOT NULL CHECK (kind IN ('cohort', 'backtest')),
@@ -151,6 +177,49 @@ CREATE TABLE IF NOT EXISTS audit_events (
 );
 CREATE INDEX IF NOT EXISTS audit_events_by_at ON audit_events (at, event_id);
 """
+
+# Version 2: the learning loop (populations, knowledge base, search trials).
+_SCHEMA_V2 = """
+CREATE TABLE IF NOT EXISTS populations (
+    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+    cycle_id TEXT NOT NULL UNIQUE,
+    saved_at TEXT NOT NULL,
+    mode     TEXT,
+    genomes  TEXT NOT NULL,
+    meta     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS populations_by_mode ON populations (mode, seq);
+
+CREATE TABLE IF NOT EXISTS knowledge (
+    cycle_id   TEXT PRIMARY KEY,
+    mode       TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    doc        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS knowledge_by_created ON knowledge (created_at, cycle_id);
+CREATE INDEX IF NOT EXISTS knowledge_by_mode ON knowledge (mode, created_at, cycle_id);
+
+CREATE TABLE IF NOT EXISTS search_trials (
+    study    TEXT NOT NULL,
+    idx      INTEGER NOT NULL CHECK (idx >= 0),
+    value    REAL NOT NULL,
+    saved_at TEXT NOT NULL,
+    doc      TEXT NOT NULL,
+    PRIMARY KEY (study, idx)
+);
+
+CREATE TABLE IF NOT EXISTS search_studies (
+    study      TEXT PRIMARY KEY,
+    meta       TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+"""
+
+# Every version's DDL, oldest first. All of it is idempotent (IF NOT EXISTS), so
+# opening runs all of it: a new file gets the whole schema, an older one the
+# missing part.
+_SCHEMA = _SCHEMA_V1 + _SCHEMA_V2
 
 # Run-document keys kept in their own columns rather than in ``doc``.
 _RUN_COLUMNS = ("run_id", "kind", "status", "created_at", "data_label")
@@ -579,6 +648,208 @@ class SQLiteStore(Store):
                 "SELECT doc FROM audit_events ORDER BY at DESC, event_id DESC LIMIT ?", (limit,)
             ).fetchall()
         return [json.loads(row["doc"]) for row in rows]
+
+    # -- learning: populations -------------------------------------------------------
+
+    @staticmethod
+    def _population_doc(row: sqlite3.Row) -> dict[str, Any]:
+        return {
+            "cycle_id": row["cycle_id"],
+            "saved_at": row["saved_at"],
+            "genomes": json.loads(row["genomes"]),
+            "meta": json.loads(row["meta"]),
+        }
+
+    def save_population(
+        self, cycle_id: str, genomes: list[dict[str, Any]], meta: dict[str, Any]
+    ) -> None:
+        cycle_id, docs, meta_doc, mode = prepare_population(cycle_id, genomes, meta)
+        with self._transaction(write=True) as conn:
+            try:
+                conn.execute(
+                    "INSERT INTO populations (cycle_id, saved_at, mode, genomes, meta) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (cycle_id, utc_now(), mode, _dumps(docs), _dumps(meta_doc)),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise StoreError(
+                    f"a population with cycle_id {cycle_id!r} already exists; "
+                    "populations are never overwritten"
+                ) from exc
+
+    def latest_population(self, mode: str | None = None) -> dict[str, Any] | None:
+        mode = check_mode(mode)
+        sql = "SELECT cycle_id, saved_at, genomes, meta FROM populations"
+        params: tuple[Any, ...] = ()
+        if mode is not None:
+            sql += " WHERE mode = ?"
+            params = (mode,)
+        with self._transaction(write=False) as conn:
+            row = conn.execute(f"{sql} ORDER BY seq DESC LIMIT 1", params).fetchone()
+        return None if row is None else self._population_doc(row)
+
+    def get_population(self, cycle_id: str) -> dict[str, Any]:
+        check_id(cycle_id, "cycle_id")
+        with self._transaction(write=False) as conn:
+            row = conn.execute(
+                "SELECT cycle_id, saved_at, genomes, meta FROM populations WHERE cycle_id = ?",
+                (cycle_id,),
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"no population with cycle_id {cycle_id!r}")
+        return self._population_doc(row)
+
+    # -- learning: knowledge base ------------------------------------------------------
+
+    def save_knowledge(self, record: dict[str, Any]) -> str:
+        doc = prepare_knowledge(record)
+        with self._transaction(write=True) as conn:
+            try:
+                conn.execute(
+                    "INSERT INTO knowledge (cycle_id, mode, created_at, doc) VALUES (?, ?, ?, ?)",
+                    (doc["cycle_id"], doc["mode"], doc["created_at"], _dumps(doc)),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise StoreError(
+                    f"a knowledge record with cycle_id {doc['cycle_id']!r} already exists; "
+                    "knowledge records are never overwritten"
+                ) from exc
+        return doc["cycle_id"]
+
+    def list_knowledge(
+        self, limit: int = 50, before: str | None = None, mode: str | None = None
+    ) -> list[dict[str, Any]]:
+        limit = check_limit(limit)
+        mode = check_mode(mode)
+        if before is not None:
+            check_id(before, "list_knowledge cursor before")
+        where: list[str] = []
+        params: list[Any] = []
+        if mode is not None:
+            where.append("mode = ?")
+            params.append(mode)
+        with self._transaction(write=False) as conn:
+            if before is not None:
+                cursor = conn.execute(
+                    "SELECT created_at, cycle_id FROM knowledge WHERE cycle_id = ?", (before,)
+                ).fetchone()
+                if cursor is None:
+                    raise NotFound(
+                        f"list_knowledge cursor before={before!r} names no knowledge record"
+                    )
+                where.append("(created_at, cycle_id) < (?, ?)")
+                params.extend((cursor["created_at"], cursor["cycle_id"]))
+            sql = "SELECT doc FROM knowledge"
+            if where:
+                sql += " WHERE " + " AND ".join(where)
+            sql += " ORDER BY created_at DESC, cycle_id DESC LIMIT ?"
+            rows = conn.execute(sql, (*params, limit)).fetchall()
+        return [json.loads(row["doc"]) for row in rows]
+
+    def get_knowledge(self, cycle_id: str) -> dict[str, Any]:
+        check_id(cycle_id, "cycle_id")
+        with self._transaction(write=False) as conn:
+            row = conn.execute(
+                "SELECT doc FROM knowledge WHERE cycle_id = ?", (cycle_id,)
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"no knowledge record with cycle_id {cycle_id!r}")
+        return json.loads(row["doc"])
+
+    # -- learning: search trials ---------------------------------------------------------
+
+    def save_trial(self, study: str, trial: dict[str, Any]) -> int:
+        study, doc = prepare_trial(study, trial)
+        # BEGIN IMMEDIATE holds the write lock from the MAX() to the INSERT, so
+        # concurrent appenders (threads or processes) get consecutive indexes.
+        with self._transaction(write=True) as conn:
+            index = conn.execute(
+                "SELECT COALESCE(MAX(idx) + 1, 0) FROM search_trials WHERE study = ?", (study,)
+            ).fetchone()[0]
+            conn.execute(
+                "INSERT INTO search_trials (study, idx, value, saved_at, doc) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (study, index, doc["value"], utc_now(), _dumps(doc)),
+            )
+        return int(index)
+
+    def list_trials(self, study: str) -> list[dict[str, Any]]:
+        check_id(study, "study")
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(
+                "SELECT idx, saved_at, doc FROM search_trials WHERE study = ? ORDER BY idx",
+                (study,),
+            ).fetchall()
+        return [
+            {"index": row["idx"], **json.loads(row["doc"]), "saved_at": row["saved_at"]}
+            for row in rows
+        ]
+
+    def list_studies(self) -> list[dict[str, Any]]:
+        with self._transaction(write=False) as conn:
+            trials = conn.execute(
+                "SELECT study, COUNT(*) AS n, MIN(value) AS best, MAX(saved_at) AS last "
+                "FROM search_trials GROUP BY study"
+            ).fetchall()
+            metas = conn.execute("SELECT study, meta, updated_at FROM search_studies").fetchall()
+        studies: dict[str, dict[str, Any]] = {}
+        for row in trials:
+            studies[row["study"]] = {
+                "study": row["study"],
+                "trials": row["n"],
+                "best_value": float(row["best"]),
+                "updated_at": row["last"],
+                "meta": None,
+            }
+        for row in metas:
+            entry = studies.setdefault(
+                row["study"],
+                {
+                    "study": row["study"],
+                    "trials": 0,
+                    "best_value": None,
+                    "updated_at": row["updated_at"],
+                    "meta": None,
+                },
+            )
+            entry["meta"] = json.loads(row["meta"])
+            entry["updated_at"] = max(entry["updated_at"], row["updated_at"])
+        ordered = sorted(studies.values(), key=lambda e: e["study"])
+        ordered.sort(key=lambda e: e["updated_at"], reverse=True)
+        return ordered
+
+    def save_study_meta(
+        self, study: str, meta: dict[str, Any], *, replace: bool = False
+    ) -> None:
+        study, meta_doc = prepare_study_meta(study, meta)
+        with self._transaction(write=True) as conn:
+            row = conn.execute(
+                "SELECT meta FROM search_studies WHERE study = ?", (study,)
+            ).fetchone()
+            now = utc_now()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO search_studies (study, meta, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (study, _dumps(meta_doc), now, now),
+                )
+                return
+            stored = json.loads(row["meta"])
+            if not replace:
+                check_study_meta(study, stored, meta_doc)  # raises if they differ
+                return
+            conn.execute(
+                "UPDATE search_studies SET meta = ?, updated_at = ? WHERE study = ?",
+                (_dumps(meta_doc), now, study),
+            )
+
+    def get_study_meta(self, study: str) -> dict[str, Any] | None:
+        check_id(study, "study")
+        with self._transaction(write=False) as conn:
+            row = conn.execute(
+                "SELECT meta FROM search_studies WHERE study = ?", (study,)
+            ).fetchone()
+        return None if row is None else json.loads(row["meta"])
 
     # -- lifetime ------------------------------------------------------------------
 

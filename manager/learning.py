@@ -1,0 +1,345 @@
+"""Orchestration of the learning loop: load bars, run learning cycles,
+Bayesian searches and multi-day campaigns, and persist what they produce
+(population, hall of fame, knowledge record, search trials, cohort runs).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from evolution.evolve import GAConfig
+from evolution.fitness import evaluate
+from evolution.genome import Genome
+from learning.cycle import CycleResult, run_cycle
+from learning.search import SearchResult, family_space, ga_space, run_search
+from learning.walkforward import Split, Window, parse_duration, split_lookback
+from manager.runner import CohortRequest, RunError, run_cohort, seed_genomes
+from manager.store import Store
+from simulator import metrics
+from simulator.data import data_dir_default, load_market
+from simulator.engine import EngineConfig
+from simulator.market import MarketData
+from simulator.strategies.registry import get_strategy
+from simulator.synthetic import synthetic_market
+
+DAY = pd.Timedelta(days=1)
+
+
+@dataclass
+class Source:
+    """Where bars come from: a folder (None = ``./data`` if populated, else the
+    SYNTHETIC market seeded with ``seed``), symbols, quote currency."""
+
+    data: str | None = None
+    symbols: list[str] | None = None
+    quote: str | None = None
+    seed: int = 0
+
+    def load(self, start: pd.Timestamp, end: pd.Timestamp, warmup_bars: int) -> MarketData:
+        """Bars in ``[start, end)`` plus ``warmup_bars`` of history.
+
+        Raises:
+            MarketDataError: bad folder/files or no bars in the span.
+        """
+        folder = Path(self.data) if self.data else data_dir_default()
+        if folder is None:
+            bars = int((end - start).total_seconds() // 300)
+            kwargs = {"symbols": tuple(self.symbols)} if self.symbols else {}
+            return synthetic_market(start=start, bars=max(bars, 1), seed=self.seed, warmup_bars=warmup_bars,
+                                    **kwargs)
+        return load_market(folder, self.symbols, start, end, warmup_bars=warmup_bars, quote=self.quote)
+
+    def last_bar_end(self) -> pd.Timestamp:
+        """End of the data (open of the last bar + one bar); for SYNTHETIC a fixed day."""
+        folder = Path(self.data) if self.data else data_dir_default()
+        if folder is None:
+            return pd.Timestamp("2024-01-08", tz="UTC")
+        m = load_market(folder, self.symbols, quote=self.quote)
+        return pd.Timestamp(m.timestamps[-1], tz="UTC") + pd.Timedelta(seconds=m.timeframe_s)
+
+
+def utc(value: str | pd.Timestamp, name: str) -> pd.Timestamp:
+    """Parse a CLI time as a tz-aware UTC timestamp.
+
+    Raises:
+        RunError: not a date/time (the message names the option and the value).
+    """
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise RunError(f"--{name} {value!r} is not a date/time (use e.g. 2018-01-15 or 2018-01-15T06:00)") from None
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def duration(value: str, name: str) -> pd.Timedelta:
+    """Parse a CLI duration (``6h``, ``3d``).
+
+    Raises:
+        RunError: naming the option and the allowed units.
+    """
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise RunError(f"--{name}: {exc}") from None
+
+
+def start_population(store: Store | None, mode: str, genomes_path: str | None, market: MarketData,
+                     max_leverage: float) -> tuple[list[Genome], str]:
+    """The population a cycle starts from: ``--genomes`` file, else the store's
+    latest population of this mode (then of any mode), else its hall of fame,
+    else none (the GA fills up with random genomes)."""
+    from evolution.genome import load_genomes
+
+    if genomes_path:
+        return load_genomes(genomes_path, symbols=market.symbols, max_leverage=max_leverage), "file"
+    if store is not None:
+        for m in (mode, None):
+            pop = store.latest_population(m)
+            if pop:
+                gs = [Genome.from_dict(d) for d in pop["genomes"]]
+                gs = [g for g in gs if set(g.symbols) <= set(market.symbols) and g.leverage <= max_leverage]
+                if gs:
+                    return gs, f"population:{pop['cycle_id']}"
+        hof = store.latest_hall_of_fame()
+        if hof:
+            gs = [Genome.from_dict(d) for d in hof]
+            gs = [g for g in gs if set(g.symbols) <= set(market.symbols) and g.leverage <= max_leverage]
+            if gs:
+                return gs, "hall_of_fame"
+    return [], "random"
+
+
+def persist_cycle(store: Store, result: CycleResult, source: str) -> str:
+    """Store the cycle's population, hall of fame and knowledge record; returns
+    the stored cycle id (suffixed when the same cycle was stored before)."""
+    cid = result.cycle_id
+    n = 1
+    while True:
+        try:
+            store.get_population(cid)
+        except Exception:  # not found -> free
+            break
+        n += 1
+        cid = f"{result.cycle_id}-{n}"
+    result.cycle_id = cid
+    store.save_population(cid, [g.to_dict() for g in result.population],
+                          {"mode": result.mode, "train": str(result.split.train),
+                           "validation": str(result.split.validation), "start": source})
+    store.save_hall_of_fame([g.to_dict() for g, _ in result.evolution.hall_of_fame], source=cid)
+    store.save_knowledge({**result.knowledge(), "started_from": source})
+    return cid
+
+
+@dataclass
+class CycleRequest:
+    """One learning cycle (``cohortlab learn`` / ``cohortlab evolve``)."""
+
+    source: Source = field(default_factory=Source)
+    mode: str = "daily"
+    split: Split | None = None
+    end: str | None = None
+    lookback: str = "3d"
+    validation: str | None = None
+    ga: GAConfig = field(default_factory=GAConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    seed: int = 7
+    max_leverage: float = 2.0
+    warmup_bars: int = 200
+    genomes_path: str | None = None
+
+
+def resolve_split(req: CycleRequest) -> Split:
+    """The cycle's windows: ``req.split`` if given, else the lookback ending at
+    ``--end`` (default: end of the data) with a validation tail (default: 1 day
+    for daily, a quarter of the lookback for intraday).
+
+    Raises:
+        RunError: bad durations or windows.
+    """
+    if req.split is not None:
+        return req.split
+    end = utc(req.end, "end") if req.end else req.source.last_bar_end()
+    lookback = duration(req.lookback, "lookback")
+    if req.validation:
+        val = duration(req.validation, "validation")
+    else:
+        val = DAY if req.mode == "daily" and lookback > DAY else lookback / 4
+    try:
+        return split_lookback(end, lookback, val)
+    except ValueError as exc:
+        raise RunError(str(exc)) from None
+
+
+def learning_cycle(req: CycleRequest, store: Store | None,
+                   progress: Callable[[int, dict], None] | None = None) -> CycleResult:
+    """Run one learning cycle and persist it (population, hall of fame, knowledge).
+
+    Raises:
+        RunError, MarketDataError, CycleError, EvolutionError: bad input.
+    """
+    split = resolve_split(req)
+    market = req.source.load(split.train.start, split.validation.end, req.warmup_bars)
+    start, source = start_population(store, req.mode, req.genomes_path, market, req.max_leverage)
+    result = run_cycle(market, split, mode=req.mode, start=start, ga=req.ga, engine=req.engine, seed=req.seed,
+                       max_leverage=req.max_leverage, warmup_bars=req.warmup_bars, progress=progress)
+    if store is not None:
+        persist_cycle(store, result, source)
+    return result
+
+
+# --------------------------------------------------------------------------- campaigns
+
+
+@dataclass
+class CampaignRequest:
+    """``cohortlab campaign``: Day 1..N, each a learning cycle then a cohort."""
+
+    source: Source = field(default_factory=Source)
+    start: str = "2018-01-15"
+    days: int = 3
+    lookback: str = "3d"
+    cohort: CohortRequest = field(default_factory=CohortRequest)
+    ga: GAConfig = field(default_factory=lambda: GAConfig(generations=20))
+    warmup_bars: int = 200
+    min_trades: int = 3
+    dsr_threshold: float = 0.5
+
+
+def _deflated(result, cyc: CycleResult) -> np.ndarray:
+    eng = result.engine
+    rets = metrics.bar_returns(eng.equity, eng.allocation_units / 1e8)
+    return np.atleast_1d(metrics.deflated_sharpe_ratio(rets, max(cyc.evolution.trials, 1), cyc.var_trial_sharpe))
+
+
+def run_campaign(req: CampaignRequest, store: Store | None,
+                 progress: Callable[[str], None] = lambda msg: None) -> dict:
+    """Run a campaign and return its report (the ``--json`` document).
+
+    For each day d: a daily learning cycle trained on ``[d - lookback, d)``, its
+    population scored out of sample on day d, then the cohort trades day d with
+    the evolved agents. At the end, promotion candidates from the last day:
+    agents with at least ``min_trades`` trades and a Deflated Sharpe (given all
+    trials of the last cycle) of at least ``dsr_threshold``, ranked by 24-hour
+    ROI, then Sharpe.
+
+    Raises:
+        RunError, MarketDataError: bad input (nothing stored).
+    """
+    if req.days < 1:
+        raise RunError(f"--days {req.days} must be >= 1")
+    first = utc(req.start, "start").normalize()
+    lookback = duration(req.lookback, "lookback")
+    market = req.source.load(first - lookback, first + req.days * DAY, req.warmup_bars)
+    c = req.cohort
+    genomes, source = seed_genomes(market, c.agents, seed=c.seed, max_leverage=c.max_leverage,
+                                   genomes_path=c.genomes_path, store=None)
+    if c.genomes_path is None and store is not None:
+        pop, src = start_population(store, "daily", None, market, c.max_leverage)
+        if pop:
+            genomes, source = pop, src
+    days, last = [], None
+    for d in range(req.days):
+        day = first + d * DAY
+        split = Split(Window(day - lookback, day), Window(day, day + DAY))
+        progress(f"day {d + 1}/{req.days} {day.date()}: learning cycle on {split.train}")
+        cyc = run_cycle(market, split, mode="daily", start=genomes, ga=replace(req.ga, population=c.agents),
+                        engine=c.engine, seed=c.seed * 1000 + d, max_leverage=c.max_leverage,
+                        warmup_bars=req.warmup_bars)
+        if store is not None:
+            persist_cycle(store, cyc, source)
+        genomes = cyc.population[: c.agents]
+        progress(f"day {d + 1}/{req.days} {day.date()}: cohort of {len(genomes)} evolved agents")
+        day_market = market.between(day, day + DAY, req.warmup_bars)
+        run_id, result, report = run_cohort(day_market, genomes, f"cycle:{cyc.cycle_id}", c, store,
+                                            extra={"campaign_day": d + 1, "cycle_id": cyc.cycle_id})
+        dsr = _deflated(result, cyc)
+        by_id = dict(zip(result.agent_ids, dsr))
+        agents = [{**a, "deflated_sharpe": float(by_id[a["agent_id"]])} for a in report["agents"]]
+        days.append({
+            "date": str(day.date()), "run_id": run_id, "cycle_id": cyc.cycle_id,
+            "train": {"start": str(split.train.start), "end": str(split.train.end)},
+            "parent": report["parent"], "agents": agents,
+            "in_sample": cyc.in_sample, "out_of_sample": cyc.out_of_sample,
+            "generations": cyc.evolution.history[-1]["generation"], "trials": cyc.evolution.trials,
+        })
+        last = agents
+        source = f"cycle:{cyc.cycle_id}"
+    candidates = [
+        {"agent_id": a["agent_id"], "genome": a["genome"], "roi_24h": a["roi"], "sharpe_24h": a["sharpe"],
+         "trades": a["trades"], "deflated_sharpe": a["deflated_sharpe"]}
+        for a in last
+        if a["trades"] >= req.min_trades and a["deflated_sharpe"] >= req.dsr_threshold
+    ]
+    candidates.sort(key=lambda x: (-x["roi_24h"], -x["sharpe_24h"], x["agent_id"]))
+    return {
+        "days": days,
+        "candidates": candidates,
+        "rule": {"min_trades": req.min_trades, "deflated_sharpe_min": req.dsr_threshold,
+                 "rank_by": ["roi_24h", "sharpe_24h"]},
+        "data": market.label(), "quote": market.quote, "seed": c.seed, "lookback": req.lookback,
+    }
+
+
+# --------------------------------------------------------------------------- searches
+
+
+def optimize_ga(source: Source, *, end: str | None, validation: str, study: str | None, trials: int,
+                generations: int, population: int, seed: int, engine: EngineConfig, store: Store,
+                max_lookback_hours: int = 72, warmup_bars: int = 200,
+                progress: Callable[[dict], None] | None = None) -> SearchResult:
+    """Tune the GA's hyper-parameters (cxpb, mutpb, tournament size, lookback)
+    against the out-of-sample median Sharpe of the evolved population on the
+    validation window ending at ``end``; trials persist in the store."""
+    val = duration(validation, "validation")
+    end_ts = utc(end, "end") if end else source.last_bar_end()
+    v_start = end_ts - val
+    market = source.load(v_start - pd.Timedelta(hours=max_lookback_hours), end_ts, warmup_bars)
+    name = study or f"ga:{market.label()}:{v_start.isoformat()}:{val}"
+
+    def objective(p: dict) -> tuple[float, dict]:
+        cx, mu = p["cxpb"], p["mutpb"]
+        if cx + mu > 1.0:
+            cx, mu = cx / (cx + mu), mu / (cx + mu)
+        split = Split(Window(v_start - pd.Timedelta(hours=p["lookback_hours"]), v_start), Window(v_start, end_ts))
+        ga = GAConfig(generations=generations, population=population, cxpb=cx, mutpb=mu,
+                      tournsize=int(p["tournsize"]))
+        cyc = run_cycle(market, split, start=[], ga=ga, engine=engine, seed=seed, warmup_bars=warmup_bars)
+        return -cyc.out_of_sample["median_sharpe"], {"in_sample": cyc.in_sample,
+                                                      "out_of_sample": cyc.out_of_sample}
+
+    return run_search(name, ga_space(max_lookback_hours), objective, log=store, n_trials=trials, seed=seed,
+                      progress=progress)
+
+
+def optimize_family(source: Source, family: str, *, start: str, end: str, validation: str,
+                    study: str | None, trials: int, seed: int, engine: EngineConfig, store: Store,
+                    symbols: list[str] | None = None, warmup_bars: int = 200,
+                    progress: Callable[[dict], None] | None = None) -> tuple[SearchResult, dict]:
+    """Tune one family's parameters: minimise −Sharpe on ``[start, end)``; the
+    best parameters are then scored out of sample on the ``validation`` window
+    after ``end``. Returns the search and the best set's out-of-sample row."""
+    strat = get_strategy(family)
+    t0, t1 = utc(start, "train-start"), utc(end, "train-end")
+    val = duration(validation, "validation")
+    market = source.load(t0, t1 + val, warmup_bars)
+    train = market.between(t0, t1, warmup_bars)
+    valid = market.between(t1, t1 + val, warmup_bars)
+    syms = tuple(symbols or market.symbols)
+    name = study or f"family:{family}:{market.label()}:{t0.isoformat()}:{t1.isoformat()}:{','.join(syms)}"
+
+    def genome(p: dict) -> Genome:
+        return Genome(family, strat.repair(dict(p)), symbols=syms).validated(symbols=market.symbols)
+
+    def objective(p: dict) -> tuple[float, dict]:
+        ev = evaluate(train, [genome(p)], engine)
+        return -float(ev.sharpe[0]), {"in_sample": ev.row(0)}
+
+    res = run_search(name, family_space(strat), objective, log=store, n_trials=trials, seed=seed,
+                     progress=progress)
+    best = genome(res.best["params"])
+    oos = evaluate(valid, [best], engine).row(0)
+    return res, {"genome": best.to_dict(), "in_sample": res.best["in_sample"], "out_of_sample": oos}
