@@ -26,6 +26,7 @@ import numpy as np
 from evolution.evolve import EvolutionResult, GAConfig, evolve
 from evolution.fitness import evaluate
 from evolution.genome import Genome
+from evolution.toolbox import random_genomes
 from learning.walkforward import Split
 from simulator import metrics
 from simulator.engine import EngineConfig
@@ -152,13 +153,16 @@ def run_cycle(
     start = list(start)
     frozen: list[Genome] = []
     if mode == "intraday":
+        if not start:  # nothing stored yet: the current cohort is a random one
+            start = random_genomes(ga.population, train.symbols, seed=seed, max_leverage=max_leverage)
         flags = short_horizon(start, train.n_trading_bars)
         frozen = [g for g, f in zip(start, flags) if not f]
         start = [g for g, f in zip(start, flags) if f]
-        ga = replace(ga, cxpb=0.0, mutpb=1.0, params_only=True,
-                     population=max(len(start), 2) if start else ga.population - len(frozen))
-        if ga.population < 2:
-            ga = replace(ga, population=2)
+        if start:
+            ga = replace(ga, cxpb=0.0, mutpb=1.0, params_only=True, population=max(len(start), 2))
+        else:  # nothing short-horizon to mutate: the cycle only re-scores the population
+            start, frozen = frozen, []
+            ga = replace(ga, generations=0, population=max(len(start), 2))
     cid = cycle_id_for(mode, split, seed, list(start) + frozen, ga)
     evo = evolve(train, start, config=ga, engine=engine, seed=seed, max_leverage=max_leverage,
                  frozen=frozen, progress=progress)

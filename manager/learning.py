@@ -4,6 +4,7 @@ Bayesian searches and multi-day campaigns, and persist what they produce
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -287,6 +288,13 @@ def run_campaign(req: CampaignRequest, store: Store | None,
 # --------------------------------------------------------------------------- searches
 
 
+def _study_name(kind: str, label: str, t0: pd.Timestamp, t1: pd.Timestamp, *more: str) -> str:
+    """Default study name: kind, window, and a short hash of the data source and
+    the rest (``family:rsi_reversion:20180112T0000-20180115T0000:3f2a9c1b``)."""
+    digest = hashlib.sha1("|".join((label, *more)).encode()).hexdigest()[:8]
+    return f"{kind}:{t0:%Y%m%dT%H%M}-{t1:%Y%m%dT%H%M}:{digest}"
+
+
 def optimize_ga(source: Source, *, end: str | None, validation: str, study: str | None, trials: int,
                 generations: int, population: int, seed: int, engine: EngineConfig, store: Store,
                 max_lookback_hours: int = 72, warmup_bars: int = 200,
@@ -298,7 +306,7 @@ def optimize_ga(source: Source, *, end: str | None, validation: str, study: str 
     end_ts = utc(end, "end") if end else source.last_bar_end()
     v_start = end_ts - val
     market = source.load(v_start - pd.Timedelta(hours=max_lookback_hours), end_ts, warmup_bars)
-    name = study or f"ga:{market.label()}:{v_start.isoformat()}:{val}"
+    name = study or _study_name("ga", market.label(), v_start, end_ts)
 
     def objective(p: dict) -> tuple[float, dict]:
         cx, mu = p["cxpb"], p["mutpb"]
@@ -317,11 +325,12 @@ def optimize_ga(source: Source, *, end: str | None, validation: str, study: str 
 
 def optimize_family(source: Source, family: str, *, start: str, end: str, validation: str,
                     study: str | None, trials: int, seed: int, engine: EngineConfig, store: Store,
-                    symbols: list[str] | None = None, warmup_bars: int = 200,
+                    symbols: list[str] | None = None, warmup_bars: int = 200, min_trades: int = 2,
                     progress: Callable[[dict], None] | None = None) -> tuple[SearchResult, dict]:
-    """Tune one family's parameters: minimise −Sharpe on ``[start, end)``; the
-    best parameters are then scored out of sample on the ``validation`` window
-    after ``end``. Returns the search and the best set's out-of-sample row."""
+    """Tune one family's parameters: minimise −Sharpe on ``[start, end)`` (sets
+    with fewer than ``min_trades`` trades score −100); the best parameters are then
+    scored out of sample on the ``validation`` window after ``end``. Returns the
+    search and the best set's in- and out-of-sample rows."""
     strat = get_strategy(family)
     t0, t1 = utc(start, "train-start"), utc(end, "train-end")
     val = duration(validation, "validation")
@@ -329,14 +338,15 @@ def optimize_family(source: Source, family: str, *, start: str, end: str, valida
     train = market.between(t0, t1, warmup_bars)
     valid = market.between(t1, t1 + val, warmup_bars)
     syms = tuple(symbols or market.symbols)
-    name = study or f"family:{family}:{market.label()}:{t0.isoformat()}:{t1.isoformat()}:{','.join(syms)}"
+    name = study or _study_name(f"family:{family}", market.label(), t0, t1, ",".join(syms))
 
     def genome(p: dict) -> Genome:
         return Genome(family, strat.repair(dict(p)), symbols=syms).validated(symbols=market.symbols)
 
     def objective(p: dict) -> tuple[float, dict]:
         ev = evaluate(train, [genome(p)], engine)
-        return -float(ev.sharpe[0]), {"in_sample": ev.row(0)}
+        # a parameter set that hardly trades gets the GA's worst Sharpe (-100)
+        return -ev.objectives(0, min_trades)[1], {"in_sample": ev.row(0)}
 
     res = run_search(name, family_space(strat), objective, log=store, n_trials=trials, seed=seed,
                      progress=progress)
