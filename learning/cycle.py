@@ -66,7 +66,8 @@ class CycleResult:
         cycle_id: deterministic id (mode, windows, seed, starting population).
         mode: ``daily`` or ``intraday``.
         split: the training and validation windows (never overlapping).
-        population: the evolved genomes, best in-sample first.
+        population: the evolved genomes, ranked by in-sample Deflated Sharpe,
+            then Sharpe.
         table: one row per genome of ``population``: ``genome_id, family,
             in_sample {roi, sharpe, max_drawdown, trades}, out_of_sample {...},
             deflated_sharpe`` (in-sample DSR given all trials of the cycle).
@@ -176,6 +177,9 @@ def run_cycle(
         table.append({"genome_id": g.genome_id, "family": g.family, "genome": g.to_dict(),
                       "in_sample": is_ev.row(i), "out_of_sample": oos_ev.row(i),
                       "deflated_sharpe": float(dsr[i])})
+    # ranked by the Deflated Sharpe (selection luck removed), then the plain Sharpe
+    order = sorted(range(len(pop)), key=lambda i: (-table[i]["deflated_sharpe"], -table[i]["in_sample"]["sharpe"]))
+    pop, table = [pop[i] for i in order], [table[i] for i in order]
     return CycleResult(
         cycle_id=cid, mode=mode, split=split, population=pop, table=table,
         in_sample=_summary([r["in_sample"] for r in table]),

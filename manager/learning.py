@@ -90,14 +90,22 @@ def duration(value: str, name: str) -> pd.Timedelta:
 
 def start_population(store: Store | None, mode: str, genomes_path: str | None, market: MarketData,
                      max_leverage: float) -> tuple[list[Genome], str]:
-    """The population a cycle starts from: ``--genomes`` file, else the store's
-    latest population of this mode (then of any mode), else its hall of fame,
-    else none (the GA fills up with random genomes)."""
+    """The population a cycle starts from: ``--genomes`` file; else, in intraday
+    mode, the genomes of the latest completed cohort run (the current cohort);
+    else the store's latest population of this mode (then of any mode), else its
+    hall of fame, else none (random genomes)."""
     from evolution.genome import load_genomes
 
     if genomes_path:
         return load_genomes(genomes_path, symbols=market.symbols, max_leverage=max_leverage), "file"
     if store is not None:
+        if mode == "intraday":  # the genomes of the cohort trading now
+            runs = store.list_runs(limit=1, status="completed", kind="cohort")
+            if runs:
+                gs = [Genome.from_dict(d) for d in store.get_run(runs[0]["run_id"])["genomes"]]
+                gs = [g for g in gs if set(g.symbols) <= set(market.symbols) and g.leverage <= max_leverage]
+                if gs:
+                    return gs, f"cohort:{runs[0]['run_id']}"
         for m in (mode, None):
             pop = store.latest_population(m)
             if pop:

@@ -209,3 +209,29 @@ def test_learning_bad_input(tmp_path, args, needle):
     res = runner.invoke(app, [*args, "--data", str(BINANCE), "--no-progress", "--store",
                               f"sqlite:///{tmp_path / 'x.db'}"], catch_exceptions=False)
     assert res.exit_code != 0 and needle in res.output, res.output
+
+
+def test_intraday_learn_starts_from_the_current_cohort(tmp_path):
+    url = f"sqlite:///{tmp_path / 'i.db'}"
+    res = runner.invoke(app, ["run", "--data", str(BINANCE), "--start", "2018-01-15", "--agents", "10",
+                              "--no-progress", "--store", url], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    with open_store(url) as st:
+        run_id = st.list_runs()[0]["run_id"]
+        cohort_ids = {d["genome_id"] for d in st.get_run(run_id)["genomes"]}
+    out = tmp_path / "l.json"
+    res = runner.invoke(app, ["learn", "--mode", "intraday", "--lookback", "12h", "--end", "2018-01-16T12:00",
+                              "--data", str(BINANCE), "--generations", "2", "--json", str(out), "--no-progress",
+                              "--store", url], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    rep = json.loads(out.read_text())
+    assert rep["mode"] == "intraday" and rep["validation"]["start"].startswith("2018-01-16 09:00")
+    with open_store(url) as st:
+        rec = st.get_knowledge(rep["cycle_id"])
+        assert rec["started_from"] == f"cohort:{run_id}"
+    # every genome of the new population is either a cohort genome or bred from one
+    for row in rep["population"]:
+        g = row["genome"]
+        assert g["genome_id"] in cohort_ids or set(g["parents"]) & (cohort_ids | {r["genome_id"] for r in rep["population"]})
+    dsr = [r["deflated_sharpe"] for r in rep["population"]]
+    assert dsr == sorted(dsr, reverse=True)  # ranked by the Deflated Sharpe
