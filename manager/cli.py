@@ -634,10 +634,12 @@ def campaign(
             report = run_campaign(req, store, (lambda m: err.print(escape(m))) if progress else (lambda m: None))
     except USER_ERRORS as exc:
         _fail(exc)
-    t = Table(title=f"Campaign ({report['data']}, money in {report['quote']})")
-    for h in ("day", "run_id", "parent ROI %", "parent max DD %", "IS median Sharpe", "OOS median Sharpe",
-              "best agent", "best ROI %", "trials"):
-        t.add_column(h, no_wrap=True)
+    t = Table(title=f"Campaign ({report['data']}, money in {report['quote']}; ROI and max DD of the parent; "
+                    "IS/OOS = the evolved population in / out of sample)")
+    for h in ("day", "run_id", "ROI %", "max DD %", "IS med. Sharpe", "OOS med. Sharpe", "best agent",
+              "best ROI %", "trials"):
+        t.add_column(h, no_wrap=h in ("day", "run_id"), justify="left" if h in ("day", "run_id", "best agent")
+                     else "right")
     for d in report["days"]:
         best = d["agents"][0]
         t.add_row(d["date"], d["run_id"], f"{d['parent']['roi'] * 100:+.3f}", f"{d['parent']['max_drawdown'] * 100:.2f}",
