@@ -14,8 +14,8 @@ import numpy as np
 
 from simulator import metrics
 from simulator.allocation import allocate
-from simulator.cohort import build_signals
-from simulator.engine import AgentArrays, EngineConfig, run_engine
+from simulator.cohort import agent_arrays, build_signals
+from simulator.engine import EngineConfig, run_engine
 from simulator.kernel import UNITS
 from simulator.market import MarketData
 
@@ -80,15 +80,8 @@ def evaluate(market: MarketData, genomes: Sequence, config: EngineConfig = Engin
     n = len(genomes)
     sig, weight = build_signals(market, genomes)
     alloc, bank = allocate(EVAL_CAPITAL * n, "equal", n_agents=n)
-    arrays = AgentArrays(
-        weight=weight,
-        leverage=np.array([g.leverage for g in genomes], dtype=np.float64),
-        stop_loss=np.array([g.stop_loss for g in genomes], dtype=np.float64),
-        take_profit=np.array([g.take_profit for g in genomes], dtype=np.float64),
-        max_hold_bars=np.array([g.max_hold_bars for g in genomes], dtype=np.int64),
-        allocation=alloc,
-    )
-    res = run_engine(market, sig, arrays, bankroll_units=bank, config=isolated_config(config))
+    res = run_engine(market, sig, agent_arrays(genomes, weight, alloc), bankroll_units=bank,
+                     config=isolated_config(config))
     initial = alloc / UNITS
     rets = metrics.bar_returns(res.equity, initial)
     ppy = metrics.annualisation_periods(market.timeframe_s)

@@ -456,6 +456,22 @@ def _cycle_json(result) -> dict:
     return {**result.knowledge(), "population": result.table}
 
 
+def _cycle_command(req, store_url, progress: bool, label: str, json_path, top: int) -> None:
+    """Run a learning cycle with a progress bar, print it, store it, write JSON."""
+    from manager.learning import learning_cycle
+    try:
+        store = _store(store_url)
+        with store, _Generations(progress, req.ga.generations, label) as bar:
+            result = learning_cycle(req, store, bar)
+    except USER_ERRORS as exc:
+        _fail(exc)
+    _print_cycle(result, top)
+    console.print(f"stored population, hall of fame and knowledge record as [bold]{result.cycle_id}[/]")
+    if json_path:
+        write_json(json_path, _cycle_json(result))
+        console.print(f"report written to {json_path}")
+
+
 def _source(data, symbols, quote, seed):
     from manager.learning import Source
     return Source(data=str(data) if data else None, symbols=_symbols(symbols), quote=quote, seed=seed)
@@ -495,7 +511,7 @@ def evolve(
     The population, hall of fame and a knowledge record are stored; `run` then seeds
     its agents from the hall of fame."""
     from learning.walkforward import Split, Window
-    from manager.learning import CycleRequest, duration, learning_cycle, utc
+    from manager.learning import CycleRequest, duration, utc
     try:
         t0, t1 = utc(train_start, "train-start"), utc(train_end, "train-end")
         if t1 <= t0:
@@ -506,16 +522,9 @@ def evolve(
                            engine=EngineConfig(fee_bps=fee_bps, slippage_bps=slippage_bps, allow_short=allow_short),
                            seed=seed, max_leverage=max_leverage, warmup_bars=warmup_bars,
                            genomes_path=str(genomes) if genomes else None)
-        store = _store(store_url)
-        with store, _Generations(progress, generations, "evolving") as bar:
-            result = learning_cycle(req, store, bar)
     except USER_ERRORS as exc:
         _fail(exc)
-    _print_cycle(result, top)
-    console.print(f"stored population, hall of fame and knowledge record as [bold]{result.cycle_id}[/]")
-    if json_path:
-        write_json(json_path, _cycle_json(result))
-        console.print(f"report written to {json_path}")
+    _cycle_command(req, store_url, progress, "evolving", json_path, top)
 
 
 @app.command()
@@ -554,7 +563,7 @@ def learn(
 
     Evolve, score walk-forward, and store the new population, hall of fame and
     knowledge record."""
-    from manager.learning import CycleRequest, learning_cycle
+    from manager.learning import CycleRequest
     gens = generations if generations is not None else (40 if mode == "daily" else 10)
     try:
         if mode not in ("daily", "intraday"):
@@ -565,16 +574,9 @@ def learn(
                            engine=EngineConfig(fee_bps=fee_bps, slippage_bps=slippage_bps, allow_short=allow_short),
                            seed=seed, max_leverage=max_leverage, warmup_bars=warmup_bars,
                            genomes_path=str(genomes) if genomes else None)
-        store = _store(store_url)
-        with store, _Generations(progress, gens, f"{mode} cycle") as bar:
-            result = learning_cycle(req, store, bar)
     except USER_ERRORS as exc:
         _fail(exc)
-    _print_cycle(result, top)
-    console.print(f"stored as [bold]{result.cycle_id}[/]")
-    if json_path:
-        write_json(json_path, _cycle_json(result))
-        console.print(f"report written to {json_path}")
+    _cycle_command(req, store_url, progress, f"{mode} cycle", json_path, top)
 
 
 @app.command()

@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT))
 from evolution.genome import Genome  # noqa: E402
 from evolution.toolbox import random_genomes  # noqa: E402
 from simulator.allocation import allocate  # noqa: E402
-from simulator.cohort import build_signals, simulate_cohort  # noqa: E402
+from simulator.cohort import agent_arrays, build_signals, simulate_cohort  # noqa: E402
 from simulator.data import load_market  # noqa: E402
-from simulator.engine import AgentArrays, EngineConfig, run_engine  # noqa: E402
+from simulator.engine import EngineConfig, run_engine  # noqa: E402
 
 
 def timed(fn, repeat: int) -> tuple[float, float]:
@@ -47,10 +47,7 @@ def timed(fn, repeat: int) -> tuple[float, float]:
 def cohort_once(market, genomes, config):
     sig, weight = build_signals(market, genomes)
     alloc, bank = allocate(1000.0, "equal", n_agents=len(genomes))
-    arrays = AgentArrays(weight, np.array([g.leverage for g in genomes]),
-                         np.array([g.stop_loss for g in genomes]), np.array([g.take_profit for g in genomes]),
-                         np.array([g.max_hold_bars for g in genomes], dtype=np.int64), alloc)
-    return run_engine(market, sig, arrays, bankroll_units=bank, config=config)
+    return run_engine(market, sig, agent_arrays(genomes, weight, alloc), bankroll_units=bank, config=config)
 
 
 def main() -> None:

@@ -71,6 +71,19 @@ def build_signals(market: MarketData, agents: Sequence[AgentLike]) -> tuple[np.n
     return sig, weight
 
 
+def agent_arrays(agents: Sequence[AgentLike], weight: np.ndarray, allocation: np.ndarray) -> AgentArrays:
+    """The engine's per-agent arrays from genomes, their ``(N, S)`` weights (see
+    :func:`build_signals`) and ``(N,)`` allocations in 1e-8 units."""
+    return AgentArrays(
+        weight=weight,
+        leverage=np.array([a.leverage for a in agents], dtype=np.float64),
+        stop_loss=np.array([a.stop_loss for a in agents], dtype=np.float64),
+        take_profit=np.array([a.take_profit for a in agents], dtype=np.float64),
+        max_hold_bars=np.array([a.max_hold_bars for a in agents], dtype=np.int64),
+        allocation=allocation,
+    )
+
+
 @dataclass
 class CohortResult:
     """A finished cohort run (engine output, scores, trades, ledger)."""
@@ -288,15 +301,8 @@ def simulate_cohort(
         vol = agent_volatility(market.close, weight > 0, market.warmup)
     alloc, bank_units = allocate(bankroll, allocation, n_agents=len(agents), reserve=reserve,
                                  volatility=vol)
-    arrays = AgentArrays(
-        weight=weight,
-        leverage=np.array([a.leverage for a in agents], dtype=np.float64),
-        stop_loss=np.array([a.stop_loss for a in agents], dtype=np.float64),
-        take_profit=np.array([a.take_profit for a in agents], dtype=np.float64),
-        max_hold_bars=np.array([a.max_hold_bars for a in agents], dtype=np.int64),
-        allocation=alloc,
-    )
-    eng = run_engine(market, sig, arrays, bankroll_units=bank_units, config=config)
+    eng = run_engine(market, sig, agent_arrays(agents, weight, alloc), bankroll_units=bank_units,
+                     config=config)
     trades = round_trips(eng, market, ids)
     scores = score_agents(eng, market, agents, ids, trades)
     parent, hourly = parent_summary(eng, market)
