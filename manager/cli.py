@@ -725,6 +725,23 @@ def optimize(
 
 
 
+@app.command()
+def migrate(
+    store_url: Optional[str] = STORE,
+    status: bool = typer.Option(False, "--status", help="Only show which migrations are applied; change nothing."),
+) -> None:
+    """Apply the store's pending schema migrations (indexes, collections/tables); idempotent."""
+    from migrations import format_status, migrate_url
+    try:
+        applied, rows = migrate_url(store_url, status_only=status)
+    except StoreError as exc:
+        _fail(exc)
+    for line in format_status(rows):
+        console.print(escape(line), highlight=False)
+    if not status:
+        console.print(f"applied: {', '.join(applied)}" if applied else "nothing to apply; the store is up to date")
+
+
 @data_app.command("download")
 def data_download(
     exchange: str = typer.Option(..., "--exchange", help="ccxt exchange id, e.g. binance."),
@@ -735,10 +752,10 @@ def data_download(
     fmt: str = typer.Option("parquet", "--format", help="parquet or csv."),
 ) -> None:
     """Download OHLCV bars with ccxt into the layout `--data` reads (needs network)."""
-    from simulator.download import download
+    from manager.runner import download_bars
     try:
-        paths = download(exchange, _symbols(symbols) or [], timeframe, days, out, fmt=fmt,
-                         progress=lambda msg: err.print(msg))
+        paths = download_bars(exchange, _symbols(symbols) or [], timeframe, days, out, fmt=fmt,
+                              progress=lambda sym, n: err.print(f"{sym}: {n} bars"))
     except Exception as exc:  # network and exchange errors are user-facing here
         _fail(exc)
     for p in paths or []:

@@ -224,6 +224,39 @@ def _deflated(result, cyc: CycleResult) -> np.ndarray:
     return np.atleast_1d(metrics.deflated_sharpe_ratio(rets, max(cyc.evolution.trials, 1), cyc.var_trial_sharpe))
 
 
+def campaign_day(req: CampaignRequest, market: MarketData, day: pd.Timestamp, genomes: list[Genome],
+                 source: str, store: Store | None, *, seed: int, day_number: int = 1, run_id: str | None = None,
+                 is_final: Callable[[BaseException], bool] = lambda exc: True) -> tuple[dict, CycleResult]:
+    """One campaign day: a daily learning cycle trained on ``[day - lookback, day)``
+    and scored out of sample on the day, then the cohort trades the day with the
+    evolved agents (run id ``run_id`` if given; see :func:`manager.runner.run_cohort`).
+
+    Returns:
+        ``(day report, cycle result)``.
+    """
+    c = req.cohort
+    lookback = duration(req.lookback, "lookback")
+    split = Split(Window(day - lookback, day), Window(day, day + DAY))
+    cyc = run_cycle(market, split, mode="daily", start=genomes, ga=replace(req.ga, population=c.agents),
+                    engine=c.engine, seed=seed, max_leverage=c.max_leverage, warmup_bars=req.warmup_bars)
+    if store is not None:
+        persist_cycle(store, cyc, source)
+    evolved = cyc.population[: c.agents]
+    day_market = market.between(day, day + DAY, req.warmup_bars)
+    rid, result, report = run_cohort(day_market, evolved, f"cycle:{cyc.cycle_id}", c, store,
+                                     extra={"campaign_day": day_number, "cycle_id": cyc.cycle_id},
+                                     run_id=run_id, is_final=is_final)
+    by_id = dict(zip(result.agent_ids, _deflated(result, cyc)))
+    agents = [{**a, "deflated_sharpe": float(by_id[a["agent_id"]])} for a in report["agents"]]
+    return {
+        "date": str(day.date()), "run_id": rid, "cycle_id": cyc.cycle_id,
+        "train": {"start": str(split.train.start), "end": str(split.train.end)},
+        "parent": report["parent"], "agents": agents,
+        "in_sample": cyc.in_sample, "out_of_sample": cyc.out_of_sample,
+        "generations": cyc.evolution.history[-1]["generation"], "trials": cyc.evolution.trials,
+    }, cyc
+
+
 def run_campaign(req: CampaignRequest, store: Store | None,
                  progress: Callable[[str], None] = lambda msg: None) -> dict:
     """Run a campaign and return its report (the ``--json`` document).
@@ -250,33 +283,14 @@ def run_campaign(req: CampaignRequest, store: Store | None,
         pop, src = start_population(store, "daily", None, market, c.max_leverage)
         if pop:
             genomes, source = pop, src
-    days, last = [], None
+    days, last = [], []
     for d in range(req.days):
         day = first + d * DAY
-        split = Split(Window(day - lookback, day), Window(day, day + DAY))
-        progress(f"day {d + 1}/{req.days} {day.date()}: learning cycle on {split.train}")
-        cyc = run_cycle(market, split, mode="daily", start=genomes, ga=replace(req.ga, population=c.agents),
-                        engine=c.engine, seed=c.seed * 1000 + d, max_leverage=c.max_leverage,
-                        warmup_bars=req.warmup_bars)
-        if store is not None:
-            persist_cycle(store, cyc, source)
-        genomes = cyc.population[: c.agents]
-        progress(f"day {d + 1}/{req.days} {day.date()}: cohort of {len(genomes)} evolved agents")
-        day_market = market.between(day, day + DAY, req.warmup_bars)
-        run_id, result, report = run_cohort(day_market, genomes, f"cycle:{cyc.cycle_id}", c, store,
-                                            extra={"campaign_day": d + 1, "cycle_id": cyc.cycle_id})
-        dsr = _deflated(result, cyc)
-        by_id = dict(zip(result.agent_ids, dsr))
-        agents = [{**a, "deflated_sharpe": float(by_id[a["agent_id"]])} for a in report["agents"]]
-        days.append({
-            "date": str(day.date()), "run_id": run_id, "cycle_id": cyc.cycle_id,
-            "train": {"start": str(split.train.start), "end": str(split.train.end)},
-            "parent": report["parent"], "agents": agents,
-            "in_sample": cyc.in_sample, "out_of_sample": cyc.out_of_sample,
-            "generations": cyc.evolution.history[-1]["generation"], "trials": cyc.evolution.trials,
-        })
-        last = agents
-        source = f"cycle:{cyc.cycle_id}"
+        progress(f"day {d + 1}/{req.days} {day.date()}: learning cycle, then the cohort")
+        report, cyc = campaign_day(req, market, day, genomes, source, store, seed=c.seed * 1000 + d,
+                                   day_number=d + 1)
+        days.append(report)
+        genomes, source, last = cyc.population[: c.agents], f"cycle:{cyc.cycle_id}", report["agents"]
     candidates = [
         {"agent_id": a["agent_id"], "genome": a["genome"], "roi_24h": a["roi"], "sharpe_24h": a["sharpe"],
          "trades": a["trades"], "deflated_sharpe": a["deflated_sharpe"]}

@@ -43,7 +43,7 @@ def cohort_report(run_id: str, seed: int | None, result: CohortResult) -> dict:
     p = result.parent
     parent = {k: p[k] for k in ("final_equity", "roi", "max_drawdown", "peak_gross_exposure",
                                 "peak_utilisation", "unallocated_cash", "breaches")}
-    parent.update({k: p[k] for k in ("sharpe", "mean_gross_exposure", "liquidations", "fees")})
+    parent.update({k: p[k] for k in ("sharpe", "mean_gross_exposure", "liquidations", "fees", "failed_agents")})
     cfg = result.config
     return {
         "run_id": run_id,
@@ -55,6 +55,7 @@ def cohort_report(run_id: str, seed: int | None, result: CohortResult) -> dict:
         "agents": result.leaderboard(),
         "hourly": result.hourly,
         "ledger": {"transactions": len(result.journal), "balanced": bool(result.ledger_ok)},
+        "failed_agents": result.failed_agents,
         "data": result.market.label(),
         "quote": result.market.quote,
         "settings": {

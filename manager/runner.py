@@ -18,8 +18,9 @@ import pandas as pd
 
 from evolution.genome import Genome, load_genomes
 from evolution.toolbox import random_genomes
+from manager.cache import cohort_feature_cache, invalidate_venue
 from manager.report import backtest_report, cohort_report
-from manager.store import Store
+from manager.store import RunNotFound, Store
 from simulator.allocation import check_allocation
 from simulator.cohort import CohortResult, simulate_cohort
 from simulator.data import data_dir_default, load_market
@@ -182,13 +183,45 @@ def _persist(store: Store, run_id: str, result: CohortResult, report: dict,
     )
 
 
+class RunAlreadyFinished(RunError):
+    """The run id is already completed or failed: nothing was run again.
+
+    Attributes:
+        run: the stored run document.
+    """
+
+    def __init__(self, run: dict):
+        super().__init__(f"run {run['run_id']} is already {run['status']}")
+        self.run = run
+
+
+def _start(store: Store, doc: dict) -> str:
+    """Create the run, or take over a run left ``running`` by a worker that died
+    (same run id); refuse a finished one (:class:`RunAlreadyFinished`)."""
+    run_id = doc.get("run_id")
+    if run_id:
+        try:
+            existing = store.get_run(run_id)
+        except RunNotFound:
+            existing = None
+        if existing is not None:
+            if existing["status"] != "running":
+                raise RunAlreadyFinished(existing)
+            return run_id
+    return store.create_run(doc)
+
+
 def _execute(store: Store | None, doc: dict, simulate: Callable[[], CohortResult],
-             make_report: Callable[[str, CohortResult], dict], progress: Progress) -> tuple[str, CohortResult, dict]:
-    run_id = store.create_run(doc) if store is not None else doc.get("run_id", "unsaved")
+             make_report: Callable[[str, CohortResult], dict], progress: Progress,
+             is_final: Callable[[BaseException], bool] = lambda exc: True) -> tuple[str, CohortResult, dict]:
+    run_id = _start(store, doc) if store is not None else doc.get("run_id", "unsaved")
     t0 = time.perf_counter()
     try:
         progress("simulate")
-        result = simulate()
+        # indicator arrays go through the feature cache; the venue's entries are
+        # dropped when the simulation ends (doc["data_label"] = MarketData.source)
+        with cohort_feature_cache(doc.get("data_label")):
+            result = simulate()
         timings = {"simulate_s": time.perf_counter() - t0}
         report = make_report(run_id, result)
         if not result.ledger_ok:
@@ -199,7 +232,8 @@ def _execute(store: Store | None, doc: dict, simulate: Callable[[], CohortResult
             _persist(store, run_id, result, report, timings)
             timings["store_s"] = time.perf_counter() - t1
     except BaseException as exc:
-        if store is not None:
+        # a transient error leaves the run ``running`` for the retry to take over
+        if store is not None and is_final(exc):
             store.fail_run(run_id, f"{type(exc).__name__}: {exc}",
                            {"failed_after_s": time.perf_counter() - t0})
         raise
@@ -234,7 +268,8 @@ def launch_intraday_cohort(req: CohortRequest, store: Store | None,
 
 def run_cohort(market: MarketData, genomes: Sequence[Genome], source: str, req: CohortRequest,
                store: Store | None, progress: Progress = lambda stage: None,
-               extra: dict | None = None) -> tuple[str, CohortResult, dict]:
+               extra: dict | None = None, run_id: str | None = None,
+               is_final: Callable[[BaseException], bool] = lambda exc: True) -> tuple[str, CohortResult, dict]:
     """Run and persist a cohort of ``genomes`` on ``market`` (already loaded and
     seeded; used by :func:`launch_intraday_cohort` and by campaigns).
 
@@ -246,6 +281,11 @@ def run_cohort(market: MarketData, genomes: Sequence[Genome], source: str, req: 
         store: where to persist (None = do not persist).
         progress: stage callback.
         extra: more fields for the run document's config (e.g. campaign day).
+        run_id: the run's id (default: a new one). A run with this id left
+            ``running`` by a dead worker is taken over; a completed or failed
+            one raises :class:`RunAlreadyFinished` (idempotency of retried tasks).
+        is_final: whether an error ends the run as ``failed`` (default: every
+            error); return False for transient errors a retry will resolve.
     """
     doc = {
         "kind": "cohort",
@@ -253,12 +293,14 @@ def run_cohort(market: MarketData, genomes: Sequence[Genome], source: str, req: 
         "genomes": [g.to_dict() for g in genomes],
         "data_label": market.label(),
     }
+    if run_id:
+        doc["run_id"] = run_id
     return _execute(
         store, doc,
         lambda: simulate_cohort(market, list(genomes), bankroll=req.bankroll, config=req.engine,
                                 allocation=req.allocation, reserve=req.reserve),
-        lambda run_id, res: {**cohort_report(run_id, req.seed, res), "seeded_from": source},
-        progress,
+        lambda rid, res: {**cohort_report(rid, req.seed, res), "seeded_from": source},
+        progress, is_final,
     )
 
 
@@ -298,6 +340,28 @@ def run_backtest(bars: BarsRequest, family: str, params: dict, *, symbols: Seque
         lambda run_id, res: {"run_id": run_id, **backtest_report(res)},
         progress,
     )
+
+
+def download_bars(exchange: str, symbols: Sequence[str], timeframe: str, days: float,
+                  out: str | Path, **kwargs) -> list[Path]:
+    """``cohortlab data download``: fetch bars with ccxt into ``out``
+    (:func:`simulator.download.download`, same arguments), then drop the
+    feature-cache entries of that folder -- its bars were refreshed.
+
+    Returns:
+        The written paths.
+
+    Raises:
+        Like :func:`simulator.download.download`. The folder's entries are
+        dropped even then (some files may have been written).
+    """
+    from simulator.download import download  # ccxt is optional
+
+    try:
+        return download(exchange, symbols, timeframe, days, out, **kwargs)
+    finally:
+        if Path(out).is_dir():
+            invalidate_venue(out)
 
 
 def _jsonable(obj):

@@ -32,6 +32,15 @@ class Settings(BaseSettings):
             in-process.
         data_dir: folder of bar files (``COHORTLAB_DATA_DIR``); None = the
             caller's default.
+        result_backend: Celery result backend (``COHORTLAB_RESULT_BACKEND``);
+            None = the broker URL when it is a Redis URL.
+        intraday_every_hours: beat interval of the intraday learning cycle,
+            hours in [2, 4] (``COHORTLAB_INTRADAY_EVERY_HOURS``, default 3).
+        intraday_lookback: lookback of the scheduled intraday cycle (``12h``).
+        daily_scoring_minute: minutes after UTC midnight when the daily scoring
+            of the day that just closed runs (default 10).
+        metrics_port: port of a worker's Prometheus endpoint (default 9108);
+            0 = do not serve.
 
     An empty environment variable counts as unset for the optional settings.
 
@@ -45,6 +54,18 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     broker_url: str | None = None
     data_dir: str | None = None
+    result_backend: str | None = None
+    intraday_every_hours: float = 3.0
+    intraday_lookback: str = "12h"
+    daily_scoring_minute: int = 10
+    metrics_port: int = 9108
+
+    @field_validator("intraday_every_hours")
+    @classmethod
+    def _every_2_to_4_hours(cls, value: float) -> float:
+        if not 2.0 <= value <= 4.0:
+            raise ValueError(f"COHORTLAB_INTRADAY_EVERY_HOURS={value} must be between 2 and 4 hours")
+        return value
 
     @field_validator("store", mode="before")
     @classmethod
@@ -57,7 +78,7 @@ class Settings(BaseSettings):
                 )
         return value
 
-    @field_validator("redis_url", "broker_url", "data_dir", mode="before")
+    @field_validator("redis_url", "broker_url", "data_dir", "result_backend", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():

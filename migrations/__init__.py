@@ -1,0 +1,293 @@
+"""Versioned, idempotent schema migrations of the store (indexes, collections, tables).
+
+Each :class:`Migration` has a version, a name (its id is ``"0001_intraday_indexes"``)
+and one apply function per adapter. Applied migrations are recorded in the
+database itself -- the collection ``schema_migrations`` on MongoDB, the table
+``schema_migrations`` on SQLite -- with their id, version, name and when they
+were applied. :func:`apply_migrations` applies the pending ones in version
+order; running it again applies nothing and changes nothing (every step is also
+idempotent on its own: ``CREATE ... IF NOT EXISTS``, ``createIndexes`` with
+fixed names and options), so two processes migrating at once are safe.
+
+Use ``cohortlab migrate [--store URL] [--status]`` or
+``python scripts/migrate_intraday_indexes.py --store URL``.
+:func:`manager.store.open_store` (and :class:`~manager.store.mongo.MongoStore`)
+apply pending migrations when they open a store, unless told not to
+(``migrate=False``): the MongoDB adapter relies on the unique index of
+migration 0001 for idempotent ledger appends.
+
+Adding a migration: a module ``mNNNN_<name>.py`` defining ``MIGRATION``, appended
+to :data:`MIGRATIONS`. Never change or renumber one that was released.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from manager.store.base import Store, StoreError, utc_now
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pymongo.asynchronous.database import AsyncDatabase
+
+__all__ = [
+    "MIGRATIONS",
+    "Migration",
+    "apply_migrations",
+    "format_status",
+    "migrate_url",
+    "migration_status",
+]
+
+RECORDS = "schema_migrations"
+"""Collection (MongoDB) / table (SQLite) holding one record per applied migration."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema migration.
+
+    Attributes:
+        version: 1, 2, 3, ... (applied in this order).
+        name: short snake_case name.
+        description: what it does, one sentence.
+        sqlite: applies it to an SQLite connection inside the caller's write
+            transaction (must not commit).
+        mongo: ``async`` function applying it to a PyMongo ``AsyncDatabase``.
+    """
+
+    version: int
+    name: str
+    description: str
+    sqlite: Callable[[sqlite3.Connection], None]
+    mongo: Callable[["AsyncDatabase"], Awaitable[None]]
+
+    @property
+    def id(self) -> str:
+        """``"<version, 4 digits>_<name>"``, e.g. ``"0001_intraday_indexes"``."""
+        return f"{self.version:04d}_{self.name}"
+
+
+def _load() -> tuple[Migration, ...]:
+    from migrations import m0001_intraday_indexes, m0002_store_indexes
+
+    found = (m0001_intraday_indexes.MIGRATION, m0002_store_indexes.MIGRATION)
+    versions = [m.version for m in found]
+    assert versions == list(range(1, len(found) + 1)), versions
+    return found
+
+
+
+def apply_migrations(store: Store) -> list[str]:
+    """Apply the migrations not yet recorded in ``store``'s database.
+
+    Args:
+        store: an open :class:`~manager.store.sqlite.SQLiteStore` or
+            :class:`~manager.store.mongo.MongoStore`.
+
+    Returns:
+        Ids of the migrations this call applied, in order (``[]`` when the
+        database was up to date).
+
+    Raises:
+        StoreError: the adapter has no migrations, or a step failed. On SQLite
+            all pending migrations run in one transaction, so nothing of them is
+            kept; on MongoDB the migrations before the failing one stay recorded
+            (index builds cannot be rolled back). Either way fix and re-run.
+    """
+    from manager.store.sqlite import SQLiteStore
+
+    if isinstance(store, SQLiteStore):
+        return _apply_sqlite(store)
+    return _mongo(store).run_async(_apply_mongo)
+
+
+def migration_status(store: Store) -> list[dict[str, Any]]:
+    """Which migrations the database has; changes nothing.
+
+    Returns:
+        One dict per known migration in version order, then one per record this
+        version of cohortlab does not know (written by a newer one):
+        ``{"id", "version", "name", "applied": bool, "applied_at": str | None,
+        "known": bool}``.
+    """
+    from manager.store.sqlite import SQLiteStore
+
+    if isinstance(store, SQLiteStore):
+        records = _sqlite_records(store)
+    else:
+        records = _mongo(store).run_async(_mongo_records)
+    out = []
+    for migration in MIGRATIONS:
+        record = records.pop(migration.id, None)
+        out.append({
+            "id": migration.id,
+            "version": migration.version,
+            "name": migration.name,
+            "applied": record is not None,
+            "applied_at": None if record is None else record["applied_at"],
+            "known": True,
+        })
+    for record in sorted(records.values(), key=lambda r: (r["version"], r["id"])):
+        out.append({**record, "applied": True, "known": False})
+    return out
+
+
+def migrate_url(
+    url: str | None = None, *, status_only: bool = False
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """Open the store at ``url``, apply pending migrations, and report.
+
+    What ``cohortlab migrate`` and ``scripts/migrate_intraday_indexes.py`` run.
+
+    Args:
+        url: store URL (``sqlite:///...`` or ``mongodb://...``); ``None`` = the
+            ``COHORTLAB_STORE`` setting.
+        status_only: apply nothing, only report.
+
+    Returns:
+        ``(applied ids, migration_status(...) afterwards)``.
+
+    Raises:
+        StoreError: the store cannot be opened, or a migration failed.
+    """
+    from manager.store import open_store
+
+    with open_store(url, migrate=False) as store:
+        applied = [] if status_only else apply_migrations(store)
+        return applied, migration_status(store)
+
+
+def format_status(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per migration: id, state (applied at ... / pending), name."""
+    lines = []
+    for row in rows:
+        if not row["known"]:
+            state = f"applied {row['applied_at']} (unknown to this cohortlab: newer?)"
+        elif row["applied"]:
+            state = f"applied {row['applied_at']}"
+        else:
+            state = "pending"
+        lines.append(f"{row['id']:<28} {state}")
+    return lines
+
+
+# -- SQLite ------------------------------------------------------------------------
+
+_SQLITE_RECORDS = f"""
+CREATE TABLE IF NOT EXISTS {RECORDS} (
+    id         TEXT PRIMARY KEY,
+    version    INTEGER NOT NULL UNIQUE,
+    name       TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+)
+"""
+
+
+def _apply_sqlite(store: Any) -> list[str]:
+    applied: list[str] = []
+    # One BEGIN IMMEDIATE transaction: concurrent migrators queue up, and the
+    # second one finds everything recorded. (SQLiteStore._transaction is the
+    # adapter's own transaction helper; migrations are part of the store.)
+    with store._transaction(write=True) as conn:
+        conn.execute(_SQLITE_RECORDS)
+        done = {row[0] for row in conn.execute(f"SELECT id FROM {RECORDS}")}
+        for migration in MIGRATIONS:
+            if migration.id in done:
+                continue
+            migration.sqlite(conn)
+            conn.execute(
+                f"INSERT INTO {RECORDS} (id, version, name, applied_at) VALUES (?, ?, ?, ?)",
+                (migration.id, migration.version, migration.name, utc_now()),
+            )
+            applied.append(migration.id)
+    return applied
+
+
+def _sqlite_records(store: Any) -> dict[str, dict[str, Any]]:
+    with store._transaction(write=False) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (RECORDS,)
+        ).fetchone()
+        if exists is None:
+            return {}
+        rows = conn.execute(f"SELECT id, version, name, applied_at FROM {RECORDS}").fetchall()
+    return {
+        row[0]: {"id": row[0], "version": row[1], "name": row[2], "applied_at": row[3]}
+        for row in rows
+    }
+
+
+# -- MongoDB -----------------------------------------------------------------------
+
+
+def _mongo(store: Store) -> Any:
+    from manager.store.mongo import MongoStore
+
+    if not isinstance(store, MongoStore):
+        raise StoreError(
+            f"no migrations for a {type(store).__name__}; supported: SQLiteStore, MongoStore"
+        )
+    return store
+
+
+async def _apply_mongo(db: "AsyncDatabase") -> list[str]:
+    from pymongo.errors import DuplicateKeyError
+
+    records = db[RECORDS]
+    done = {row["_id"] async for row in records.find({}, {"_id": 1})}
+    applied: list[str] = []
+    for migration in MIGRATIONS:
+        if migration.id in done:
+            continue
+        await migration.mongo(db)
+        try:
+            await records.insert_one({
+                "_id": migration.id,
+                "version": migration.version,
+                "name": migration.name,
+                "applied_at": utc_now(),
+            })
+        except DuplicateKeyError:  # a concurrent migrator recorded it first
+            continue
+        applied.append(migration.id)
+    return applied
+
+
+async def _mongo_records(db: "AsyncDatabase") -> dict[str, dict[str, Any]]:
+    return {
+        row["_id"]: {
+            "id": row["_id"],
+            "version": row.get("version"),
+            "name": row.get("name"),
+            "applied_at": row.get("applied_at"),
+        }
+        async for row in db[RECORDS].find({})
+    }
+
+
+async def ensure_collection(db: "AsyncDatabase", name: str, indexes: list[Any]) -> None:
+    """Create collection ``name`` if missing, then its ``indexes`` (``IndexModel``s).
+
+    Both steps are idempotent: an existing collection is kept, and an index that
+    exists with the same name, keys and options is left alone. An index of the
+    same name with other keys or options is an error (MongoDB refuses it).
+    """
+    from pymongo.errors import CollectionInvalid, OperationFailure
+
+    try:
+        await db.create_collection(name)
+    except CollectionInvalid:
+        pass  # exists (pymongo checks first)
+    except OperationFailure as exc:
+        if exc.code != 48:  # NamespaceExists: a concurrent migrator created it
+            raise
+    if indexes:
+        await db[name].create_indexes(indexes)
+
+
+# Loaded last: the migration modules import the helpers above.
+MIGRATIONS: tuple[Migration, ...] = _load()
+"""Every migration, in version order."""

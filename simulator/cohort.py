@@ -37,11 +37,20 @@ class AgentLike(Protocol):
     leverage: float
 
 
-def build_signals(market: MarketData, agents: Sequence[AgentLike]) -> tuple[np.ndarray, np.ndarray]:
+def build_signals(market: MarketData, agents: Sequence[AgentLike], *,
+                  failed: dict[int, str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Target signals and per-symbol weights of N agents.
 
     Each family computes the targets of all its agents in one batch call, so an
     indicator configuration shared by several agents is computed once.
+
+    Args:
+        market: the bars.
+        agents: N genomes.
+        failed: when given, an agent whose strategy raises is sat out instead of
+            failing the call: its signals and weights stay 0 and ``failed[i]``
+            gets the error text (the batch is retried agent by agent to find
+            which ones fail).
 
     Returns:
         ``(signals (N, T, S) float64 in [-1, 1], weight (N, S) float64)`` where
@@ -49,7 +58,7 @@ def build_signals(market: MarketData, agents: Sequence[AgentLike]) -> tuple[np.n
         symbols and 0 elsewhere; signals are 0 outside each agent's symbols.
 
     Raises:
-        StrategyError: unknown family or invalid parameters.
+        StrategyError: unknown family or invalid parameters (without ``failed``).
         AllocationError: an agent trades a symbol the market lacks.
     """
     N = len(agents)
@@ -60,14 +69,26 @@ def build_signals(market: MarketData, agents: Sequence[AgentLike]) -> tuple[np.n
     for i, a in enumerate(agents):
         by_family.setdefault(a.family, []).append(i)
     for family, idx in by_family.items():
-        strat = get_strategy(family)
-        params = [strat.validate(agents[i].params) for i in idx]
-        targets = strat.targets(market, params)
-        sig[idx] = targets * mask[idx][:, None, :]
+        try:
+            strat = get_strategy(family)
+            targets = strat.targets(market, [strat.validate(agents[i].params) for i in idx])
+            sig[idx] = targets * mask[idx][:, None, :]
+        except Exception:
+            if failed is None:
+                raise
+            for i in idx:  # find the agents that fail; the others keep their signals
+                try:
+                    strat = get_strategy(family)
+                    sig[i] = strat.targets(market, [strat.validate(agents[i].params)])[0] * mask[i][None, :]
+                except Exception as exc:  # noqa: BLE001 - any agent error sits the agent out
+                    failed[i] = f"{type(exc).__name__}: {exc}"
+                    sig[i] = 0.0
     k = mask.sum(axis=1).clip(min=1)
     size = np.array([a.size for a in agents], dtype=np.float64)
     lev = np.array([a.leverage for a in agents], dtype=np.float64)
     weight = mask * (size * lev / k)[:, None]
+    if failed:
+        weight[list(failed)] = 0.0
     return sig, weight
 
 
@@ -102,6 +123,7 @@ class CohortResult:
     journal: list[Transaction] = field(default_factory=list)
     state: dict = field(default_factory=dict)
     ledger_ok: bool = False
+    failed_agents: list[dict] = field(default_factory=list)
 
     def leaderboard(self) -> list[dict]:
         """Agent scores ranked by ROI, then Sharpe (best first), with ``rank``."""
@@ -291,11 +313,16 @@ def simulate_cohort(
         agent_ids: names used in reports and ledger accounts (default ``a00``..).
         with_ledger: build and verify the ledger journal (the benchmark skips it).
 
+    An agent whose strategy raises does not fail the cohort: it is sat out (no
+    orders, its allocation stays cash), flagged ``failed`` in its score row and
+    listed in ``failed_agents`` with the error.
+
     Raises:
         StrategyError, AllocationError, EngineError: bad agents or settings.
     """
     ids = list(agent_ids) if agent_ids is not None else [f"a{i:02d}" for i in range(len(agents))]
-    sig, weight = build_signals(market, agents)
+    failed: dict[int, str] = {}
+    sig, weight = build_signals(market, agents, failed=failed)
     vol = None
     if allocation == "risk_weighted":
         vol = agent_volatility(market.close, weight > 0, market.warmup)
@@ -305,9 +332,14 @@ def simulate_cohort(
                      config=config)
     trades = round_trips(eng, market, ids)
     scores = score_agents(eng, market, agents, ids, trades)
+    for i, row in enumerate(scores):
+        row["failed"] = i in failed
     parent, hourly = parent_summary(eng, market)
+    parent["failed_agents"] = len(failed)
     res = CohortResult(market, list(agents), ids, config, allocation, reserve, eng, scores, parent,
-                       hourly, trades)
+                       hourly, trades,
+                       failed_agents=[{"agent_id": ids[i], "family": agents[i].family, "error": err}
+                                      for i, err in sorted(failed.items())])
     if with_ledger:
         res.journal = build_journal(eng, market.timestamps, market.symbols, ids)
         res.state = final_state(eng, market.symbols, ids, market.close[-1])

@@ -1,7 +1,10 @@
 """Persistence for cohortlab: the storage port and its adapters.
 
 Use :func:`open_store` to get a :class:`Store` for a URL (default: the
-``COHORTLAB_STORE`` setting, itself defaulting to ``sqlite:///./cohortlab.db``).
+``COHORTLAB_STORE`` setting, itself defaulting to ``sqlite:///./cohortlab.db``):
+``sqlite:///...`` opens the embedded :class:`SQLiteStore`,
+``mongodb://host:port/dbname`` the :class:`~manager.store.mongo.MongoStore`
+(imported on first use, so SQLite users never load the MongoDB driver).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from manager.store.sqlite import SQLiteStore
 
 __all__ = [
     "InvalidDocument",
+    "MongoStore",
     "NotFound",
     "RunNotFound",
     "RunStateError",
@@ -35,7 +39,7 @@ __all__ = [
 ]
 
 _ALLOWED = "sqlite:///relative/path.db, sqlite:////absolute/path.db, sqlite:///:memory:"
-_EMBEDDED_DEFAULT = "sqlite:///./cohortlab.db"
+_ALLOWED_MONGO = "mongodb://host:port/dbname (database default 'cohortlab')"
 _PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
 
 
@@ -44,23 +48,36 @@ def _redact(url: str) -> str:
     return _PASSWORD.sub(r"\1***@", url)
 
 
-def open_store(url: str | None = None) -> Store:
+def __getattr__(name: str):  # lazy: ``from manager.store import MongoStore``
+    if name == "MongoStore":
+        from manager.store.mongo import MongoStore
+
+        return MongoStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
     """Open the store a URL names.
 
     Args:
         url: ``sqlite:///relative/path.db`` (relative to the working directory),
-            ``sqlite:////absolute/path.db`` or ``sqlite:///:memory:``. ``None`` =
-            the ``store`` setting (``COHORTLAB_STORE``, read now). Missing parent
-            folders of the database file are created.
+            ``sqlite:////absolute/path.db``, ``sqlite:///:memory:``, or
+            ``mongodb://[user:pass@]host:port/dbname[?options]`` (also
+            ``mongodb+srv://``; database name from the path, default
+            ``cohortlab``). ``None`` = the ``store`` setting (``COHORTLAB_STORE``,
+            read now). Missing parent folders of an SQLite file are created.
+        migrate: apply pending schema migrations (:mod:`migrations`) before
+            returning; ``False`` opens the database as it is (``cohortlab
+            migrate --status`` does that).
 
     Returns:
         An open :class:`Store`; close it (or use ``with``) when done.
 
     Raises:
-        StoreError: a ``mongodb://`` URL (the MongoDB adapter is not part of this
-            version), any other scheme, a host in an ``sqlite://`` URL, no path,
-            a query string, or a database that cannot be opened. Passwords in the
-            URL are not echoed.
+        StoreError: an unsupported scheme, a host in an ``sqlite://`` URL, no
+            path, a query string in an SQLite URL, a database that cannot be
+            opened or reached, or a failed migration. Passwords in the URL are
+            not echoed.
     """
     if url is None:
         from manager.settings import get_settings
@@ -74,13 +91,13 @@ def open_store(url: str | None = None) -> Store:
     scheme, sep, rest = text.partition("://")
     scheme = scheme.lower()
     if scheme in ("mongodb", "mongodb+srv") and sep:
-        raise StoreError(
-            "the MongoDB adapter is not part of this version of cohortlab; use an SQLite "
-            f"store URL ({_ALLOWED}); the embedded default is {_EMBEDDED_DEFAULT!r}"
-        )
+        from manager.store.mongo import MongoStore
+
+        return MongoStore(text, migrate=migrate)
     if scheme != "sqlite" or not sep:
         raise StoreError(
-            f"store URL {_redact(text)!r} has an unsupported scheme; allowed: {_ALLOWED}"
+            f"store URL {_redact(text)!r} has an unsupported scheme; allowed: {_ALLOWED}, "
+            f"{_ALLOWED_MONGO}"
         )
     if not rest.startswith("/"):
         raise StoreError(
@@ -96,7 +113,7 @@ def open_store(url: str | None = None) -> Store:
             f"allowed: {_ALLOWED}"
         )
     if path == ":memory:":
-        return SQLiteStore(":memory:")
+        return _migrated(SQLiteStore(":memory:"), migrate)
     db_path = Path(path)
     try:
         db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -104,4 +121,16 @@ def open_store(url: str | None = None) -> Store:
         raise StoreError(
             f"cannot create the folder {str(db_path.parent)!r} for store URL {text!r}: {exc}"
         ) from exc
-    return SQLiteStore(db_path)
+    return _migrated(SQLiteStore(db_path), migrate)
+
+
+def _migrated(store: SQLiteStore, migrate: bool) -> Store:
+    if migrate:
+        from migrations import apply_migrations
+
+        try:
+            apply_migrations(store)
+        except BaseException:
+            store.close()
+            raise
+    return store

@@ -39,6 +39,15 @@ Conventions shared by every family:
   array; Donchian channels of every window are read from one sparse table per
   price series. Then one numba loop over (parameter set, bar, symbol) runs all
   state machines, written branch-free.
+* Indicator arrays go through the current feature cache
+  (:mod:`simulator.features`; the default :class:`~simulator.features.NullCache`
+  computes them directly). Cache keys: ``sma@close {window}``,
+  ``macd_hist@close {fast, slow, signal}``, ``rsi@close {period}``,
+  ``rolling_std@close {window}``, ``vwap@high+low+close+volume {window}`` and,
+  for Donchian, the sparse-table levels ``range_max_table@high`` /
+  ``range_max_table@low {level, sign}`` (level j = max of ``sign * price``
+  over the ``2**j`` bars ending at t, fewer at the start). ``sma`` is shared by
+  ``sma_cross`` and ``bollinger_reversion``.
 """
 from __future__ import annotations
 
@@ -50,6 +59,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from numba import njit
 
+from simulator.features import cached_indicator_many
 from simulator.indicators import (  # the two private helpers are numba kernels shared with donchian_many
     _fill_sparse_table,
     _rmq_level,
@@ -324,6 +334,41 @@ def _scratch_array(slot: int, shape: tuple[int, ...]) -> np.ndarray:
     return buf[:size].reshape(shape)
 
 
+def _indicator(market: MarketData, slot: int, name: str, field, params: dict[str, np.ndarray],
+               kernel) -> np.ndarray:
+    """``(K, T, S)`` arrays of K configurations (``params`` column-wise) in the
+    scratch array ``slot``, through the current feature cache:
+    ``kernel(idx, dst)`` computes configurations ``idx`` into ``dst``."""
+    n_k = len(next(iter(params.values())))
+    out = _scratch_array(slot, (n_k, market.n_bars, len(market.symbols)))
+    return cached_indicator_many(market, name, params, field, kernel, out)
+
+
+def _range_tables(market: MarketData, slot: int, field: str, sign: float, levels: int):
+    """Sparse table ``(levels, T, S)`` of ``sign * market.<field>`` (see
+    :func:`simulator.indicators._sparse_table`), its ``(T+1, S)`` NaN prefix
+    count and whether the prices hold a NaN."""
+    x = _prices(market, field)
+    nans = np.zeros((x.shape[0] + 1, x.shape[1]), dtype=np.int64)
+    any_nan: list[bool] = []
+
+    def kernel(idx, dst):
+        top = int(idx[-1]) + 1  # levels build on each other: fill 0..top-1, keep idx
+        if len(idx) == top:
+            any_nan.append(_fill_sparse_table(x, sign, dst, nans))
+        else:
+            full = np.empty((top,) + x.shape)
+            any_nan.append(_fill_sparse_table(x, sign, full, nans))
+            dst[:] = full[idx]
+
+    table = _indicator(market, slot, "range_max_table", field,
+                       {"level": np.arange(levels), "sign": np.full(levels, sign)}, kernel)
+    if not any_nan:  # every level came from the cache
+        np.cumsum(np.isnan(x), axis=0, out=nans[1:])
+        any_nan.append(bool(nans[-1].any()))
+    return table, nans, any_nan[0]
+
+
 class _Family(Strategy):
     """Base of the built-in families: validation, the output array, repair.
 
@@ -447,7 +492,8 @@ class SmaCross(_Family):
         n_p = len(sets)
         windows, inv = _unique(np.concatenate([self._column(sets, "fast"), self._column(sets, "slow")]))
         close = _prices(market, "close")
-        ma = sma_many(close, windows, out=_scratch_array(0, (len(windows),) + close.shape))
+        ma = _indicator(market, 0, "sma", "close", {"window": windows},
+                        lambda i, dst: sma_many(close, windows[i], out=dst))
         _cross_fill(ma, inv[:n_p], ma, inv[n_p:], close, TIE_RTOL, out)
 
 
@@ -478,8 +524,9 @@ class EmaMacd(_Family):
         uniq, inv = np.unique(triples, axis=0, return_inverse=True)
         inv = inv.reshape(-1).astype(np.int64)
         close = _prices(market, "close")
-        hist = macd_hist_many(  # line - signal
-            close, uniq[:, 0], uniq[:, 1], uniq[:, 2], out=_scratch_array(0, (len(uniq),) + close.shape)
+        hist = _indicator(  # line - signal
+            market, 0, "macd_hist", "close", {"fast": uniq[:, 0], "slow": uniq[:, 1], "signal": uniq[:, 2]},
+            lambda i, dst: macd_hist_many(close, uniq[i, 0], uniq[i, 1], uniq[i, 2], out=dst),
         )
         _sign_fill(hist, inv, close, TIE_RTOL, out)
 
@@ -520,7 +567,8 @@ class RsiReversion(_Family):
     def _fill(self, market, sets, out):
         periods, inv = _unique(self._column(sets, "period"))
         close = _prices(market, "close")
-        r = rsi_many(close, periods, out=_scratch_array(0, (len(periods),) + close.shape))
+        r = _indicator(market, 0, "rsi", "close", {"period": periods},
+                       lambda i, dst: rsi_many(close, periods[i], out=dst))
         _rsi_fill(
             r,
             inv,
@@ -546,8 +594,10 @@ class BollingerReversion(_Family):
     def _fill(self, market, sets, out):
         windows, inv = _unique(self._column(sets, "window"))
         close = _prices(market, "close")
-        mid = sma_many(close, windows, out=_scratch_array(0, (len(windows),) + close.shape))
-        sd = rolling_std_many(close, windows, out=_scratch_array(1, (len(windows),) + close.shape))
+        mid = _indicator(market, 0, "sma", "close", {"window": windows},
+                         lambda i, dst: sma_many(close, windows[i], out=dst))
+        sd = _indicator(market, 1, "rolling_std", "close", {"window": windows},
+                        lambda i, dst: rolling_std_many(close, windows[i], out=dst))
         _band_fill(close, mid, sd, inv, self._column(sets, "k"), TIE_RTOL, out)
 
 
@@ -569,15 +619,10 @@ class DonchianBreakout(_Family):
     def _fill(self, market, sets, out):
         entry = self._column(sets, "entry")
         exit_ = self._column(sets, "exit")
-        high = _prices(market, "high")
         # one sparse table per price series serves every distinct window
-        shape = (_table_levels(max(entry.max(), exit_.max())),) + high.shape
-        th = _scratch_array(0, shape)
-        tl = _scratch_array(1, shape)
-        nh = np.zeros((high.shape[0] + 1, high.shape[1]), dtype=np.int64)
-        nl = np.zeros_like(nh)
-        any_h = _fill_sparse_table(high, 1.0, th, nh)
-        any_l = _fill_sparse_table(_prices(market, "low"), -1.0, tl, nl)
+        levels = _table_levels(max(entry.max(), exit_.max()))
+        th, nh, any_h = _range_tables(market, 0, "high", 1.0, levels)
+        tl, nl, any_l = _range_tables(market, 1, "low", -1.0, levels)
         _breakout_fill(_prices(market, "close"), th, tl, nh, nl, any_h or any_l, entry, exit_, out)
 
 
@@ -597,12 +642,7 @@ class VwapDeviation(_Family):
     def _fill(self, market, sets, out):
         windows, inv = _unique(self._column(sets, "window"))
         close = _prices(market, "close")
-        vw = vwap_many(
-            _prices(market, "high"),
-            _prices(market, "low"),
-            close,
-            _prices(market, "volume"),
-            windows,
-            out=_scratch_array(0, (len(windows),) + close.shape),
-        )
+        high, low, volume = _prices(market, "high"), _prices(market, "low"), _prices(market, "volume")
+        vw = _indicator(market, 0, "vwap", ("high", "low", "close", "volume"), {"window": windows},
+                        lambda i, dst: vwap_many(high, low, close, volume, windows[i], out=dst))
         _vwap_fill(close, vw, inv, self._column(sets, "threshold_bps"), TIE_RTOL, out)

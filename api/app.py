@@ -1,0 +1,105 @@
+"""The cohortlab HTTP API (FastAPI): ``uvicorn api.app:app``.
+
+This version serves only what a deployment needs to run and be watched:
+
+``GET /healthz``
+    Opens the store named by ``COHORTLAB_STORE`` (read on every call, via
+    :func:`manager.store.open_store`), reads one run from it and closes it.
+    200 ``{"status": "ok", "store": URL}`` when that works, 503
+    ``{"status": "unavailable", "store": URL, "error": ...}`` when it does not.
+    Passwords in the URL are shown as ``***``. Used by the container
+    ``HEALTHCHECK`` and by docker compose.
+
+``GET /metrics``
+    The Prometheus text exposition of :func:`manager.metrics.exposition`,
+    aggregated over processes when ``PROMETHEUS_MULTIPROC_DIR`` is set (several
+    uvicorn workers).
+
+Routers of the API issue are added in :func:`create_app` with
+``app.include_router(...)``; request-latency metrics go into the same registry
+(:mod:`manager.metrics`) and are exposed by the same ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import APIRouter, FastAPI, Response
+from fastapi.responses import JSONResponse
+
+import manager.metrics as metrics
+import manager.store as store_module
+
+__all__ = ["app", "create_app", "ops_router"]
+
+_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
+
+ops_router = APIRouter(tags=["operations"])
+
+
+def _redact(url: str) -> str:
+    """``url`` with any password replaced by ``***``."""
+    return _PASSWORD.sub(r"\1***@", url)
+
+
+def _store_url() -> str:
+    """The configured store URL (``COHORTLAB_STORE``), redacted; read now."""
+    from manager.settings import get_settings
+
+    return _redact(get_settings().store)
+
+
+@ops_router.get("/healthz", summary="Liveness and store check")
+def healthz() -> JSONResponse:
+    """200 when the store opens and answers a one-run query, else 503.
+
+    A plain ``def``: FastAPI runs it in its thread pool, so a slow store never
+    blocks the event loop.
+    """
+    url = "unknown"
+    try:
+        url = _store_url()
+        with store_module.open_store() as store:
+            store.list_runs(limit=1)
+    except store_module.StoreError as exc:
+        # StoreError messages never echo passwords (manager.store redacts them).
+        return _unavailable(url, str(exc))
+    except Exception as exc:  # settings that do not validate, driver errors, ...
+        # Only the class name: an arbitrary message might contain a secret.
+        return _unavailable(url, f"{type(exc).__name__} while opening the store")
+    return JSONResponse({"status": "ok", "store": url})
+
+
+def _unavailable(url: str, error: str) -> JSONResponse:
+    return JSONResponse({"status": "unavailable", "store": url, "error": error}, status_code=503)
+
+
+@ops_router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+def prometheus_metrics() -> Response:
+    """Prometheus text exposition of the cohortlab registry."""
+    body, content_type = metrics.exposition()
+    return Response(content=body, headers={"Content-Type": content_type})
+
+
+def create_app() -> FastAPI:
+    """A new API application with the operations routes (``/healthz``, ``/metrics``)."""
+    application = FastAPI(
+        title="cohortlab",
+        summary="Intraday cohorts of evolved trading agents on one shared parent bankroll",
+        version=_version(),
+    )
+    application.include_router(ops_router)
+    return application
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cohortlab")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0.0.0"
+
+
+app = create_app()
+"""The application uvicorn serves (``uvicorn api.app:app``)."""

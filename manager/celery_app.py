@@ -1,0 +1,111 @@
+"""The Celery application: Redis broker and result backend, the beat schedule,
+and the worker-side wiring of metrics.
+
+Start a worker and beat (with ``COHORTLAB_BROKER_URL=redis://127.0.0.1:6379/0``)::
+
+    PROMETHEUS_MULTIPROC_DIR=/tmp/cohortlab-metrics celery -A manager.celery_app worker --loglevel=INFO
+    celery -A manager.celery_app beat --loglevel=INFO
+
+Without ``COHORTLAB_BROKER_URL`` the app is *eager*: ``task.delay(...)`` runs the
+same task function in the calling process, so the embedded defaults need no
+server.
+
+Delivery guarantees: ``acks_late`` + ``reject_on_worker_lost`` — a message is
+acknowledged only after its task finished, so a worker killed mid-task leaves
+the message to be redelivered to another worker once it is older than
+``COHORTLAB_VISIBILITY_TIMEOUT_S`` (default 3600 s; set it above your longest
+task) — workers sweep for such messages every ``COHORTLAB_RESTORE_SWEEP_S``
+(default 60 s); the tasks are idempotent by run id (see :mod:`manager.tasks`),
+so redelivery completes the run once and never books its ledger twice.
+"""
+from __future__ import annotations
+
+import os
+import time
+from datetime import timedelta
+
+from celery import Celery, signals
+from celery.schedules import crontab
+
+from manager.settings import Settings, get_settings
+
+#: tasks that beat schedules, by schedule-entry name
+INTRADAY_ENTRY = "intraday-learning-cycle"
+DAILY_SCORING_ENTRY = "daily-scoring"
+
+
+def beat_schedule(settings: Settings) -> dict:
+    """The production beat schedule.
+
+    * the intraday learning cycle every ``intraday_every_hours`` (2-4 h) with
+      lookback ``intraday_lookback``;
+    * scoring of the UTC day that just closed, daily at 00:``daily_scoring_minute`` UTC.
+    """
+    return {
+        INTRADAY_ENTRY: {
+            "task": "cohortlab.run_learning_cycle",
+            "schedule": timedelta(hours=settings.intraday_every_hours),
+            "kwargs": {"mode": "intraday", "lookback": settings.intraday_lookback},
+        },
+        DAILY_SCORING_ENTRY: {
+            "task": "cohortlab.score_day",
+            "schedule": crontab(hour=0, minute=settings.daily_scoring_minute),
+            "kwargs": {},
+        },
+    }
+
+
+def make_app(settings: Settings | None = None) -> Celery:
+    """Build the Celery app from the settings (eager when no broker is configured)."""
+    s = settings or get_settings()
+    broker = s.broker_url
+    backend = s.result_backend or (broker if broker and broker.startswith("redis") else None)
+    app = Celery("cohortlab", broker=broker or "memory://", backend=backend, include=["manager.tasks"])
+    visibility = int(os.environ.get("COHORTLAB_VISIBILITY_TIMEOUT_S", "3600"))
+    # how often a worker sweeps for unacknowledged messages past the visibility timeout
+    sweep = int(os.environ.get("COHORTLAB_RESTORE_SWEEP_S", "60"))
+    app.conf.update(
+        task_serializer="json", result_serializer="json", accept_content=["json"],
+        timezone="UTC", enable_utc=True,
+        task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
+        task_track_started=True, result_expires=7 * 86400,
+        broker_transport_options={"visibility_timeout": visibility, "unacked_restore_interval": sweep,
+                                  "unacked_restore_throttle": 1},
+        result_backend_transport_options={"visibility_timeout": visibility},
+        broker_connection_retry_on_startup=True,
+        beat_schedule=beat_schedule(s),
+        task_always_eager=broker is None,
+        task_default_queue=os.environ.get("COHORTLAB_TASK_QUEUE", "celery"),
+        task_eager_propagates=True,
+    )
+    return app
+
+
+app = make_app()
+
+
+@signals.before_task_publish.connect
+def _stamp_enqueue_time(headers=None, **_):
+    """Record when a task was sent, for the task-latency metric."""
+    if headers is not None:
+        headers.setdefault("enqueued_at", time.time())
+
+
+@signals.worker_ready.connect
+def _serve_metrics(**_):
+    """Expose this worker's metrics (aggregated over its pool processes when
+    ``PROMETHEUS_MULTIPROC_DIR`` is set) on ``COHORTLAB_METRICS_PORT``."""
+    port = get_settings().metrics_port
+    if port:
+        from manager import metrics
+        try:
+            metrics.serve(port)
+        except OSError:  # another worker on this host already serves the port
+            pass
+
+
+@signals.worker_process_shutdown.connect
+def _mark_dead(pid=None, **_):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+        multiprocess.mark_process_dead(pid or os.getpid())

@@ -1,0 +1,71 @@
+"""Prometheus metrics of the workers (prometheus-client).
+
+Multiprocess-safe: when ``PROMETHEUS_MULTIPROC_DIR`` is set (as it must be for
+Celery's prefork pool and for the API under several processes), every process
+writes its samples to files there and :func:`registry` aggregates them with
+``prometheus_client.multiprocess.MultiProcessCollector``. Without it, the
+default in-process registry is used.
+
+Metrics (all prefixed ``cohortlab_``):
+
+=====================================  =========  =========================================
+name                                   type       meaning
+=====================================  =========  =========================================
+``cohort_runtime_seconds``             histogram  wall time of one cohort run
+``failed_agents_total``                counter    agents that errored and were sat out
+``bankroll_utilisation_ratio``         gauge      peak capital in positions / allocated, last run
+``learning_cycle_seconds{mode}``       histogram  wall time of a learning cycle
+``task_latency_seconds{task,outcome}`` histogram  enqueue-to-finish time of a Celery task
+``tasks_total{task,outcome}``          counter    finished tasks by outcome (success, retry, failure)
+=====================================  =========  =========================================
+
+The API issue adds request latency to the same registry.
+"""
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram,
+                               generate_latest, multiprocess, start_http_server)
+
+_SECONDS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+COHORT_RUNTIME = Histogram("cohortlab_cohort_runtime_seconds", "Wall time of one cohort run (s).",
+                           buckets=_SECONDS)
+FAILED_AGENTS = Counter("cohortlab_failed_agents_total", "Agents that errored and were sat out of their cohort.")
+BANKROLL_UTILISATION = Gauge("cohortlab_bankroll_utilisation_ratio",
+                             "Peak capital in positions / capital allocated of the last cohort run.",
+                             multiprocess_mode="mostrecent")
+LEARNING_CYCLE = Histogram("cohortlab_learning_cycle_seconds", "Wall time of a learning cycle (s).", ["mode"],
+                           buckets=_SECONDS)
+TASK_LATENCY = Histogram("cohortlab_task_latency_seconds", "Enqueue-to-finish time of a task (s).",
+                         ["task", "outcome"], buckets=_SECONDS)
+TASKS = Counter("cohortlab_tasks_total", "Finished tasks by outcome.", ["task", "outcome"])
+
+
+def registry() -> CollectorRegistry:
+    """The registry to expose: aggregated over processes when
+    ``PROMETHEUS_MULTIPROC_DIR`` is set, else the default one."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        reg = CollectorRegistry()
+        multiprocess.MultiProcessCollector(reg)
+        return reg
+    return REGISTRY
+
+
+def exposition() -> tuple[bytes, str]:
+    """``(body, content type)`` of the Prometheus text format."""
+    return generate_latest(registry()), CONTENT_TYPE_LATEST
+
+
+def serve(port: int, addr: str = "0.0.0.0") -> None:
+    """Serve ``/metrics`` on ``port`` from this process (a worker's main process)."""
+    start_http_server(port, addr=addr, registry=registry())
+
+
+def record_cohort(seconds: float, failed_agents: int, peak_utilisation: float) -> None:
+    """Record one finished cohort run."""
+    COHORT_RUNTIME.observe(seconds)
+    if failed_agents:
+        FAILED_AGENTS.inc(failed_agents)
+    BANKROLL_UTILISATION.set(peak_utilisation)

@@ -1,0 +1,244 @@
+"""Celery tasks: cohorts, learning cycles, campaign days and daily scoring.
+
+Every task takes JSON-able arguments and opens the store named by the settings.
+
+Idempotency: a cohort task carries its ``run_id`` (the caller makes one with
+:func:`manager.store.new_run_id`). A redelivered or retried task with the same
+run id takes over the run a dead worker left ``running``, returns the stored
+result of a run that already completed, and never creates a second run; the
+ledger is written in one transaction with the completion, so it is booked once
+or not at all.
+
+Retries: transient infrastructure errors (database locked/unreachable, broker
+or Redis connection errors) retry with exponential backoff (``retry_backoff``,
+up to ``max_retries``); input errors fail at once and, for a cohort, store the
+run as ``failed`` with the reason.
+"""
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import asdict
+from datetime import datetime, timedelta, timezone
+
+from celery import signals
+
+from evolution.evolve import GAConfig
+from evolution.genome import Genome
+from manager import metrics
+from manager.celery_app import app
+from manager.learning import CampaignRequest, CycleRequest, Source, campaign_day, learning_cycle, utc
+from manager.runner import BarsRequest, CohortRequest, RunAlreadyFinished, load_bars, run_cohort, seed_genomes
+from manager.settings import get_settings
+from manager.store import StoreError, open_store
+from simulator.engine import EngineConfig
+
+
+def _transient_types() -> tuple[type[BaseException], ...]:
+    types: list[type[BaseException]] = [sqlite3.OperationalError, ConnectionError, TimeoutError]
+    try:
+        from pymongo.errors import AutoReconnect, ConnectionFailure
+        types += [AutoReconnect, ConnectionFailure]
+    except ImportError:  # pragma: no cover - pymongo is a service dependency
+        pass
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        types.append(RedisConnectionError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(types)
+
+
+TRANSIENT = _transient_types()
+RETRY = {"autoretry_for": TRANSIENT, "retry_backoff": 2, "retry_backoff_max": 60, "retry_jitter": True,
+         "max_retries": 5, "acks_late": True, "reject_on_worker_lost": True}
+
+
+def is_final(exc: BaseException) -> bool:
+    """An error that ends a run as failed (not one a retry can fix)."""
+    return not isinstance(exc, TRANSIENT)
+
+
+# ----------------------------------------------------------------- (de)serialising requests
+
+
+def cohort_request_to_dict(req: CohortRequest) -> dict:
+    """JSON form of a :class:`manager.runner.CohortRequest` (for task arguments)."""
+    return asdict(req)
+
+
+def cohort_request_from_dict(d: dict) -> CohortRequest:
+    """Inverse of :func:`cohort_request_to_dict`; unknown keys are an error."""
+    d = dict(d)
+    bars = BarsRequest(**d.pop("bars", {}))
+    engine = EngineConfig(**d.pop("engine", {}))
+    return CohortRequest(bars=bars, engine=engine, **d)
+
+
+def _brief(run: dict) -> dict:
+    s = run.get("summary") or {}
+    return {"run_id": run["run_id"], "status": run["status"], "reason": run.get("reason"),
+            "parent": s.get("parent"), "failed_agents": len(s.get("failed_agents") or [])}
+
+
+# ----------------------------------------------------------------- tasks
+
+
+@app.task(bind=True, name="cohortlab.run_cohort", **RETRY)
+def run_cohort_task(self, run_id: str, request: dict, genomes: list[dict] | None = None) -> dict:
+    """Run one cohort into the store under ``run_id``.
+
+    Args:
+        run_id: the run's id (idempotency key).
+        request: :func:`cohort_request_to_dict` of the request.
+        genomes: the agents' genome dicts (default: seeded like ``cohortlab run``).
+
+    Returns:
+        ``{"run_id", "status", "reason", "parent", "failed_agents"}``.
+    """
+    req = cohort_request_from_dict(request)
+    t0 = time.perf_counter()
+    with open_store() as store:
+        try:
+            run = store.get_run(run_id)
+            if run["status"] != "running":
+                return _brief(run)
+        except StoreError:
+            pass
+        market = load_bars(req.bars)
+        if genomes:
+            agents = [Genome.from_dict(g, symbols=market.symbols, max_leverage=req.max_leverage) for g in genomes]
+            source = "task"
+        else:
+            agents, source = seed_genomes(market, req.agents, seed=req.seed, max_leverage=req.max_leverage,
+                                          genomes_path=req.genomes_path, store=store)
+        try:
+            _, result, report = run_cohort(market, agents, source, req, store, run_id=run_id,
+                                           extra={"task_id": self.request.id}, is_final=is_final)
+        except RunAlreadyFinished as done:  # a duplicate delivery finished it first
+            return _brief(done.run)
+        metrics.record_cohort(time.perf_counter() - t0, len(result.failed_agents),
+                              report["parent"]["peak_utilisation"])
+        return _brief(store.get_run(run_id))
+
+
+@app.task(bind=True, name="cohortlab.run_learning_cycle", **RETRY)
+def run_learning_cycle(self, mode: str = "intraday", lookback: str = "12h", end: str | None = None,
+                       validation: str | None = None, data: str | None = None, symbols: list[str] | None = None,
+                       seed: int = 7, generations: int | None = None, population: int = 30) -> dict:
+    """One learning cycle (the beat schedule runs the intraday one every few hours).
+
+    Returns:
+        The cycle's knowledge record summary: ``cycle_id``, ``mode``, windows,
+        in- and out-of-sample figures.
+    """
+    s = get_settings()
+    gens = generations if generations is not None else (40 if mode == "daily" else 10)
+    req = CycleRequest(source=Source(data=data or s.data_dir, symbols=symbols, seed=seed), mode=mode, end=end,
+                       lookback=lookback, validation=validation, ga=GAConfig(generations=gens, population=population),
+                       seed=seed)
+    t0 = time.perf_counter()
+    with open_store() as store:
+        result = learning_cycle(req, store)
+    metrics.LEARNING_CYCLE.labels(mode=mode).observe(time.perf_counter() - t0)
+    k = result.knowledge()
+    return {key: k[key] for key in ("cycle_id", "mode", "train", "validation", "in_sample", "out_of_sample")}
+
+
+@app.task(bind=True, name="cohortlab.run_campaign_day", **RETRY)
+def run_campaign_day(self, run_id: str, request: dict, day: str, day_number: int = 1,
+                     genomes: list[dict] | None = None) -> dict:
+    """One campaign day — a learning cycle on the lookback before ``day``, then
+    the cohort for ``day`` stored under ``run_id`` (idempotent like
+    :func:`run_cohort_task`).
+
+    Args:
+        run_id: the day's cohort run id.
+        request: ``{"cohort": cohort request dict, "lookback", "generations",
+            "warmup_bars", "data", "symbols", "quote"}``.
+        day: the UTC date traded.
+        day_number: 1-based day of the campaign.
+        genomes: the population to start from (default: the store's latest).
+    """
+    cohort = cohort_request_from_dict(request["cohort"])
+    creq = CampaignRequest(source=Source(data=request.get("data"), symbols=request.get("symbols"),
+                                         quote=request.get("quote"), seed=cohort.seed),
+                           start=day, days=1, lookback=request.get("lookback", "3d"), cohort=cohort,
+                           ga=GAConfig(generations=int(request.get("generations", 20))),
+                           warmup_bars=int(request.get("warmup_bars", 200)))
+    d = utc(day, "day").normalize()
+    from manager.learning import DAY, duration, start_population
+    with open_store() as store:
+        try:
+            run = store.get_run(run_id)
+            if run["status"] != "running":
+                return _brief(run)
+        except StoreError:
+            pass
+        market = creq.source.load(d - duration(creq.lookback, "lookback"), d + DAY, creq.warmup_bars)
+        if genomes:
+            start, source = [Genome.from_dict(g) for g in genomes], "task"
+        else:
+            start, source = start_population(store, "daily", None, market, cohort.max_leverage)
+        t0 = time.perf_counter()
+        try:
+            report, _ = campaign_day(creq, market, d, start, source, store, seed=cohort.seed * 1000 + day_number,
+                                     day_number=day_number, run_id=run_id, is_final=is_final)
+        except RunAlreadyFinished as done:
+            return _brief(done.run)
+        metrics.record_cohort(time.perf_counter() - t0, report["parent"].get("failed_agents", 0),
+                              report["parent"]["peak_utilisation"])
+        return {**_brief(store.get_run(run_id)), "date": report["date"], "cycle_id": report["cycle_id"]}
+
+
+@app.task(bind=True, name="cohortlab.score_day", **RETRY)
+def score_day(self, date: str | None = None, scan: int = 500) -> dict:
+    """Score a closed UTC day (default: yesterday): the completed cohort runs
+    whose window started that day, their parent ROI and the best agents; the
+    score is recorded as an audit event ``day_scored`` (beat runs this daily).
+
+    Args:
+        date: ``YYYY-MM-DD`` (UTC); None = the day before now.
+        scan: how many recent completed cohort runs to look through.
+    """
+    day = date or (datetime.now(timezone.utc) - timedelta(days=1)).strftime("%Y-%m-%d")
+    runs, best = [], []
+    with open_store() as store:
+        before = None
+        seen = 0
+        while seen < scan:
+            page = store.list_runs(limit=min(100, scan - seen), before=before, status="completed", kind="cohort")
+            if not page:
+                break
+            for r in page:
+                s = r.get("summary") or store.get_run(r["run_id"]).get("summary") or {}
+                if str(s.get("window", {}).get("start", "")).startswith(day):
+                    runs.append({"run_id": r["run_id"], "roi": s["parent"]["roi"],
+                                 "max_drawdown": s["parent"]["max_drawdown"]})
+                    for a in s.get("agents", [])[:3]:
+                        best.append({"run_id": r["run_id"], "agent_id": a["agent_id"], "family": a["family"],
+                                     "roi": a["roi"], "sharpe": a["sharpe"], "trades": a["trades"]})
+            seen += len(page)
+            before = page[-1]["run_id"]
+        best.sort(key=lambda a: (-a["roi"], -a["sharpe"]))
+        score = {"date": day, "runs": len(runs),
+                 "mean_parent_roi": sum(r["roi"] for r in runs) / len(runs) if runs else 0.0,
+                 "best_agents": best[:5], "run_ids": [r["run_id"] for r in runs]}
+        store.record_audit({"kind": "day_scored", "actor": "beat",
+                            "at": datetime.now(timezone.utc).isoformat(), "details": score})
+    return score
+
+
+# ----------------------------------------------------------------- task metrics
+
+
+@signals.task_postrun.connect
+def _task_finished(task=None, state=None, **_):
+    if task is None or not task.name.startswith("cohortlab."):
+        return
+    outcome = {"SUCCESS": "success", "RETRY": "retry"}.get(state or "", "failure")
+    metrics.TASKS.labels(task=task.name, outcome=outcome).inc()
+    sent = getattr(task.request, "enqueued_at", None) or (task.request.get("enqueued_at")
+                                                          if hasattr(task.request, "get") else None)
+    if sent:
+        metrics.TASK_LATENCY.labels(task=task.name, outcome=outcome).observe(max(time.time() - float(sent), 0.0))

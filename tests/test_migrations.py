@@ -1,0 +1,268 @@
+"""Schema migrations (migrations/): versioned, recorded in the database, idempotent.
+
+Run against SQLite and against MongoDB (the nx-27017 server of the contract suite,
+or ``COHORTLAB_TEST_MONGODB_URL``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from manager.cli import app
+from manager.store import SQLiteStore, Store, StoreError, open_store
+from migrations import MIGRATIONS, apply_migrations, migration_status
+from tests.test_store_contract import MongoServer, fresh_database, make_run, mongo_server  # noqa: F401
+
+ROOT = Path(__file__).resolve().parents[1]
+ALL_IDS = ["0001_intraday_indexes", "0002_store_indexes"]
+
+
+def test_migrations_are_numbered_in_order() -> None:
+    assert [m.id for m in MIGRATIONS] == ALL_IDS
+    assert [m.version for m in MIGRATIONS] == [1, 2]
+    assert all(m.name and m.description and callable(m.sqlite) and callable(m.mongo) for m in MIGRATIONS)
+
+
+# -- the two adapters behind one interface ------------------------------------------------
+
+
+class Target:
+    """A fresh, unmigrated database of one adapter, plus a raw view of its schema."""
+
+    def __init__(self, kind: str, url: str, open_fn: Callable[[], Store], schema: Callable[[Store], Any]):
+        self.kind, self.url, self._open, self._schema = kind, url, open_fn, schema
+        self.opened: list[Store] = []
+
+    def open(self) -> Store:
+        store = self._open()
+        self.opened.append(store)
+        return store
+
+    def schema(self, store: Store) -> Any:
+        return self._schema(store)
+
+
+def _sqlite_schema(store: Store) -> Any:
+    conn = sqlite3.connect(store.path)  # type: ignore[attr-defined]
+    try:
+        objects = conn.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name").fetchall()
+        records = conn.execute("SELECT * FROM schema_migrations ORDER BY version").fetchall()
+    finally:
+        conn.close()
+    return {"objects": objects, "records": records}
+
+
+def _mongo_schema(store: Any) -> Any:
+    async def read(db: Any) -> Any:
+        names = sorted(await db.list_collection_names())
+        indexes = {name: await db[name].index_information() for name in names}
+        records = await db.schema_migrations.find({}).sort("version", 1).to_list(None)
+        return {"collections": names, "indexes": indexes, "records": records}
+
+    return store.run_async(read)
+
+
+@pytest.fixture(params=["sqlite", "mongo"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
+    if request.param == "sqlite":
+        path = tmp_path / "m.db"
+        made = Target("sqlite", f"sqlite:///{path}", lambda: SQLiteStore(path), _sqlite_schema)
+    else:
+        from manager.store.mongo import MongoStore
+
+        server: MongoServer = request.getfixturevalue("mongo_server")
+        database = fresh_database()
+        base = server.url.split("?", 1)[0].rstrip("/")
+        query = server.url.partition("?")[2]
+        url = f"{base}/{database}" + (f"?{query}" if query else "")
+        made = Target("mongo", url, lambda: MongoStore(server.url, database=database, migrate=False),
+                      _mongo_schema)
+        request.addfinalizer(lambda: server.drop(database))
+    yield made
+    for store in made.opened:
+        store.close()
+
+
+def _index_keys(schema: Any, collection: str) -> dict[tuple[tuple[str, int], ...], bool]:
+    return {tuple(i["key"]): bool(i.get("unique")) for i in schema["indexes"][collection].values()}
+
+
+def test_apply_twice_changes_nothing(target: Target) -> None:
+    store = target.open()
+    status = migration_status(store)
+    assert [(s["id"], s["applied"], s["applied_at"]) for s in status] == [(i, False, None) for i in ALL_IDS]
+
+    assert apply_migrations(store) == ALL_IDS
+    first = target.schema(store)
+    status = migration_status(store)
+    assert [s["id"] for s in status] == ALL_IDS and all(s["applied"] and s["known"] for s in status)
+    assert all(s["applied_at"] for s in status)
+
+    assert apply_migrations(store) == []  # the second run applies nothing ...
+    assert target.schema(store) == first  # ... and changes nothing: same indexes, same records
+    again = target.open()  # also from another connection
+    assert apply_migrations(again) == []
+    assert target.schema(again) == first
+    assert migration_status(again) == status
+
+
+def test_first_migration_creates_the_intraday_indexes(target: Target) -> None:
+    store = target.open()
+    apply_migrations(store)
+    schema = target.schema(store)
+    if target.kind == "sqlite":
+        indexes = {(row[2], row[1]) for row in schema["objects"] if row[0] == "index"}
+        for table, name in [
+            ("promotion_log", "promotion_log_by_agent"),
+            ("promotion_log", "promotion_log_by_status"),
+            ("sim_runs_intraday", "sim_runs_intraday_by_created"),
+            ("audit_events", "audit_events_by_at"),
+        ]:
+            assert (table, name) in indexes
+        tables = {row[1] for row in schema["objects"] if row[0] == "table"}
+        assert {"promotion_log", "schema_migrations", "ledger", "cohort_summaries"} <= tables
+        records = schema["records"]
+        assert [r[0] for r in records] == ALL_IDS and [r[1] for r in records] == [1, 2]
+        return
+    assert {"sim_runs_intraday", "cohort_summaries", "ledger", "promotion_log", "audit_events",
+            "schema_migrations"} <= set(schema["collections"])
+    assert _index_keys(schema, "ledger")[(("run_id", 1), ("txn_id", 1))] is True
+    assert _index_keys(schema, "ledger")[(("run_id", 1), ("seq", 1))] is True
+    assert (("created_at", 1), ("run_id", 1)) in _index_keys(schema, "sim_runs_intraday")
+    assert (("status", 1), ("created_at", 1), ("run_id", 1)) in _index_keys(schema, "sim_runs_intraday")
+    assert _index_keys(schema, "cohort_summaries")[(("run_id", 1),)] is True
+    assert (("at", 1), ("event_id", 1)) in _index_keys(schema, "audit_events")
+    assert (("agent_id", 1), ("created_at", 1)) in _index_keys(schema, "promotion_log")
+    assert (("status", 1), ("created_at", 1)) in _index_keys(schema, "promotion_log")
+    assert [(r["_id"], r["version"], r["name"]) for r in schema["records"]] == [
+        ("0001_intraday_indexes", 1, "intraday_indexes"),
+        ("0002_store_indexes", 2, "store_indexes"),
+    ]
+
+
+def test_migrations_keep_existing_data(target: Target) -> None:
+    store = target.open()
+    if target.kind == "mongo":  # the store needs its indexes before it is used
+        apply_migrations(store)
+    run_id = store.create_run(make_run())
+    before = store.get_run(run_id)
+    apply_migrations(store)
+    assert store.get_run(run_id) == before
+
+
+def test_concurrent_migrators_apply_each_migration_once(target: Target) -> None:
+    stores = [target.open() for _ in range(3)]
+    results: list[list[str]] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(stores))
+
+    def run(store: Store) -> None:
+        try:
+            barrier.wait()
+            results.append(apply_migrations(store))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(i for r in results for i in r) == ALL_IDS  # every migration recorded once
+    assert [s["applied"] for s in migration_status(stores[0])] == [True, True]
+
+
+def test_open_store_applies_pending_migrations_unless_told_not_to(target: Target) -> None:
+    with open_store(target.url, migrate=False) as store:
+        assert not any(s["applied"] for s in migration_status(store))
+    with open_store(target.url) as store:
+        assert all(s["applied"] for s in migration_status(store))
+
+
+def test_status_lists_records_of_a_newer_cohortlab(target: Target) -> None:
+    store = target.open()
+    apply_migrations(store)
+    if target.kind == "sqlite":
+        conn = sqlite3.connect(store.path)  # type: ignore[attr-defined]
+        with conn:
+            conn.execute("INSERT INTO schema_migrations VALUES ('0099_future', 99, 'future', 'x')")
+        conn.close()
+    else:
+        async def insert(db: Any) -> None:
+            await db.schema_migrations.insert_one(
+                {"_id": "0099_future", "version": 99, "name": "future", "applied_at": "x"})
+
+        store.run_async(insert)
+    status = migration_status(store)
+    assert status[-1] == {"id": "0099_future", "version": 99, "name": "future", "applied": True,
+                          "applied_at": "x", "known": False}
+    assert apply_migrations(store) == []
+
+
+def test_a_failing_sqlite_migration_records_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from migrations import m0002_store_indexes
+
+    def broken(conn: sqlite3.Connection) -> None:
+        raise sqlite3.OperationalError("disk I/O error (test)")
+
+    import migrations
+
+    broken_migration = migrations.Migration(
+        version=2, name="store_indexes", description="broken", sqlite=broken,
+        mongo=m0002_store_indexes.MIGRATION.mongo)
+
+    monkeypatch.setattr(migrations, "MIGRATIONS", (MIGRATIONS[0], broken_migration))
+    with SQLiteStore(tmp_path / "f.db") as store:
+        with pytest.raises(StoreError, match="disk I/O error"):
+            apply_migrations(store)
+        assert not any(s["applied"] for s in migration_status(store))
+        monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS)
+        assert apply_migrations(store) == ALL_IDS
+
+
+# -- the command and the script -----------------------------------------------------------
+
+
+def test_cli_migrate_and_status(target: Target) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["migrate", "--status", "--store", target.url])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("pending") == 2
+    result = runner.invoke(app, ["migrate", "--store", target.url])
+    assert result.exit_code == 0, result.output
+    assert "applied: 0001_intraday_indexes, 0002_store_indexes" in result.output
+    result = runner.invoke(app, ["migrate", "--store", target.url])
+    assert result.exit_code == 0, result.output
+    assert "nothing to apply; the store is up to date" in result.output
+    assert "pending" not in result.output and result.output.count("applied 20") == 2
+
+
+def test_cli_migrate_reports_store_errors() -> None:
+    result = CliRunner().invoke(app, ["migrate", "--store", "postgresql://u:s3cret@db/x"])
+    assert result.exit_code == 2
+    assert "unsupported scheme" in result.output and "s3cret" not in result.output
+
+
+def test_script_calls_the_same_function(target: Target) -> None:
+    script = ROOT / "scripts" / "migrate_intraday_indexes.py"
+    run = [sys.executable, str(script), "--store", target.url]
+    first = subprocess.run(run, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    assert "applied: 0001_intraday_indexes, 0002_store_indexes" in first.stdout
+    second = subprocess.run(run, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 0, second.stderr
+    assert "nothing to apply" in second.stdout
+    bad = subprocess.run([sys.executable, str(script), "--store", "redis://x"], capture_output=True,
+                         text=True, timeout=60)
+    assert bad.returncode == 2 and "unsupported scheme" in bad.stderr
