@@ -9,6 +9,12 @@
 
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
+# ---- assets: the dashboard's htmx from its npm registry package (never a CDN) ----
+FROM node:20.19.5-bookworm-slim AS assets
+WORKDIR /web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+
 # ---- build: install cohortlab and its production extra into a virtualenv ----
 FROM ${PYTHON_IMAGE} AS build
 
@@ -29,6 +35,7 @@ COPY risk/ risk/
 COPY manager/ manager/
 COPY api/ api/
 COPY web/ web/
+COPY --from=assets /web/node_modules/htmx.org/dist/htmx.min.js web/node_modules/htmx.org/dist/htmx.min.js
 COPY migrations/ migrations/
 # Production extra only (Celery + Redis, PyMongo, Prometheus client, FastAPI,
 # uvicorn); never the test or bench extras.

@@ -1,6 +1,6 @@
 """The cohortlab HTTP API (FastAPI): ``uvicorn api.app:app``.
 
-This version serves only what a deployment needs to run and be watched:
+Routes:
 
 ``GET /healthz``
     Opens the store named by ``COHORTLAB_STORE`` (read on every call, via
@@ -15,9 +15,12 @@ This version serves only what a deployment needs to run and be watched:
     aggregated over processes when ``PROMETHEUS_MULTIPROC_DIR`` is set (several
     uvicorn workers).
 
-Routers of the API issue are added in :func:`create_app` with
-``app.include_router(...)``; request-latency metrics go into the same registry
-(:mod:`manager.metrics`) and are exposed by the same ``/metrics``.
+``GET /readyz`` and the JSON API (``/api/...``)
+    The routers of :mod:`api.routers` (cohorts, experiments, jobs, assistant);
+    errors are RFC 9457 problem documents (:mod:`api.problems`); every request's
+    latency goes to ``cohortlab_request_latency_seconds`` (:mod:`api.middleware`),
+    exposed by the same ``/metrics``. The dashboard's routes (``web.routes``) are
+    mounted when that module exists.
 """
 
 from __future__ import annotations
@@ -82,14 +85,33 @@ def prometheus_metrics() -> Response:
 
 
 def create_app() -> FastAPI:
-    """A new API application with the operations routes (``/healthz``, ``/metrics``)."""
+    """A new API application: operations routes (``/healthz``, ``/readyz``, ``/metrics``),
+    the JSON API routers, problem-document error handlers, request-latency metrics and,
+    when present, the dashboard (``web.routes``)."""
+    from api.middleware import RequestLatencyMiddleware
+    from api.problems import install_problem_handlers
+    from api.routers import API_DESCRIPTION, ROUTERS
+
     application = FastAPI(
         title="cohortlab",
         summary="Intraday cohorts of evolved trading agents on one shared parent bankroll",
+        description=API_DESCRIPTION,
         version=_version(),
     )
     application.include_router(ops_router)
+    for router in ROUTERS:
+        application.include_router(router)
+    install_problem_handlers(application)
+    application.add_middleware(RequestLatencyMiddleware)
+    try:
+        import web.routes as web_routes
+    except ModuleNotFoundError as exc:  # no dashboard in this build; a broken one still fails loudly
+        if exc.name not in ("web", "web.routes"):
+            raise
+    else:
+        application.include_router(web_routes.router)
     return application
+
 
 
 def _version() -> str:

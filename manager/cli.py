@@ -742,6 +742,37 @@ def migrate(
         console.print(f"applied: {', '.join(applied)}" if applied else "nothing to apply; the store is up to date")
 
 
+@app.command()
+def serve(
+    host: Optional[str] = typer.Option(None, "--host", help="Address to bind (default $COHORTLAB_API_HOST or "
+                                       "127.0.0.1: this machine only; 0.0.0.0 for every interface)."),
+    port: Optional[int] = typer.Option(None, "--port", min=1, max=65535,
+                                       help="Port (default $COHORTLAB_API_PORT or 8000)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="uvicorn worker processes (set "
+                                "PROMETHEUS_MULTIPROC_DIR with more than one; without a broker each runs its own "
+                                "cohort jobs)."),
+    log_level: str = typer.Option("info", "--log-level", help="uvicorn log level: debug, info, warning, error."),
+) -> None:
+    """Serve the HTTP API and dashboard with uvicorn (OpenAPI docs at /docs).
+
+    POST /api/cohorts needs COHORTLAB_API_TOKEN; without COHORTLAB_BROKER_URL cohorts run in a thread pool
+    inside this process."""
+    try:
+        import uvicorn
+        from manager.settings import get_settings
+        settings = get_settings()
+    except ImportError as exc:
+        _fail(RuntimeError(f"{exc.name} is not installed; install the service extra: pip install -e '.[service]'"))
+    except Exception as exc:  # pydantic ValidationError of a bad COHORTLAB_* variable
+        _fail(exc)
+    bind_host, bind_port = host or settings.api_host, port or settings.api_port
+    err.print(f"cohortlab API on http://{bind_host}:{bind_port} (docs /docs); "
+              f"jobs {'on Celery' if settings.broker_url else 'in process'}; "
+              f"POST routes {'need the bearer token' if settings.api_token else 'disabled (set COHORTLAB_API_TOKEN)'}",
+              highlight=False, markup=False)
+    uvicorn.run("api.app:app", host=bind_host, port=bind_port, workers=workers, log_level=log_level)
+
+
 @data_app.command("download")
 def data_download(
     exchange: str = typer.Option(..., "--exchange", help="ccxt exchange id, e.g. binance."),

@@ -17,9 +17,12 @@ name                                   type       meaning
 ``learning_cycle_seconds{mode}``       histogram  wall time of a learning cycle
 ``task_latency_seconds{task,outcome}`` histogram  enqueue-to-finish time of a Celery task
 ``tasks_total{task,outcome}``          counter    finished tasks by outcome (success, retry, failure)
+``request_latency_seconds``            histogram  HTTP API request latency, by method, route, status
 =====================================  =========  =========================================
 
-The API issue adds request latency to the same registry.
+``request_latency_seconds`` is labelled ``{method, route, status}``; ``route`` is the
+route *template* (``/api/cohorts/{run_id}``), ``<unmatched>`` for paths no route
+serves, so the label set stays small whatever clients request.
 """
 from __future__ import annotations
 
@@ -41,6 +44,10 @@ LEARNING_CYCLE = Histogram("cohortlab_learning_cycle_seconds", "Wall time of a l
 TASK_LATENCY = Histogram("cohortlab_task_latency_seconds", "Enqueue-to-finish time of a task (s).",
                          ["task", "outcome"], buckets=_SECONDS)
 TASKS = Counter("cohortlab_tasks_total", "Finished tasks by outcome.", ["task", "outcome"])
+REQUEST_LATENCY = Histogram("cohortlab_request_latency_seconds",
+                            "HTTP API request latency (s) by method, route template and status code.",
+                            ["method", "route", "status"],
+                            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 
 
 def registry() -> CollectorRegistry:
@@ -61,6 +68,11 @@ def exposition() -> tuple[bytes, str]:
 def serve(port: int, addr: str = "0.0.0.0") -> None:
     """Serve ``/metrics`` on ``port`` from this process (a worker's main process)."""
     start_http_server(port, addr=addr, registry=registry())
+
+
+def record_request(method: str, route: str, status: int, seconds: float) -> None:
+    """Record one HTTP API request (``route`` is the route template, never the raw path)."""
+    REQUEST_LATENCY.labels(method=method, route=route, status=str(status)).observe(seconds)
 
 
 def record_cohort(seconds: float, failed_agents: int, peak_utilisation: float) -> None:

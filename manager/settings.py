@@ -41,6 +41,13 @@ class Settings(BaseSettings):
             of the day that just closed runs (default 10).
         metrics_port: port of a worker's Prometheus endpoint (default 9108);
             0 = do not serve.
+        api_token: bearer token the HTTP API requires on state-changing routes
+            (``COHORTLAB_API_TOKEN``; ``Authorization: Bearer <token>``). None =
+            those routes are refused with 401 until it is set; read-only routes
+            need no token.
+        api_host: address ``cohortlab serve`` binds to (``COHORTLAB_API_HOST``,
+            default ``127.0.0.1``: this machine only).
+        api_port: port of ``cohortlab serve`` (``COHORTLAB_API_PORT``, default 8000).
 
     An empty environment variable counts as unset for the optional settings.
 
@@ -59,6 +66,9 @@ class Settings(BaseSettings):
     intraday_lookback: str = "12h"
     daily_scoring_minute: int = 10
     metrics_port: int = 9108
+    api_token: str | None = None
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
 
     @field_validator("intraday_every_hours")
     @classmethod
@@ -78,7 +88,7 @@ class Settings(BaseSettings):
                 )
         return value
 
-    @field_validator("redis_url", "broker_url", "data_dir", "result_backend", mode="before")
+    @field_validator("redis_url", "broker_url", "data_dir", "result_backend", "api_token", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():

@@ -95,9 +95,22 @@ def run_cohort_task(self, run_id: str, request: dict, genomes: list[dict] | None
 
     Returns:
         ``{"run_id", "status", "reason", "parent", "failed_agents"}``.
+
+    Progress: on a worker (not eager) the task reports its stage as the custom
+    state ``PROGRESS`` with ``meta={"stage": "loading" | "simulating" |
+    "storing", "run_id"}`` (read by ``GET /api/jobs/{id}`` via ``AsyncResult``).
     """
     req = cohort_request_from_dict(request)
     t0 = time.perf_counter()
+
+    def stage(name: str) -> None:  # best effort: a result backend hiccup never fails the run
+        if not self.request.is_eager and self.request.id:
+            try:
+                self.update_state(state="PROGRESS", meta={"stage": name, "run_id": run_id})
+            except Exception:  # noqa: BLE001
+                pass
+
+    runner_stages = {"simulate": "simulating", "store": "storing"}
     with open_store() as store:
         try:
             run = store.get_run(run_id)
@@ -105,6 +118,7 @@ def run_cohort_task(self, run_id: str, request: dict, genomes: list[dict] | None
                 return _brief(run)
         except StoreError:
             pass
+        stage("loading")
         market = load_bars(req.bars)
         if genomes:
             agents = [Genome.from_dict(g, symbols=market.symbols, max_leverage=req.max_leverage) for g in genomes]
@@ -113,7 +127,8 @@ def run_cohort_task(self, run_id: str, request: dict, genomes: list[dict] | None
             agents, source = seed_genomes(market, req.agents, seed=req.seed, max_leverage=req.max_leverage,
                                           genomes_path=req.genomes_path, store=store)
         try:
-            _, result, report = run_cohort(market, agents, source, req, store, run_id=run_id,
+            _, result, report = run_cohort(market, agents, source, req, store,
+                                           lambda name: stage(runner_stages.get(name, name)), run_id=run_id,
                                            extra={"task_id": self.request.id}, is_final=is_final)
         except RunAlreadyFinished as done:  # a duplicate delivery finished it first
             return _brief(done.run)

@@ -71,9 +71,13 @@ class Migration:
 
 
 def _load() -> tuple[Migration, ...]:
-    from migrations import m0001_intraday_indexes, m0002_store_indexes
+    from migrations import m0001_intraday_indexes, m0002_store_indexes, m0003_cohort_listing
 
-    found = (m0001_intraday_indexes.MIGRATION, m0002_store_indexes.MIGRATION)
+    found = (
+        m0001_intraday_indexes.MIGRATION,
+        m0002_store_indexes.MIGRATION,
+        m0003_cohort_listing.MIGRATION,
+    )
     versions = [m.version for m in found]
     assert versions == list(range(1, len(found) + 1)), versions
     return found

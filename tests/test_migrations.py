@@ -20,15 +20,23 @@ from typer.testing import CliRunner
 from manager.cli import app
 from manager.store import SQLiteStore, Store, StoreError, open_store
 from migrations import MIGRATIONS, apply_migrations, migration_status
-from tests.test_store_contract import MongoServer, fresh_database, make_run, mongo_server  # noqa: F401
+from tests.test_store_contract import (  # noqa: F401
+    MongoServer,
+    _listing_columns,
+    _strip_to_schema_2,
+    fresh_database,
+    make_listing_runs,
+    make_run,
+    mongo_server,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-ALL_IDS = ["0001_intraday_indexes", "0002_store_indexes"]
+ALL_IDS = ["0001_intraday_indexes", "0002_store_indexes", "0003_cohort_listing"]
 
 
 def test_migrations_are_numbered_in_order() -> None:
     assert [m.id for m in MIGRATIONS] == ALL_IDS
-    assert [m.version for m in MIGRATIONS] == [1, 2]
+    assert [m.version for m in MIGRATIONS] == [1, 2, 3]
     assert all(m.name and m.description and callable(m.sqlite) and callable(m.mongo) for m in MIGRATIONS)
 
 
@@ -132,7 +140,7 @@ def test_first_migration_creates_the_intraday_indexes(target: Target) -> None:
         tables = {row[1] for row in schema["objects"] if row[0] == "table"}
         assert {"promotion_log", "schema_migrations", "ledger", "cohort_summaries"} <= tables
         records = schema["records"]
-        assert [r[0] for r in records] == ALL_IDS and [r[1] for r in records] == [1, 2]
+        assert [r[0] for r in records] == ALL_IDS and [r[1] for r in records] == [1, 2, 3]
         return
     assert {"sim_runs_intraday", "cohort_summaries", "ledger", "promotion_log", "audit_events",
             "schema_migrations"} <= set(schema["collections"])
@@ -147,6 +155,7 @@ def test_first_migration_creates_the_intraday_indexes(target: Target) -> None:
     assert [(r["_id"], r["version"], r["name"]) for r in schema["records"]] == [
         ("0001_intraday_indexes", 1, "intraday_indexes"),
         ("0002_store_indexes", 2, "store_indexes"),
+        ("0003_cohort_listing", 3, "cohort_listing"),
     ]
 
 
@@ -158,6 +167,68 @@ def test_migrations_keep_existing_data(target: Target) -> None:
     before = store.get_run(run_id)
     apply_migrations(store)
     assert store.get_run(run_id) == before
+
+
+# -- 0003: the cohort listing fields, backfilled -------------------------------------------
+
+
+def _mongo_runs(store: Any) -> list[dict[str, Any]]:
+    async def read(db: Any) -> list[dict[str, Any]]:
+        return await db.sim_runs_intraday.find({}).sort("_id", 1).to_list(None)
+
+    return store.run_async(read)
+
+
+async def _unlist_mongo(db: Any) -> None:
+    """The database as cohortlab left it before 0003: no listing fields, indexes or record."""
+    fields = ["date", "day", "created_us", "bankroll", "quote", "agents", "roi", "final_equity",
+              "max_drawdown", "peak_utilisation", "breaches", "failed_agents"]
+    await db.sim_runs_intraday.update_many({}, {"$unset": dict.fromkeys(fields, "")})
+    for name, info in (await db.sim_runs_intraday.index_information()).items():
+        if any(key in ("created_us", "day") for key, _ in info["key"]):
+            await db.sim_runs_intraday.drop_index(name)
+    await db.schema_migrations.delete_one({"_id": "0003_cohort_listing"})
+
+
+def test_cohort_listing_migration_backfills_runs_stored_before_it(target: Target) -> None:
+    store = target.open()
+    apply_migrations(store)
+    make_listing_runs(store)  # completed, running, failed cohorts and a backtest
+    listing = store.list_cohort_summaries()
+    assert listing["total"] == 4 and listing["items"][-1]["roi"] == 0.0125
+    if target.kind == "sqlite":
+        path = Path(store.path)  # type: ignore[attr-defined]
+        stored = _listing_columns(path)
+        store.close()
+        _strip_to_schema_2(path)
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("DELETE FROM schema_migrations WHERE id = '0003_cohort_listing'")
+        conn.execute("BEGIN IMMEDIATE")  # the migration step itself, on the version-2 file
+        MIGRATIONS[2].sqlite(conn)
+        conn.execute("COMMIT")
+        assert _listing_columns(path) == stored
+        conn.execute("BEGIN IMMEDIATE")  # again: nothing changes
+        MIGRATIONS[2].sqlite(conn)
+        conn.execute("COMMIT")
+        conn.close()
+        assert _listing_columns(path) == stored
+        again = target.open()  # the adapter finds schema 3 in place; 0003 is only recorded
+        assert apply_migrations(again) == ["0003_cohort_listing"]
+        assert again.list_cohort_summaries() == listing
+        assert _listing_columns(path) == stored
+        return
+    stored = _mongo_runs(store)
+    store.run_async(_unlist_mongo)
+    assert _mongo_runs(store) != stored
+    assert apply_migrations(store) == ["0003_cohort_listing"]
+    assert _mongo_runs(store) == stored  # every field as the writes had stored it
+    assert store.list_cohort_summaries() == listing
+    assert store.list_cohort_summaries(date="2025-03-03")["total"] == 1
+    first = target.schema(store)
+    store.run_async(lambda db: db.schema_migrations.delete_one({"_id": "0003_cohort_listing"}))
+    assert apply_migrations(store) == ["0003_cohort_listing"]  # applied again: no run changes
+    assert _mongo_runs(store) == stored
+    assert target.schema(store)["indexes"] == first["indexes"]
 
 
 def test_concurrent_migrators_apply_each_migration_once(target: Target) -> None:
@@ -180,7 +251,7 @@ def test_concurrent_migrators_apply_each_migration_once(target: Target) -> None:
         t.join()
     assert errors == []
     assert sorted(i for r in results for i in r) == ALL_IDS  # every migration recorded once
-    assert [s["applied"] for s in migration_status(stores[0])] == [True, True]
+    assert [s["applied"] for s in migration_status(stores[0])] == [True, True, True]
 
 
 def test_open_store_applies_pending_migrations_unless_told_not_to(target: Target) -> None:
@@ -238,14 +309,14 @@ def test_cli_migrate_and_status(target: Target) -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["migrate", "--status", "--store", target.url])
     assert result.exit_code == 0, result.output
-    assert result.output.count("pending") == 2
+    assert result.output.count("pending") == 3
     result = runner.invoke(app, ["migrate", "--store", target.url])
     assert result.exit_code == 0, result.output
-    assert "applied: 0001_intraday_indexes, 0002_store_indexes" in result.output
+    assert "applied: 0001_intraday_indexes, 0002_store_indexes, 0003_cohort_listing" in result.output
     result = runner.invoke(app, ["migrate", "--store", target.url])
     assert result.exit_code == 0, result.output
     assert "nothing to apply; the store is up to date" in result.output
-    assert "pending" not in result.output and result.output.count("applied 20") == 2
+    assert "pending" not in result.output and result.output.count("applied 20") == 3
 
 
 def test_cli_migrate_reports_store_errors() -> None:
@@ -259,7 +330,7 @@ def test_script_calls_the_same_function(target: Target) -> None:
     run = [sys.executable, str(script), "--store", target.url]
     first = subprocess.run(run, capture_output=True, text=True, timeout=60)
     assert first.returncode == 0, first.stderr
-    assert "applied: 0001_intraday_indexes, 0002_store_indexes" in first.stdout
+    assert "applied: 0001_intraday_indexes, 0002_store_indexes, 0003_cohort_listing" in first.stdout
     second = subprocess.run(run, capture_output=True, text=True, timeout=60)
     assert second.returncode == 0, second.stderr
     assert "nothing to apply" in second.stdout

@@ -510,6 +510,276 @@ def test_list_runs_refuses_bad_arguments(store: Store, kwargs: dict[str, Any], m
         store.list_runs(**kwargs)
 
 
+# -- cohort summary listing (offset pages, filters, total) ----------------------------------
+
+
+def cohort_request(start: str | None = None, bankroll: float | None = 1000.0,
+                   quote: str | None = None, agents: int = 3) -> dict[str, Any]:
+    """A run config as the runner records it: ``{"request": asdict(CohortRequest)}``."""
+    return {"request": {"bankroll": bankroll, "agents": agents, "seed": 7,
+                        "bars": {"data": None, "symbols": None, "start": start, "end": None,
+                                 "warmup_bars": 200, "quote": quote, "seed": 0}},
+            "seeded_from": "random"}
+
+
+def cohort_summary(start: str, *, bankroll: float = 1000.0, quote: str = "BTC", agents: int = 3,
+                   roi: float = 0.0125, breaches: int = 2, failed: int = 1) -> dict[str, Any]:
+    """A summary shaped like ``manager.report.cohort_report``."""
+    return {
+        "run_id": "x", "seed": 7, "bankroll": bankroll, "allocation": "equal",
+        "window": {"start": start, "end": "later", "timeframe": "5m", "bars": 288,
+                   "symbols": ["ETH_BTC", "LTC_BTC"]},
+        "parent": {"final_equity": bankroll * (1 + roi), "roi": roi, "max_drawdown": 0.031,
+                   "peak_gross_exposure": 0.9, "peak_utilisation": 0.75, "unallocated_cash": 0.0,
+                   "breaches": breaches, "sharpe": 1.4, "mean_gross_exposure": 0.5,
+                   "liquidations": 0, "fees": 1.5, "failed_agents": failed},
+        "agents": [{"agent_id": f"a{i}", "family": "sma_cross", "roi": roi, "rank": i + 1}
+                   for i in range(agents)],
+        "hourly": [{"hour": 0, "pnl": 1.0, "gross_exposure": 0.5}],
+        "ledger": {"transactions": 0, "balanced": True},
+        "failed_agents": [{"agent_id": f"f{i}", "family": "sma_cross", "error": "boom"}
+                          for i in range(failed)],
+        "data": "binance-5m", "quote": quote, "settings": {"fee_bps": 10},
+    }
+
+
+def cohort_at(store: Store, when: datetime, run_id: str, **overrides: Any) -> str:
+    return store.create_run(make_run(created_at=when.isoformat(), run_id=run_id, **overrides))
+
+
+def complete_cohort(store: Store, run_id: str, summary: dict[str, Any]) -> None:
+    agents = [{"agent_id": a["agent_id"], "rank": a["rank"]} for a in summary.get("agents", [])]
+    store.complete_run(run_id, summary=summary, agents=agents, trades=[], ledger=[],
+                       curves={"parent_equity": np.array([1.0, 1.01])}, timings={"simulate_s": 0.1})
+
+
+def listed(store: Store, **kwargs: Any) -> list[str]:
+    return [row["run_id"] for row in store.list_cohort_summaries(**kwargs)["items"]]
+
+
+def test_cohort_summaries_list_every_status_with_known_fields(open_same: Opener) -> None:
+    store = open_same()
+    T = T0
+    cohort_at(store, T + timedelta(minutes=1), "done",
+              config=cohort_request("2025-03-01", 1000.0), genomes=[{"g": i} for i in range(3)])
+    complete_cohort(store, "done", cohort_summary("2025-03-01T00:00:00Z", quote="BTC", agents=3))
+    cohort_at(store, T + timedelta(minutes=2), "running",
+              config=cohort_request("2025-03-02T06:00", 500, quote="USD"))
+    # A completion that is refused changes nothing of the listing either.
+    with pytest.raises(InvalidDocument):
+        store.complete_run("running", summary=cohort_summary("2025-03-02T06:00:00Z"),
+                           agents=[{"agent_id": "a"}, {"agent_id": "a"}], trades=[], ledger=[],
+                           curves={}, timings={})
+    cohort_at(store, T + timedelta(minutes=3), "window", window_start="2025-03-03T23:30:00-02:00")
+    cohort_at(store, T + timedelta(minutes=4), "nothing", config={})
+    cohort_at(store, T + timedelta(minutes=5), "failed", config=cohort_request("2025-03-01", 1000))
+    store.fail_run("failed", "engine exploded", {"failed_after_s": 1.0})
+    cohort_at(store, T + timedelta(minutes=6), "backtest", kind="backtest")
+
+    page = store.list_cohort_summaries()
+    assert page["total"] == 5
+    rows = {row["run_id"]: row for row in page["items"]}
+    assert [row["run_id"] for row in page["items"]] == ["failed", "nothing", "window", "running", "done"]
+    assert all(list(row) == [
+        "run_id", "created_at", "finished_at", "status", "reason", "date", "bankroll", "quote",
+        "agents", "data_label", "roi", "final_equity", "max_drawdown", "peak_utilisation",
+        "breaches", "failed_agents"] for row in page["items"])
+    done = dict(rows["done"])
+    assert isinstance(done.pop("finished_at"), str)
+    assert done == {
+        "run_id": "done", "created_at": (T + timedelta(minutes=1)).isoformat(timespec="microseconds"),
+        "status": "completed", "reason": None, "date": "2025-03-01", "bankroll": 1000.0,
+        "quote": "BTC", "agents": 3, "data_label": "binance:1m:2025-03-01",
+        "roi": 0.0125, "final_equity": 1012.5, "max_drawdown": 0.031, "peak_utilisation": 0.75,
+        "breaches": 2, "failed_agents": 1,
+    }
+    metrics = ("roi", "final_equity", "max_drawdown", "peak_utilisation", "breaches", "failed_agents")
+    running = rows["running"]
+    assert running["status"] == "running" and running["finished_at"] is None
+    assert (running["date"], running["bankroll"], running["quote"], running["agents"]) == (
+        "2025-03-02", 500.0, "USD", 2)  # agents: the genomes it was created with
+    assert all(running[k] is None for k in metrics)
+    window = rows["window"]  # the recorded start, in UTC
+    assert (window["date"], window["bankroll"], window["quote"]) == ("2025-03-04", None, None)
+    assert all(window[k] is None for k in metrics)
+    assert rows["nothing"]["date"] is None and rows["nothing"]["agents"] == 2
+    failed = rows["failed"]
+    assert failed["status"] == "failed" and failed["reason"] == "engine exploded"
+    assert isinstance(failed["finished_at"], str)
+    assert (failed["date"], failed["bankroll"]) == ("2025-03-01", 1000.0)
+    assert all(failed[k] is None for k in metrics)
+    # Stored, not computed per call: another store object on the database sees the same.
+    assert open_same().list_cohort_summaries() == page
+
+
+def test_cohort_summaries_filters(store: Store) -> None:
+    runs = [  # run_id, minutes after T0, window start of the summary (None: not completed), bankroll
+        ("a", 1, "2025-03-01T00:00:00Z", 1000.0),
+        ("b", 2, "2025-03-01T22:00:00-05:00", 1000.0),  # 2025-03-02 in UTC
+        ("c", 3, "2025-03-02T00:00:00+00:00", 250.5),
+        ("d", 4, None, 1000.0),  # running, requested for 2025-03-02
+        ("e", 5, None, 250.5),  # failed, requested for 2025-03-01
+        ("f", 6, "2025-03-01T12:00:00Z", 1000.5),
+    ]
+    for run_id, minutes, start, bankroll in runs:
+        requested = {"d": "2025-03-02", "e": "2025-03-01T12:00:00Z"}.get(run_id, start)
+        cohort_at(store, T0 + timedelta(minutes=minutes), run_id,
+                  config=cohort_request(requested, bankroll))
+        if start is not None:
+            complete_cohort(store, run_id, cohort_summary(start, bankroll=bankroll))
+    store.fail_run("e", "boom")
+    cohort_at(store, T0 + timedelta(minutes=7), "bt", kind="backtest",
+              config=cohort_request("2025-03-01", 1000.0))
+
+    def check(want: list[str], **filters: Any) -> None:
+        page = store.list_cohort_summaries(**filters)
+        assert [r["run_id"] for r in page["items"]] == want, filters
+        assert page["total"] == len(want), filters
+
+    check(["f", "e", "d", "c", "b", "a"])
+    check(["f", "e", "a"], date="2025-03-01")
+    check(["d", "c", "b"], date="2025-03-02")
+    check([], date="2025-03-03")
+    check(["d", "b", "a"], bankroll=1000)
+    check(["d", "b", "a"], bankroll=np.float64(1000.0))
+    check(["f"], bankroll=1000.5)
+    check(["e", "c"], bankroll=250.5)
+    check([], bankroll=0)
+    after_c = (T0 + timedelta(minutes=3)).isoformat()
+    check(["f", "e", "d"], created_after=after_c)  # strictly after: "c" itself is not
+    check(["f", "e", "d"], created_after=(T0 + timedelta(minutes=3)).astimezone(
+        timezone(timedelta(hours=5))).isoformat())  # any offset, compared in UTC
+    check(["f", "e", "d", "c", "b", "a"], created_after="2020-01-01T00:00:00Z")
+    check(["d", "b"], date="2025-03-02", bankroll=1000.0)
+    check(["e"], date="2025-03-01", bankroll=250.5, created_after=after_c)
+    check(["d"], date="2025-03-02", created_after=after_c)
+    check(["d"], bankroll=1000, created_after=after_c)
+    page = store.list_cohort_summaries(date="2025-03-01", limit=1, offset=1)
+    assert [r["run_id"] for r in page["items"]] == ["e"] and page["total"] == 3
+
+
+def test_cohort_summaries_offset_pages_cover_every_run_once(store: Store) -> None:
+    expected: list[tuple[str, str]] = []
+    for i in range(23):
+        # Groups of three runs share one created_at: ties are broken by run_id, descending.
+        when = T0 + timedelta(seconds=i // 3)
+        run_id = f"r{(i * 7) % 23:02d}"
+        cohort_at(store, when, run_id, config=cohort_request("2025-03-01"))
+        expected.append((when.isoformat(), run_id))
+    want = [run_id for _, run_id in sorted(expected, reverse=True)]
+    for limit in (1, 5, 7, 23, 1000):
+        pages = []
+        for offset in range(0, 30, limit):
+            page = store.list_cohort_summaries(limit=limit, offset=offset)
+            assert page["total"] == 23
+            assert len(page["items"]) <= limit
+            pages.append([r["run_id"] for r in page["items"]])
+        assert [run_id for page in pages for run_id in page] == want, limit
+    assert store.list_cohort_summaries(offset=23) == {"items": [], "total": 23}
+    assert store.list_cohort_summaries(offset=10**9)["items"] == []
+    assert listed(store, limit=4, offset=5) == want[5:9]
+    assert store.list_cohort_summaries(date="2025-03-01", limit=5, offset=20)["total"] == 23
+    assert listed(store, date="2025-03-01", limit=5, offset=20) == want[20:]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"date": "2025/03/01"}, r"date='2025/03/01' is not a date; allowed: a str 'YYYY-MM-DD'"),
+        ({"date": "2025-3-1"}, "date='2025-3-1' is not a date"),
+        ({"date": "2025-02-30"}, "date='2025-02-30' is not a day of the calendar"),
+        ({"date": "2025-03-01T00:00:00Z"}, "is not a date"),
+        ({"date": 20250301}, "date=20250301 is not a date"),
+        ({"bankroll": -1}, r"bankroll=-1.0 is negative; allowed: a number >= 0"),
+        ({"bankroll": "1000"}, "bankroll must be a finite number"),
+        ({"bankroll": True}, "bankroll must be a finite number"),
+        ({"bankroll": float("nan")}, "bankroll=nan is not a finite number"),
+        ({"created_after": "yesterday"}, "created_after='yesterday' is not an ISO 8601 timestamp"),
+        ({"created_after": "2025-03-01T00:00:00"}, "created_after='2025-03-01T00:00:00' has no UTC offset"),
+        ({"created_after": 5}, "created_after must be an ISO 8601 string"),
+        ({"limit": 0}, "limit=0 is out of range; allowed: 1 to 1000"),
+        ({"limit": 1001}, "limit=1001 is out of range"),
+        ({"limit": "5"}, "limit must be an int"),
+        ({"offset": -1}, r"offset=-1 is out of range; allowed: an int >= 0"),
+        ({"offset": 1.5}, "offset must be an int >= 0, got float 1.5"),
+        ({"offset": True}, "offset must be an int"),
+    ],
+)
+def test_cohort_summaries_refuse_bad_arguments(store: Store, kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidDocument, match=message):
+        store.list_cohort_summaries(**kwargs)
+
+
+def test_cohort_summaries_arguments_are_keyword_only(store: Store) -> None:
+    with pytest.raises(TypeError):
+        store.list_cohort_summaries("2025-03-01")  # type: ignore[misc]
+
+
+def test_cohort_summaries_of_2000_cohorts(open_same: Opener) -> None:
+    """Every page, filter and total over 2,000 cohorts (no timing: see scripts/bench_fill.py)."""
+    store = open_same()
+    days = [f"2025-03-{d:02d}" for d in range(1, 8)]
+    bankrolls = [100.0, 250.5, 1000.0]
+    truth: list[dict[str, Any]] = []
+    for i in range(2000):
+        run_id = f"c{i:04d}"
+        when = T0 + timedelta(seconds=i // 2)  # pairs share created_at
+        day, bankroll = days[i % 7], bankrolls[i % 3]
+        cohort_at(store, when, run_id, config=cohort_request(day, bankroll))
+        status = "running"
+        if i % 10 == 0:
+            complete_cohort(store, run_id, cohort_summary(f"{day}T00:00:00Z", bankroll=bankroll,
+                                                          roi=i / 10_000))
+            status = "completed"
+        elif i % 15 == 1:
+            store.fail_run(run_id, "boom")
+            status = "failed"
+        if i % 40 == 0:
+            cohort_at(store, when, f"b{i:04d}", kind="backtest", config=cohort_request(day, bankroll))
+        truth.append({"run_id": run_id, "created_at": when.isoformat(timespec="microseconds"),
+                      "date": day, "bankroll": bankroll, "status": status,
+                      "roi": i / 10_000 if status == "completed" else None})
+    truth.sort(key=lambda r: (r["created_at"], r["run_id"]), reverse=True)
+    store = open_same()  # reopened: everything listed is stored
+
+    def want(**filters: Any) -> list[str]:
+        out = truth
+        if "date" in filters:
+            out = [r for r in out if r["date"] == filters["date"]]
+        if "bankroll" in filters:
+            out = [r for r in out if r["bankroll"] == filters["bankroll"]]
+        if "created_after" in filters:
+            after = datetime.fromisoformat(filters["created_after"]).isoformat(timespec="microseconds")
+            out = [r for r in out if r["created_at"] > after]
+        return [r["run_id"] for r in out]
+
+    def every_page(limit: int, **filters: Any) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            page = store.list_cohort_summaries(limit=limit, offset=offset, **filters)
+            assert page["total"] == len(want(**filters))
+            if not page["items"]:
+                return rows
+            rows.extend(page["items"])
+            offset += limit
+
+    rows = every_page(1000)
+    assert [r["run_id"] for r in rows] == want()
+    by_id = {r["run_id"]: r for r in truth}
+    for row in rows:
+        fact = by_id[row["run_id"]]
+        assert (row["created_at"], row["date"], row["bankroll"], row["status"], row["roi"]) == (
+            fact["created_at"], fact["date"], fact["bankroll"], fact["status"], fact["roi"])
+        assert (row["agents"], row["quote"]) == ((3, "BTC") if fact["status"] == "completed" else (2, None))
+    for filters in [{"date": "2025-03-04"}, {"bankroll": 250.5}, {"date": "2025-03-07", "bankroll": 100.0},
+                    {"created_after": (T0 + timedelta(seconds=700)).isoformat()},
+                    {"date": "2025-03-01", "created_after": (T0 + timedelta(seconds=900)).isoformat()}]:
+        assert [r["run_id"] for r in every_page(50, **filters)] == want(**filters), filters
+    for offset in (0, 20, 980, 1999, 2000):
+        assert listed(store, limit=20, offset=offset) == want()[offset:offset + 20]
+
+
 # -- complete_run -------------------------------------------------------------------
 
 
@@ -1871,8 +2141,8 @@ def test_sqlite_upgrades_a_version_1_database_and_keeps_its_data(tmp_path: Path)
     assert not _LEARNING_TABLES & _tables(path)
 
     with SQLiteStore(path) as store:
-        assert SCHEMA_VERSION == 2
-        assert _user_version(path) == 2
+        assert SCHEMA_VERSION == 3
+        assert _user_version(path) == 3
         assert _LEARNING_TABLES <= _tables(path)
         run = store.get_run("v1-run")
         assert run["status"] == "running" and run["config"] == {"agents": 3}
@@ -1887,7 +2157,7 @@ def test_sqlite_upgrades_a_version_1_database_and_keeps_its_data(tmp_path: Path)
         store.save_study_meta("s", {"space": {"x": [0, 1]}})
 
     with SQLiteStore(path) as store:  # the upgrade is idempotent
-        assert _user_version(path) == 2
+        assert _user_version(path) == 3
         assert store.get_population("cy1")["genomes"] == [{"g": 1}]
         assert store.get_knowledge("cy1")["mode"] == "daily"
         assert store.save_trial("s", {"params": {"x": 2}, "value": 0.25}) == 1
@@ -1920,7 +2190,7 @@ def test_sqlite_upgrade_by_two_openers_at_once(tmp_path: Path) -> None:
         t.join()
     try:
         assert errors == []
-        assert _user_version(path) == 2
+        assert _user_version(path) == 3
         assert stores[0].get_run("v1-run")["data_label"] == "binance:1m"
         assert [s.save_trial("race", {"params": {}, "value": 1.0}) for s in stores] == [0, 1, 2, 3]
     finally:
@@ -1946,6 +2216,89 @@ def test_sqlite_learning_queries_use_indexes(tmp_path: Path) -> None:
         plan = " | ".join(r["detail"] for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
         assert "TEMP B-TREE" not in plan, plan
         assert "SCAN" not in plan or "USING INDEX" in plan or "USING COVERING INDEX" in plan, plan
+    conn.close()
+
+
+def test_sqlite_cohort_listing_reads_pages_and_totals_from_indexes(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    SQLiteStore(path).close()
+    conn = _raw(path)
+    filters = {"date": ("date = ?", "2025-03-01"), "bankroll": ("bankroll = ?", 1000.0),
+               "created_after": ("created_at > ?", "2025-03-01T00:00:00.000000+00:00")}
+    for names in [(), ("date",), ("bankroll",), ("created_after",), ("date", "created_after"),
+                  ("bankroll", "created_after")]:
+        condition = " AND ".join(["kind = 'cohort'", *(filters[n][0] for n in names)])
+        params = tuple(filters[n][1] for n in names)
+        for sql in (
+            f"SELECT rowid FROM sim_runs_intraday WHERE {condition} "
+            "ORDER BY created_at DESC, run_id DESC LIMIT 20 OFFSET 980",
+            f"SELECT COUNT(*) FROM sim_runs_intraday WHERE {condition}",
+        ):
+            plan = " | ".join(r["detail"] for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+            assert "USING COVERING INDEX sim_runs_intraday_" in plan, (names, plan)
+            assert "TEMP B-TREE" not in plan, (names, plan)
+    conn.close()
+
+
+_LISTING_COLUMN_NAMES = ("date", "bankroll", "quote", "agents", "roi", "final_equity", "max_drawdown",
+                         "peak_utilisation", "breaches", "failed_agents")
+
+
+def make_listing_runs(store: Store) -> None:
+    """Cohorts in every state (and a backtest) for the listing upgrade tests."""
+    cohort_at(store, T0, "done", config=cohort_request("2025-03-01", 1000.0))
+    complete_cohort(store, "done", cohort_summary("2025-03-01T00:00:00Z", quote="BTC"))
+    cohort_at(store, T0 + timedelta(minutes=1), "done-2", config=cohort_request("2025-03-02", 250.0))
+    complete_cohort(store, "done-2", cohort_summary("2025-03-02T21:00:00-05:00", bankroll=250.0,
+                                                    quote="USD", roi=-0.5, breaches=0, failed=0))
+    cohort_at(store, T0 + timedelta(minutes=2), "running", config=cohort_request("2025-03-04T08:00"))
+    cohort_at(store, T0 + timedelta(minutes=3), "failed", window_start="2025-03-05T00:00:00Z")
+    store.fail_run("failed", "boom")
+    cohort_at(store, T0 + timedelta(minutes=4), "bt", kind="backtest")
+
+
+def _strip_to_schema_2(path: Path) -> None:
+    """Turn a current SQLite file into the version-2 layout: no listing columns or indexes."""
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("DROP INDEX sim_runs_intraday_cohorts_by_date")
+        conn.execute("DROP INDEX sim_runs_intraday_cohorts_by_bankroll")
+        for name in _LISTING_COLUMN_NAMES:
+            conn.execute(f"ALTER TABLE sim_runs_intraday DROP COLUMN {name}")
+    conn.execute("PRAGMA user_version = 2")
+    conn.close()
+
+
+def _listing_columns(path: Path) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(
+            f"SELECT run_id, {', '.join(_LISTING_COLUMN_NAMES)} FROM sim_runs_intraday ORDER BY run_id"
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+def test_sqlite_upgrade_to_version_3_backfills_the_cohort_listing(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    with SQLiteStore(path) as store:
+        make_listing_runs(store)
+        listing = store.list_cohort_summaries()
+    columns = _listing_columns(path)
+    assert [c[0] for c in columns] == ["bt", "done", "done-2", "failed", "running"]
+    assert columns[0][1:] == (None,) * 10  # a backtest has no listing fields
+    _strip_to_schema_2(path)
+    assert _user_version(path) == 2
+
+    with SQLiteStore(path) as store:  # upgraded and backfilled on open
+        assert _user_version(path) == 3
+        assert store.list_cohort_summaries() == listing
+        assert store.list_cohort_summaries(date="2025-03-03")["total"] == 1  # done-2, in UTC
+    assert _listing_columns(path) == columns  # exactly what the writes had stored
+    with SQLiteStore(path) as store:  # idempotent
+        assert store.list_cohort_summaries() == listing
+    conn = _raw(path)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
 
 
@@ -2067,6 +2420,84 @@ def test_mongo_explain_uses_the_listing_index(mongo_server: MongoServer, mongo: 
 
     plan = json.dumps(store.run_async(explain)["queryPlanner"]["winningPlan"], default=str)
     assert "IXSCAN" in plan and '"SORT"' not in plan
+
+
+def test_mongo_cohort_listing_fields_are_stored_on_the_run(mongo: Callable[..., Any]) -> None:
+    store = mongo()
+    make_listing_runs(store)
+    rows = {row["_id"]: row for row in _docs(store, "sim_runs_intraday")}
+    assert not {"date", "day", "created_us", "roi"} & set(rows["bt"])  # only cohorts carry them
+    done = rows["done-2"]
+    assert {k: done[k] for k in ("date", "day", "bankroll", "quote", "agents", "roi", "breaches",
+                                 "failed_agents")} == {
+        "date": "2025-03-03", "day": 20250303, "bankroll": 250.0, "quote": "USD", "agents": 3,
+        "roi": -0.5, "breaches": 0, "failed_agents": 0}
+    assert done["created_us"] == (T0 + timedelta(minutes=1) - datetime(1970, 1, 1, tzinfo=timezone.utc)) \
+        // timedelta(microseconds=1)
+    assert rows["failed"]["day"] == 20250305 and rows["failed"]["roi"] is None
+    assert rows["running"]["day"] == 20250304
+    keys = _index_keys(store, "sim_runs_intraday")
+    for key in [(("kind", 1), ("created_us", 1), ("run_id", 1)),
+                (("kind", 1), ("day", 1), ("created_us", 1), ("run_id", 1)),
+                (("kind", 1), ("bankroll", 1), ("created_us", 1), ("run_id", 1))]:
+        assert key in keys
+
+
+def test_mongo_cohort_listing_is_one_find_and_one_count(mongo: Callable[..., Any]) -> None:
+    from pymongo import monitoring
+
+    class Commands(monitoring.CommandListener):
+        def __init__(self) -> None:
+            self.commands: list[dict[str, Any]] = []
+
+        def started(self, event: monitoring.CommandStartedEvent) -> None:
+            self.commands.append({"name": event.command_name, **dict(event.command)})
+
+        def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+            pass
+
+        def failed(self, event: monitoring.CommandFailedEvent) -> None:
+            pass
+
+    listener = Commands()
+    store = mongo(client_options={"event_listeners": [listener]})
+    make_listing_runs(store)
+    listener.commands.clear()
+    page = store.list_cohort_summaries(date="2025-03-01", bankroll=1000, limit=5, offset=0,
+                                       created_after="2020-01-01T00:00:00Z")
+    assert [r["run_id"] for r in page["items"]] == ["done"] and page["total"] == 1
+    (find, count) = listener.commands
+    assert find["name"] == "find" and find["find"] == "sim_runs_intraday"
+    assert list(find["sort"].items()) == [("created_us", -1), ("run_id", -1)]
+    assert find["filter"] == {"kind": {"$eq": "cohort"}, "day": {"$eq": 20250301},
+                              "bankroll": {"$eq": 1000.0},
+                              "created_us": {"$gt": 1577836800000000}}
+    assert count["name"] == "count" and count["query"] == find["filter"]
+    listener.commands.clear()
+    store.list_cohort_summaries(limit=2, offset=3)
+    (find, _) = listener.commands
+    assert find["skip"] == 3 and find["limit"] == 2
+
+
+def test_mongo_explain_uses_the_cohort_listing_indexes(
+    mongo_server: MongoServer, mongo: Callable[..., Any]
+) -> None:
+    if mongo_server.nx:
+        pytest.skip("nx-27017 explains every query as a table scan (see README)")
+    store = mongo()
+    make_listing_runs(store)
+
+    async def explain(db: Any, query: dict[str, Any]) -> dict[str, Any]:
+        return await db.sim_runs_intraday.find(query).sort(
+            [("created_us", -1), ("run_id", -1)]).skip(1).limit(2).explain()
+
+    for query in [{"kind": {"$eq": "cohort"}},
+                  {"kind": {"$eq": "cohort"}, "day": {"$eq": 20250301}},
+                  {"kind": {"$eq": "cohort"}, "bankroll": {"$eq": 1000.0}},
+                  {"kind": {"$eq": "cohort"}, "created_us": {"$gt": 0}}]:
+        result = store.run_async(lambda db, q=query: explain(db, q))
+        plan = json.dumps(result["queryPlanner"]["winningPlan"], default=str)
+        assert "IXSCAN" in plan and '"SORT"' not in plan, (query, plan)
 
 
 def _fail_on_curves(store: Any) -> None:

@@ -87,6 +87,32 @@ Search trial (one evaluated point of a Bayesian search ``study``;
         "saved_at": str,          # set by the store, ISO 8601 UTC (canonical)
     }
 
+Cohort summary row (one item of :meth:`Store.list_cohort_summaries`; every
+``kind == "cohort"`` run, whatever its status; ``None`` where not known yet)::
+
+    {
+        "run_id": str,
+        "created_at": str,        # ISO 8601 UTC (canonical)
+        "finished_at": str | None,
+        "status": "running" | "completed" | "failed",
+        "reason": str | None,     # why it failed
+        "date": str | None,       # "YYYY-MM-DD": UTC date of the traded window's start
+                                  # (summary["window"]["start"]; before completion the
+                                  # start recorded at creation, config["request"]["bars"]
+                                  # ["start"] or the run's "window_start")
+        "bankroll": float | None, # quote currency (summary["bankroll"]; before
+                                  # completion config["request"]["bankroll"])
+        "quote": str | None,      # summary["quote"] (before: config request bars quote)
+        "agents": int | None,     # len(summary["agents"]); before: len(genomes)
+        "data_label": str,
+        "roi": float | None,      # summary["parent"][...] of a completed run:
+        "final_equity": float | None,
+        "max_drawdown": float | None,
+        "peak_utilisation": float | None,
+        "breaches": int | None,
+        "failed_agents": int | None,
+    }
+
 Study listing entry (:meth:`Store.list_studies`)::
 
     {
@@ -106,7 +132,7 @@ import re
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from types import TracebackType
 from typing import Any
@@ -127,8 +153,14 @@ __all__ = [
     "StoreError",
     "StudyMismatch",
     "check_id",
+    "COHORT_LISTING_FIELDS",
+    "COHORT_SUMMARY_KEYS",
+    "check_cohort_listing",
     "check_limit",
     "check_mode",
+    "check_offset",
+    "cohort_listing_fields",
+    "created_micros",
     "check_run_id",
     "check_study_meta",
     "decode_array",
@@ -166,6 +198,21 @@ and :meth:`Store.list_knowledge`."""
 
 AUDIT_FIELDS: tuple[str, ...] = ("kind", "actor", "at", "details")
 """Keys every stored audit event has."""
+
+COHORT_LISTING_FIELDS: tuple[str, ...] = (
+    "date", "bankroll", "quote", "agents", "roi", "final_equity", "max_drawdown",
+    "peak_utilisation", "breaches", "failed_agents",
+)
+"""Fields every adapter stores denormalised on a cohort run (filled by
+``create_run``/``complete_run``/``fail_run``, see :func:`cohort_listing_fields`)
+so that :meth:`Store.list_cohort_summaries` reads no summary document."""
+
+COHORT_SUMMARY_KEYS: tuple[str, ...] = (
+    "run_id", "created_at", "finished_at", "status", "reason", "date", "bankroll", "quote",
+    "agents", "data_label", "roi", "final_equity", "max_drawdown", "peak_utilisation",
+    "breaches", "failed_agents",
+)
+"""Keys of a :meth:`Store.list_cohort_summaries` row, in order."""
 
 # Keys of a run document that only the store sets.
 _STORE_SET_RUN_KEYS = ("finished_at", "reason", "timings", "summary")
@@ -365,6 +412,188 @@ def check_limit(limit: Any, where: str = "limit") -> int:
     if not 1 <= int(limit) <= MAX_LIST_LIMIT:
         raise InvalidDocument(f"{where}={limit!r} is out of range; allowed: 1 to {MAX_LIST_LIMIT}")
     return int(limit)
+
+
+def check_offset(offset: Any, where: str = "offset") -> int:
+    """Validate a page offset: an ``int`` >= 0.
+
+    Raises:
+        InvalidDocument: anything else.
+    """
+    if isinstance(offset, (bool, np.bool_)) or not isinstance(offset, (int, np.integer)):
+        raise InvalidDocument(
+            f"{where} must be an int >= 0, got {type(offset).__name__} {offset!r}"
+        )
+    if int(offset) < 0:
+        raise InvalidDocument(f"{where}={offset!r} is out of range; allowed: an int >= 0")
+    return int(offset)
+
+
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def check_cohort_listing(
+    date: Any, bankroll: Any, created_after: Any, limit: Any, offset: Any
+) -> tuple[str | None, float | None, str | None, int, int]:
+    """Validate the arguments of :meth:`Store.list_cohort_summaries`.
+
+    Returns:
+        ``(date, bankroll, created_after, limit, offset)``: ``date`` as
+        ``"YYYY-MM-DD"``, ``bankroll`` as a float, ``created_after`` in the
+        canonical UTC form (:func:`normalise_timestamp`).
+
+    Raises:
+        InvalidDocument: ``date`` not a ``"YYYY-MM-DD"`` str naming a real day,
+            ``bankroll`` not a finite number >= 0, ``created_after`` not an aware
+            ISO 8601 timestamp, ``limit`` not an int from 1 to
+            :data:`MAX_LIST_LIMIT`, ``offset`` not an int >= 0. The message
+            names the value.
+    """
+    if date is not None:
+        if not isinstance(date, str) or not _DATE_RE.fullmatch(date):
+            raise InvalidDocument(
+                f"date={date!r} is not a date; allowed: a str 'YYYY-MM-DD' "
+                "(the UTC day the traded window starts), e.g. '2025-01-31'"
+            )
+        try:
+            datetime.strptime(date, "%Y-%m-%d")
+        except ValueError:
+            raise InvalidDocument(
+                f"date={date!r} is not a day of the calendar; allowed: 'YYYY-MM-DD', "
+                "e.g. '2025-01-31'"
+            ) from None
+        date = str.__str__(date)
+    if bankroll is not None:
+        bankroll = require_number(bankroll, "bankroll")
+        if bankroll < 0:
+            raise InvalidDocument(
+                f"bankroll={bankroll!r} is negative; allowed: a number >= 0 "
+                "(quote currency), or None for any"
+            )
+    if created_after is not None:
+        created_after = normalise_timestamp(created_after, "created_after")
+    return date, bankroll, created_after, check_limit(limit), check_offset(offset)
+
+
+def created_micros(created_at: str) -> int:
+    """Microseconds since 1970-01-01 UTC of a canonical ``created_at``.
+
+    Orders exactly like the canonical strings (:func:`normalise_timestamp`);
+    adapters may sort and filter on it where integers are cheaper than strings.
+    """
+    moment = datetime.fromisoformat(created_at)
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _utc_day(value: Any) -> str | None:
+    """``"YYYY-MM-DD"`` (UTC) of an ISO 8601 date/time; a naive one is taken as
+    UTC (as the runner reads ``--start``). None for anything unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).date().isoformat()
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _get(document: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(document, Mapping):
+            return None
+        document = document.get(key)
+    return document
+
+
+def cohort_listing_fields(
+    kind: str, run: Mapping[str, Any], summary: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The denormalised listing fields of a run (:data:`COHORT_LISTING_FIELDS`).
+
+    Every adapter stores these on the run record when the run is created
+    (``summary=None``), completed (its summary) and failed (``summary=None``),
+    and migration ``0003_cohort_listing`` backfills them from stored runs.
+    Values that are missing or of the wrong type come out as None; nothing
+    here raises.
+
+    Args:
+        kind: the run's kind; for anything but ``"cohort"`` every field is None.
+        run: the run document (``config``, ``genomes`` and caller keys).
+        summary: the summary given to :meth:`Store.complete_run`, or None.
+
+    Returns:
+        ``date`` (``"YYYY-MM-DD"``, UTC day of ``summary.window.start``, else of
+        the start recorded at creation: ``config.request.bars.start`` or the
+        run's ``window_start``), ``bankroll`` (float: ``summary.bankroll``, else
+        ``config.request.bankroll``, else the run's ``bankroll``), ``quote``
+        (``summary.quote``, else ``config.request.bars.quote``, else the run's
+        ``quote``), ``agents`` (``len(summary.agents)``, else ``len(genomes)``,
+        else ``config.request.agents``), and from ``summary.parent``: ``roi``,
+        ``final_equity``, ``max_drawdown``, ``peak_utilisation`` (floats),
+        ``breaches``, ``failed_agents`` (ints; ``failed_agents`` falls back to
+        ``len(summary.failed_agents)`` when that is a list).
+    """
+    out: dict[str, Any] = dict.fromkeys(COHORT_LISTING_FIELDS)
+    if kind != "cohort":
+        return out
+    request = _get(run, "config", "request")
+    summary = summary if isinstance(summary, Mapping) else None
+
+    def first(*candidates: Any) -> Any:
+        return next((c for c in candidates if c is not None), None)
+
+    out["date"] = first(
+        _utc_day(_get(summary, "window", "start")),
+        _utc_day(_get(request, "bars", "start")),
+        _utc_day(_get(run, "window_start")),
+    )
+    out["bankroll"] = first(
+        _number(_get(summary, "bankroll")),
+        _number(_get(request, "bankroll")),
+        _number(_get(run, "bankroll")),
+    )
+    quotes = (_get(summary, "quote"), _get(request, "bars", "quote"), _get(run, "quote"))
+    out["quote"] = next((q for q in quotes if isinstance(q, str) and q), None)
+    agents = _get(summary, "agents")
+    genomes = _get(run, "genomes")
+    out["agents"] = first(
+        len(agents) if isinstance(agents, list) else None,
+        len(genomes) if isinstance(genomes, list) and genomes else None,
+        _count(_get(request, "agents")),
+    )
+    parent = _get(summary, "parent")
+    for key in ("roi", "final_equity", "max_drawdown", "peak_utilisation"):
+        out[key] = _number(_get(parent, key))
+    out["breaches"] = _count(_get(parent, "breaches"))
+    failed = _get(summary, "failed_agents")
+    out["failed_agents"] = first(
+        _count(_get(parent, "failed_agents")),
+        len(failed) if isinstance(failed, list) else None,
+    )
+    return out
 
 
 def to_document(value: Any, where: str = "value") -> Any:
@@ -1020,6 +1249,55 @@ class Store(ABC):
         Raises:
             InvalidDocument: bad ``limit``, ``status`` or ``kind``.
             RunNotFound: ``before`` names no run.
+        """
+
+    @abstractmethod
+    def list_cohort_summaries(
+        self,
+        *,
+        date: str | None = None,
+        bankroll: float | None = None,
+        created_after: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        """One page of cohort runs as flat summary rows, with the total count.
+
+        For dashboards and the API: every ``kind == "cohort"`` run (running,
+        completed and failed), newest first (``created_at``, then ``run_id``,
+        descending), read from fields denormalised onto the run record
+        (:data:`COHORT_LISTING_FIELDS`, kept by ``create_run``/``complete_run``/
+        ``fail_run``) under indexes that serve each filter in listing order, so
+        a page costs about the same at any store size.
+
+        Offset pagination: page ``k`` (from 0) of size ``n`` is
+        ``limit=n, offset=k*n``. Unlike the keyset :meth:`list_runs`, pages may
+        shift when runs are created between calls (a run can then appear on two
+        pages or on none), and a deep offset walks the index up to it; use
+        :meth:`list_runs` to visit every run exactly once.
+
+        Args:
+            date: ``"YYYY-MM-DD"``: only runs whose traded window starts on this
+                UTC day (``summary["window"]["start"]``; for a running or failed
+                run the start recorded at creation, ``config["request"]["bars"]
+                ["start"]`` or the run's ``window_start``; a run with neither
+                has no date and never matches).
+            bankroll: only runs with exactly this bankroll (quote currency).
+            created_after: ISO 8601 timestamp with offset: only runs created
+                strictly after it.
+            limit: page size, 1 to :data:`MAX_LIST_LIMIT`.
+            offset: rows to skip, >= 0.
+
+        Returns:
+            ``{"items": [row, ...], "total": int}``: ``total`` counts every run
+            matching the filters, whatever ``limit``/``offset``; each row has the
+            keys :data:`COHORT_SUMMARY_KEYS` (shape in the module docstring),
+            ``None`` where not known yet (metrics before completion, ``quote``
+            before completion unless requested, ``date`` without a recorded start).
+
+        Raises:
+            InvalidDocument: a bad argument; the message names the value
+                (see :func:`check_cohort_listing`).
         """
 
     @abstractmethod

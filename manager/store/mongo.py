@@ -32,7 +32,14 @@ sub-document, so caller keys can never collide with the store's own fields)::
 
     sim_runs_intraday  _id = run_id; run_id, kind, status, created_at,
                        finished_at, data_label, reason, timings, doc (config,
-                       genomes, other caller keys), attempt (see below)
+                       genomes, other caller keys), attempt (see below);
+                       cohort runs also carry the listing fields of
+                       list_cohort_summaries: date ("YYYY-MM-DD" | None),
+                       bankroll, quote, agents, roi, final_equity,
+                       max_drawdown, peak_utilisation, breaches, failed_agents,
+                       and the integer keys it filters and sorts on: day
+                       (YYYYMMDD | None) and created_us (created_at in
+                       microseconds since 1970, same order as created_at)
     cohort_summaries   _id = run_id; run_id, summary, attempt
     agent_results      run_id, rank, agent_id, doc, attempt
     trades             run_id, position, agent_id, doc, attempt
@@ -54,6 +61,23 @@ sub-document, so caller keys can never collide with the store's own fields)::
 Indexes are created by the versioned migrations in :mod:`migrations` (applied
 when the store is opened, unless ``migrate=False``); the ledger's idempotency
 rests on the unique index ``(run_id, txn_id)``.
+
+The cohort listing (:meth:`MongoStore.list_cohort_summaries`) reads only run
+documents, through the indexes ``(kind, created_us, run_id)``, ``(kind, day,
+created_us, run_id)`` and ``(kind, bankroll, created_us, run_id)`` of migration
+0003, with ``find`` + ``skip``/``limit`` and the ``count`` command. Its filters
+are written ``{"$eq": value}`` and compare integers (``day``, ``created_us``)
+rather than date strings: the same query and plan on MongoDB, and on nx-27017
+(NeoSQLite) the only form that stays an indexed SQL query -- a plain equality
+there also matches array elements through an unindexed ``json_each``, and any
+comparison with a date-like string is evaluated in Python over every document.
+``count_documents`` (an aggregation) would also scan there. The page and the
+count are two reads, not one snapshot: a run created between them can be
+counted and not listed. For the same
+reason every query of a run's children names the run as ``{"run_id": {"$eq":
+run_id}}``: identical on MongoDB, and on nx-27017 it keeps the ``(run_id, ...)``
+indexes in use, so reading or completing a run costs the same however many runs
+are stored.
 
 Atomicity
 ---------
@@ -88,6 +112,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from manager.store.base import (
+    COHORT_SUMMARY_KEYS,
     RUN_KINDS,
     RUN_STATUSES,
     InvalidDocument,
@@ -96,11 +121,14 @@ from manager.store.base import (
     RunStateError,
     Store,
     StoreError,
+    check_cohort_listing,
     check_id,
     check_limit,
     check_mode,
     check_run_id,
     check_study_meta,
+    cohort_listing_fields,
+    created_micros,
     decode_array,
     encode_array,
     prepare_agent,
@@ -138,6 +166,7 @@ __all__ = [
     "SUMMARIES",
     "TRADES",
     "TRIALS",
+    "backfill_cohort_listing",
 ]
 
 T = TypeVar("T")
@@ -311,6 +340,73 @@ def _run_document(row: Mapping[str, Any], summary: Any) -> dict[str, Any]:
     doc["timings"] = row.get("timings")
     doc["summary"] = summary
     return doc
+
+
+def _listing_set(
+    kind: str, created_at: str, body: Mapping[str, Any], summary: Any = None
+) -> dict[str, Any]:
+    """The listing fields of a cohort run as stored on its run document ({} for
+    other kinds): :data:`~manager.store.base.COHORT_LISTING_FIELDS` plus ``day`` and
+    ``created_us``."""
+    if kind != "cohort":
+        return {}
+    fields = cohort_listing_fields(kind, body, summary)
+    date = fields["date"]
+    fields["day"] = None if date is None else int(date.replace("-", ""))
+    fields["created_us"] = created_micros(created_at)
+    return fields
+
+
+_SUMMARY_PROJECTION = {key: 1 for key in COHORT_SUMMARY_KEYS} | {"_id": 0}
+
+
+def _summary_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: row.get(key) for key in COHORT_SUMMARY_KEYS}
+
+
+async def backfill_cohort_listing(db: AsyncDatabase, batch: int = 500) -> int:
+    """Fill the listing fields of cohort runs stored without them (migration 0003).
+
+    A run lacking ``created_us`` was written before the fields existed; its
+    fields are computed from its document and, when completed, its summary (of
+    the completion that won, see ``attempt``), exactly as ``create_run`` /
+    ``complete_run`` would have. Each update is conditioned on the run still
+    lacking the fields and having the status read, so a run that a current
+    store completes or fails meanwhile keeps what that store wrote. Idempotent:
+    a second call finds nothing to do.
+
+    Returns:
+        How many runs were updated.
+    """
+    from pymongo import UpdateOne
+
+    runs = db[RUNS]
+    query = {"kind": {"$eq": "cohort"}, "created_us": {"$exists": False}}
+    ids = [row["_id"] async for row in runs.find(query, {"_id": 1})]
+    updated = 0
+    for chunk in _chunks(ids, batch):
+        rows = await runs.find(
+            {"_id": {"$in": chunk}},
+            {"kind": 1, "status": 1, "created_at": 1, "attempt": 1, "doc": 1},
+        ).to_list(None)
+        completed = {r["_id"]: r.get("attempt") for r in rows if r["status"] == "completed"}
+        summaries: dict[str, Any] = {}
+        if completed:
+            async for doc in db[SUMMARIES].find({"_id": {"$in": list(completed)}}):
+                if doc.get("attempt") == completed[doc["_id"]]:
+                    summaries[doc["_id"]] = doc.get("summary")
+        ops = [
+            UpdateOne(
+                {"_id": r["_id"], "status": r["status"], "created_us": {"$exists": False}},
+                {"$set": _listing_set(
+                    r["kind"], r["created_at"], r.get("doc") or {}, summaries.get(r["_id"]))},
+            )
+            for r in rows
+        ]
+        if ops:
+            result = await runs.bulk_write(ops, ordered=False)
+            updated += result.modified_count
+    return updated
 
 
 def _population_document(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -551,6 +647,7 @@ class MongoStore(Store):
             "doc": {key: value for key, value in doc.items() if key not in (
                 "run_id", "kind", "status", "created_at", "data_label")},
         }
+        row.update(_listing_set(doc["kind"], doc["created_at"], row["doc"]))
 
         async def insert() -> None:
             try:
@@ -581,10 +678,16 @@ class MongoStore(Store):
                 f"run {run_id!r} is {row['status']!r}; only a 'running' run can be completed"
             )
         results = _Results(summary, agents, trades, ledger, curves, timings, run_id)
-        self._call(self._atomic(lambda session: self._complete(run_id, results, session)))
+        listing = _listing_set(row["kind"], row["created_at"], row["doc"], results.summary)
+        self._call(self._atomic(
+            lambda session: self._complete(run_id, results, listing, session)))
 
     async def _complete(
-        self, run_id: str, results: _Results, session: AsyncClientSession | None
+        self,
+        run_id: str,
+        results: _Results,
+        listing: dict[str, Any],
+        session: AsyncClientSession | None,
     ) -> None:
         token = uuid.uuid4().hex
         runs = self._coll(RUNS)
@@ -600,7 +703,8 @@ class MongoStore(Store):
             # Leftovers of earlier attempts that crashed before compensating.
             for name in _CHILDREN:
                 await self._coll(name).delete_many(
-                    {"run_id": run_id, "attempt": {"$nin": [None, token]}}, session=session
+                    {"run_id": {"$eq": run_id}, "attempt": {"$nin": [None, token]}},
+                    session=session,
                 )
             new = await self._new_transactions(run_id, results.ledger, "ledger", session)
             await self._coll(SUMMARIES).insert_one(
@@ -631,7 +735,7 @@ class MongoStore(Store):
             flipped = await runs.update_one(
                 {"_id": run_id, "status": "running", "attempt": token},
                 {"$set": {"status": "completed", "finished_at": utc_now(),
-                          "timings": results.timings, "reason": None}},
+                          "timings": results.timings, "reason": None, **listing}},
                 session=session,
             )
             if flipped.matched_count == 0:
@@ -661,7 +765,7 @@ class MongoStore(Store):
         """Delete what a failed completion attempt wrote and release its claim."""
         try:
             for name in _CHILDREN:
-                await self._coll(name).delete_many({"run_id": run_id, "attempt": token})
+                await self._coll(name).delete_many({"run_id": {"$eq": run_id}, "attempt": token})
             await self._coll(RUNS).update_one(
                 {"_id": run_id, "status": "running", "attempt": token},
                 {"$unset": {"attempt": ""}},
@@ -685,6 +789,10 @@ class MongoStore(Store):
             None if timings is None else to_document(require_mapping(timings, "timings"), "timings")
         )
         check_run_id(run_id)
+        # The listing fields again from the run document alone (no summary: a
+        # failed run has no metrics); the run is read first for its kind and doc.
+        row = self._call(self._run_row(run_id))
+        listing = _listing_set(row["kind"], row["created_at"], row["doc"])
 
         async def body(session: AsyncClientSession | None) -> None:
             # Status first, children after: a concurrent append_ledger or
@@ -692,7 +800,7 @@ class MongoStore(Store):
             flipped = await self._coll(RUNS).update_one(
                 {"_id": run_id, "status": {"$in": ["running", "failed"]}},
                 {"$set": {"status": "failed", "finished_at": utc_now(), "reason": reason,
-                          "timings": timings_doc},
+                          "timings": timings_doc, **listing},
                  "$unset": {"attempt": ""}},
                 session=session,
             )
@@ -703,7 +811,7 @@ class MongoStore(Store):
                     "(its results would be deleted)"
                 )
             for name in _CHILDREN:
-                await self._coll(name).delete_many({"run_id": run_id}, session=session)
+                await self._coll(name).delete_many({"run_id": {"$eq": run_id}}, session=session)
 
         self._call(self._atomic(body))
 
@@ -765,6 +873,38 @@ class MongoStore(Store):
 
         return self._call(read())
 
+    def list_cohort_summaries(
+        self,
+        *,
+        date: str | None = None,
+        bankroll: float | None = None,
+        created_after: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        date, bankroll, created_after, limit, offset = check_cohort_listing(
+            date, bankroll, created_after, limit, offset
+        )
+        # Equalities first, then the created_us range: each combination is one
+        # range of a migration-0003 index, read in listing order (see the
+        # module docstring for why "$eq" and integers).
+        query: dict[str, Any] = {"kind": {"$eq": "cohort"}}
+        if date is not None:
+            query["day"] = {"$eq": int(date.replace("-", ""))}
+        if bankroll is not None:
+            query["bankroll"] = {"$eq": bankroll}
+        if created_after is not None:
+            query["created_us"] = {"$gt": created_micros(created_after)}
+
+        async def read() -> dict[str, Any]:
+            runs = self._coll(RUNS)
+            rows = await runs.find(query, _SUMMARY_PROJECTION).sort(
+                [("created_us", -1), ("run_id", -1)]).skip(offset).limit(limit).to_list(None)
+            counted = await self._database().command({"count": RUNS, "query": query})
+            return {"items": [_summary_row(row) for row in rows], "total": int(counted["n"])}
+
+        return self._call(read())
+
     # -- results -----------------------------------------------------------------
 
     def get_agents(self, run_id: str) -> list[dict[str, Any]]:
@@ -775,7 +915,7 @@ class MongoStore(Store):
             if row["status"] != "completed":
                 return []
             cursor = self._coll(AGENTS).find(
-                {"run_id": run_id, "attempt": row.get("attempt")}).sort("rank", 1)
+                {"run_id": {"$eq": run_id}, "attempt": row.get("attempt")}).sort("rank", 1)
             return [doc["doc"] async for doc in cursor]
 
         return self._call(read())
@@ -789,7 +929,7 @@ class MongoStore(Store):
             row = await self._run_row(run_id)
             if row["status"] != "completed":
                 return []
-            query: dict[str, Any] = {"run_id": run_id}
+            query: dict[str, Any] = {"run_id": {"$eq": run_id}}
             if agent_id is not None:
                 query["agent_id"] = agent_id
             query["attempt"] = row.get("attempt")
@@ -809,7 +949,7 @@ class MongoStore(Store):
             if row["status"] == "completed":
                 tags.append(row.get("attempt"))
             cursor = self._coll(LEDGER).find(
-                {"run_id": run_id, "attempt": {"$in": tags}}).sort("seq", 1)
+                {"run_id": {"$eq": run_id}, "attempt": {"$in": tags}}).sort("seq", 1)
             return [doc["doc"] async for doc in cursor]
 
         return self._call(read())
@@ -822,7 +962,7 @@ class MongoStore(Store):
             if row["status"] != "completed":
                 return []
             cursor = self._coll(CURVES).find(
-                {"run_id": run_id, "attempt": row.get("attempt")},
+                {"run_id": {"$eq": run_id}, "attempt": row.get("attempt")},
                 {"name": 1, "position": 1, "chunk": 1, "npy": 1},
             )
             return await cursor.to_list(None)
@@ -890,7 +1030,7 @@ class MongoStore(Store):
         stored: dict[str, Any] = {}
         for ids in _chunks([txn["txn_id"] for _, txn in prepared]):
             async for doc in ledger.find(
-                {"run_id": run_id, "txn_id": {"$in": ids}}, {"txn_id": 1, "doc": 1},
+                {"run_id": {"$eq": run_id}, "txn_id": {"$in": ids}}, {"txn_id": 1, "doc": 1},
                 session=session,
             ):
                 stored[doc["txn_id"]] = doc["doc"]
@@ -905,7 +1045,8 @@ class MongoStore(Store):
         raced: set[str] = set()
         for seqs in _chunks(list(by_seq)):
             async for taken in ledger.find(
-                {"run_id": run_id, "seq": {"$in": seqs}}, {"seq": 1, "txn_id": 1, "doc": 1},
+                {"run_id": {"$eq": run_id}, "seq": {"$in": seqs}},
+                {"seq": 1, "txn_id": 1, "doc": 1},
                 session=session,
             ):
                 i, txn = by_seq[taken["seq"]]
@@ -969,7 +1110,7 @@ class MongoStore(Store):
                 break
             # Which unique key was hit? Read instead of parsing server messages.
             same = await self._coll(LEDGER).find_one(
-                {"run_id": run_id, "txn_id": txn["txn_id"]}, {"doc": 1}
+                {"run_id": {"$eq": run_id}, "txn_id": txn["txn_id"]}, {"doc": 1}
             )
             if same is None:
                 problem = _seq_error(where, i, txn, run_id)

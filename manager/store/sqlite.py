@@ -9,9 +9,15 @@ Tables (documents are JSON text columns; queried fields are real columns)::
 
     sim_runs_intraday  run_id PK, kind, status, created_at, finished_at,
                        data_label, reason, timings (JSON), doc (JSON: config,
-                       genomes, other caller keys)
+                       genomes, other caller keys);
+                       since schema version 3 the cohort listing fields (see
+                       list_cohort_summaries; NULL for backtests): date (TEXT
+                       YYYY-MM-DD), bankroll, quote, agents, roi, final_equity,
+                       max_drawdown, peak_utilisation, breaches, failed_agents
                        indexes: (created_at, run_id), (status, created_at, run_id),
-                       (kind, created_at, run_id) -- the listing order
+                       (kind, created_at, run_id) -- the listing order --, and
+                       (kind, date, created_at, run_id), (kind, bankroll,
+                       created_at, run_id) for the filtered cohort listing
     cohort_summaries   run_id PK -> run, summary (JSON)
     agent_results      (run_id, rank) PK, agent_id (unique per run), doc (JSON)
     trades             (run_id, position) PK, agent_id, doc (JSON);
@@ -38,9 +44,13 @@ Tables (documents are JSON text columns; queried fields are real columns)::
 All child tables reference ``sim_runs_intraday(run_id)`` with ``ON DELETE CASCADE``.
 
 The schema version is kept in ``PRAGMA user_version``: 1 = runs, ledger, hall of
-fame, audit; 2 = adds the four learning tables. Opening a file of an older
-version upgrades it in place, in one ``BEGIN IMMEDIATE`` transaction; every
-statement is ``CREATE ... IF NOT EXISTS``, so the upgrade is idempotent (a second
+fame, audit; 2 = adds the four learning tables; 3 = adds the cohort listing
+columns and their indexes to ``sim_runs_intraday`` and fills them from the
+stored runs (:func:`ensure_cohort_listing`, also migration
+``0003_cohort_listing``). Opening a file of an older version upgrades it in
+place, in one ``BEGIN IMMEDIATE`` transaction; every statement is ``CREATE ...
+IF NOT EXISTS`` or checks first (columns are added only when missing, and
+backfilled in the same transaction), so the upgrade is idempotent (a second
 opener, or a crash before the commit, leaves nothing half done) and keeps all
 data. A file of a newer version is refused.
 """
@@ -58,6 +68,8 @@ from typing import Any
 import numpy as np
 
 from manager.store.base import (
+    COHORT_LISTING_FIELDS,
+    COHORT_SUMMARY_KEYS,
     RUN_KINDS,
     RUN_STATUSES,
     InvalidDocument,
@@ -69,11 +81,13 @@ from manager.store.base import (
     require_list,
     require_mapping,
     require_str,
+    check_cohort_listing,
     check_id,
     check_limit,
     check_mode,
     check_run_id,
     check_study_meta,
+    cohort_listing_fields,
     decode_array,
     encode_array,
     prepare_agent,
@@ -90,9 +104,9 @@ from manager.store.base import (
     utc_now,
 )
 
-__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+__all__ = ["SCHEMA_VERSION", "SQLiteStore", "ensure_cohort_listing"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Version of the table layout written to ``PRAGMA user_version``."""
 
 # Version 1: runs and their results, the hall of fame, audit events.
@@ -218,8 +232,91 @@ CREATE TABLE IF NOT EXISTS search_studies (
 
 # Every version's DDL, oldest first. All of it is idempotent (IF NOT EXISTS), so
 # opening runs all of it: a new file gets the whole schema, an older one the
-# missing part.
+# missing part. Version 3 is ensure_cohort_listing (columns need a check first).
 _SCHEMA = _SCHEMA_V1 + _SCHEMA_V2
+
+# Version 3 (ensure_cohort_listing): the cohort listing columns of sim_runs_intraday (name, SQL type),
+# in the order of COHORT_LISTING_FIELDS, and the indexes of the filtered listing
+# (the unfiltered one and created_after use sim_runs_intraday_by_kind).
+_LISTING_COLUMNS = (
+    ("date", "TEXT"),
+    ("bankroll", "REAL"),
+    ("quote", "TEXT"),
+    ("agents", "INTEGER"),
+    ("roi", "REAL"),
+    ("final_equity", "REAL"),
+    ("max_drawdown", "REAL"),
+    ("peak_utilisation", "REAL"),
+    ("breaches", "INTEGER"),
+    ("failed_agents", "INTEGER"),
+)
+assert tuple(name for name, _ in _LISTING_COLUMNS) == COHORT_LISTING_FIELDS
+_LISTING_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS sim_runs_intraday_cohorts_by_date "
+    "ON sim_runs_intraday (kind, date, created_at, run_id)",
+    "CREATE INDEX IF NOT EXISTS sim_runs_intraday_cohorts_by_bankroll "
+    "ON sim_runs_intraday (kind, bankroll, created_at, run_id)",
+)
+_LISTING_SET = ", ".join(f"{name} = ?" for name in COHORT_LISTING_FIELDS)
+_BACKFILL_BATCH = 500
+
+
+def _listing_values(kind: str, body: Any, summary: Any = None) -> tuple[Any, ...]:
+    fields = cohort_listing_fields(kind, body if isinstance(body, Mapping) else {}, summary)
+    return tuple(fields[name] for name in COHORT_LISTING_FIELDS)
+
+
+def ensure_cohort_listing(conn: sqlite3.Connection) -> bool:
+    """Schema version 3: the cohort listing columns, their indexes, and a backfill.
+
+    Adds the missing columns of :data:`~manager.store.base.COHORT_LISTING_FIELDS`
+    to ``sim_runs_intraday``; when any was added, fills them for every stored
+    cohort run from its document and (completed runs) its summary, exactly as
+    ``create_run``/``complete_run`` would have. Then makes sure the indexes
+    exist. Runs inside the caller's write transaction (never commits), so the
+    columns and their values appear together. Idempotent: with the columns in
+    place it changes nothing (the adapter fills them on every write since).
+
+    Returns:
+        Whether columns were added (and runs backfilled).
+    """
+    present = {row[1] for row in conn.execute("PRAGMA table_info(sim_runs_intraday)")}
+    missing = [(name, sql) for name, sql in _LISTING_COLUMNS if name not in present]
+    for name, sql in missing:
+        conn.execute(f"ALTER TABLE sim_runs_intraday ADD COLUMN {name} {sql}")
+    if missing:
+        # Ids first, then batches: no cursor stays open over rows being updated,
+        # and only one batch of documents is in memory at a time.
+        ids = [
+            row[0]
+            for row in conn.execute("SELECT run_id FROM sim_runs_intraday WHERE kind = 'cohort'")
+        ]
+        for start in range(0, len(ids), _BACKFILL_BATCH):
+            chunk = ids[start:start + _BACKFILL_BATCH]
+            batch = conn.execute(
+                "SELECT r.run_id, r.kind, r.doc, s.summary FROM sim_runs_intraday AS r "
+                "LEFT JOIN cohort_summaries AS s ON s.run_id = r.run_id "
+                f"WHERE r.run_id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+            updates = []
+            for run_id, kind, doc, summary in batch:
+                try:
+                    body, summary_doc = json.loads(doc), _loads(summary)
+                except ValueError:  # a damaged document: leave its fields empty
+                    body, summary_doc = {}, None
+                updates.append((*_listing_values(kind, body, summary_doc), run_id))
+            conn.executemany(
+                f"UPDATE sim_runs_intraday SET {_LISTING_SET} WHERE run_id = ?", updates
+            )
+    for statement in _LISTING_INDEXES:
+        conn.execute(statement)
+    return bool(missing)
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of a DDL script (no ``;`` inside a statement)."""
+    return [part.strip() for part in script.split(";") if part.strip()]
 
 # Run-document keys kept in their own columns rather than in ``doc``.
 _RUN_COLUMNS = ("run_id", "kind", "status", "created_at", "data_label")
@@ -279,9 +376,17 @@ class SQLiteStore(Store):
                 )
             if self._path != ":memory:":
                 conn.execute("PRAGMA journal_mode = WAL")
-            conn.executescript(
-                f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
-            )
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _statements(_SCHEMA):
+                    conn.execute(statement)
+                ensure_cohort_listing(conn)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
         except sqlite3.Error as exc:
             conn.close()
             raise StoreError(f"cannot open SQLite database {self._path!r}: {exc}") from exc
@@ -367,7 +472,9 @@ class SQLiteStore(Store):
             try:
                 conn.execute(
                     "INSERT INTO sim_runs_intraday "
-                    "(run_id, kind, status, created_at, data_label, doc) VALUES (?, ?, ?, ?, ?, ?)",
+                    "(run_id, kind, status, created_at, data_label, doc, "
+                    f"{', '.join(COHORT_LISTING_FIELDS)}) "
+                    f"VALUES (?, ?, ?, ?, ?, ?{', ?' * len(COHORT_LISTING_FIELDS)})",
                     (
                         doc["run_id"],
                         doc["kind"],
@@ -375,6 +482,7 @@ class SQLiteStore(Store):
                         doc["created_at"],
                         doc["data_label"],
                         _dumps(body),
+                        *_listing_values(doc["kind"], body),
                     ),
                 )
             except sqlite3.IntegrityError as exc:
@@ -401,6 +509,9 @@ class SQLiteStore(Store):
                     f"run {run_id!r} is {status!r}; only a 'running' run can be completed"
                 )
             summary_doc = to_document(require_mapping(summary, "summary"), "summary")
+            kind, body = conn.execute(
+                "SELECT kind, doc FROM sim_runs_intraday WHERE run_id = ?", (run_id,)
+            ).fetchone()
             timings_doc = to_document(require_mapping(timings, "timings"), "timings")
             conn.execute(
                 "INSERT INTO cohort_summaries (run_id, summary) VALUES (?, ?)",
@@ -440,8 +551,13 @@ class SQLiteStore(Store):
                 )
             conn.execute(
                 "UPDATE sim_runs_intraday SET status = 'completed', finished_at = ?, "
-                "timings = ?, reason = NULL WHERE run_id = ?",
-                (utc_now(), _dumps(timings_doc), run_id),
+                f"timings = ?, reason = NULL, {_LISTING_SET} WHERE run_id = ?",
+                (
+                    utc_now(),
+                    _dumps(timings_doc),
+                    *_listing_values(kind, json.loads(body), summary_doc),
+                    run_id,
+                ),
             )
 
     def fail_run(self, run_id: str, reason: str, timings: dict[str, Any] | None = None) -> None:
@@ -460,10 +576,19 @@ class SQLiteStore(Store):
                 )
             for table in _CHILD_TABLES:
                 conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+            kind, body = conn.execute(
+                "SELECT kind, doc FROM sim_runs_intraday WHERE run_id = ?", (run_id,)
+            ).fetchone()
             conn.execute(
                 "UPDATE sim_runs_intraday SET status = 'failed', finished_at = ?, reason = ?, "
-                "timings = ? WHERE run_id = ?",
-                (utc_now(), reason, None if timings_doc is None else _dumps(timings_doc), run_id),
+                f"timings = ?, {_LISTING_SET} WHERE run_id = ?",
+                (
+                    utc_now(),
+                    reason,
+                    None if timings_doc is None else _dumps(timings_doc),
+                    *_listing_values(kind, json.loads(body)),
+                    run_id,
+                ),
             )
 
     def get_run(self, run_id: str) -> dict[str, Any]:
@@ -515,6 +640,50 @@ class SQLiteStore(Store):
             sql += " ORDER BY r.created_at DESC, r.run_id DESC LIMIT ?"
             rows = conn.execute(sql, (*params, limit)).fetchall()
         return [self._run_doc(row) for row in rows]
+
+    def list_cohort_summaries(
+        self,
+        *,
+        date: str | None = None,
+        bankroll: float | None = None,
+        created_after: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        date, bankroll, created_after, limit, offset = check_cohort_listing(
+            date, bankroll, created_after, limit, offset
+        )
+        # kind first, then an equality filter, then created_at: every filter
+        # combination is a range of one index read in listing order (no sort).
+        where = ["kind = 'cohort'"]
+        params: list[Any] = []
+        if date is not None:
+            where.append("date = ?")
+            params.append(date)
+        if bankroll is not None:
+            where.append("bankroll = ?")
+            params.append(bankroll)
+        if created_after is not None:
+            where.append("created_at > ?")
+            params.append(created_after)
+        condition = " AND ".join(where)
+        # The page's rowids come from the index alone (an offset skips index
+        # entries, not table rows); only the page's rows are then read.
+        page = (
+            f"SELECT rowid FROM sim_runs_intraday WHERE {condition} "
+            "ORDER BY created_at DESC, run_id DESC LIMIT ? OFFSET ?"
+        )
+        columns = ", ".join(COHORT_SUMMARY_KEYS)
+        with self._transaction(write=False) as conn:
+            total = conn.execute(
+                f"SELECT COUNT(*) FROM sim_runs_intraday WHERE {condition}", params
+            ).fetchone()[0]
+            rows = conn.execute(
+                f"SELECT {columns} FROM sim_runs_intraday WHERE rowid IN ({page}) "
+                "ORDER BY created_at DESC, run_id DESC",
+                (*params, limit, offset),
+            ).fetchall()
+        return {"items": [dict(zip(COHORT_SUMMARY_KEYS, row)) for row in rows], "total": total}
 
     # -- results -----------------------------------------------------------------
 

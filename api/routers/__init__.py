@@ -1,0 +1,38 @@
+"""The API's routers, one per resource (mounted by :func:`api.app.create_app`).
+
+=============================  ==========================================================
+module                         routes
+=============================  ==========================================================
+:mod:`.experiments`            ``GET /api/experiments/cohorts`` (JSON or CSV)
+:mod:`.cohorts`                ``GET /api/cohorts/{run_id}``, ``.../agents/{agent_id}``,
+                               ``.../ledger``, ``POST /api/cohorts`` (bearer token)
+:mod:`.jobs`                   ``GET /api/jobs/{job_id}``
+:mod:`.assistant`              ``GET /api/assistant/cohorts/status``,
+                               ``GET /api/assistant/cohorts/bankroll-summary``
+:mod:`.ops`                    ``GET /readyz``
+=============================  ==========================================================
+"""
+from __future__ import annotations
+
+from api.routers import assistant, cohorts, experiments, jobs, ops
+
+API_DESCRIPTION = """\
+Money is in the quote currency of the bars (BTC for `*_BTC` pairs, USD for USD pairs and
+equities); fractions are fractions (0.05 = 5 %); timestamps are ISO 8601 UTC.
+
+**Auth.** Read-only routes are open. State-changing routes (`POST /api/cohorts`) need
+`Authorization: Bearer <COHORTLAB_API_TOKEN>`; when no token is configured they answer 401
+with a message saying to set `COHORTLAB_API_TOKEN`.
+
+**Jobs.** `POST /api/cohorts` answers 202 with a job id (= run id). With
+`COHORTLAB_BROKER_URL` set the cohort runs on a Celery worker; without, in a thread pool
+inside this API process (it dies with the process). Poll `GET /api/jobs/{id}`.
+
+**Errors** are RFC 9457 problem documents (`application/problem+json`: `type`, `title`,
+`status`, `detail`, `errors: [{"field", "message"}]`).
+"""
+"""OpenAPI description of the whole API (auth, jobs, errors, units)."""
+
+ROUTERS = (experiments.router, cohorts.router, jobs.router, assistant.router, ops.router)
+
+__all__ = ["API_DESCRIPTION", "ROUTERS"]

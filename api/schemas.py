@@ -1,0 +1,292 @@
+"""Pydantic schemas at the edge of the API: the launch request and the response
+models that document (and, for the light routes, check) what the routes answer.
+
+The query layer (:mod:`api.queries`) returns plain dicts; these models only
+describe them for OpenAPI. Money is in the run's quote currency (``quote``: BTC
+for ``*_BTC`` pairs, USD for USD pairs and equities); fractions are fractions.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+"""Run ids, job ids, agent ids (the store's id rules)."""
+
+SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+def _parse_when(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an ISO 8601 date/time; use e.g. 2018-01-15 or 2018-01-15T06:00") from None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+class CohortLaunch(BaseModel):
+    """Body of ``POST /api/cohorts``: one intraday cohort on one parent bankroll."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"bankroll": 1000, "agents": 30, "allocation": "equal", "symbols": ["ETH_BTC", "LTC_BTC"],
+         "start": "2018-01-15", "end": "2018-01-16", "seed": 7}]})
+
+    bankroll: float = Field(1000.0, ge=50, le=100_000, allow_inf_nan=False,
+                            description="Parent bankroll in the bars' quote currency (BTC for *_BTC pairs, "
+                                        "USD for USD pairs and equities), 50 to 100,000.")
+    agents: int = Field(30, ge=1, le=200, description="Agents in the cohort, 1 to 200.")
+    allocation: Literal["equal", "risk_weighted"] = Field(
+        "equal", description="How the bankroll is split: `equal`, or `risk_weighted` (inverse volatility over the "
+                             "warm-up bars).")
+    symbols: list[str] | None = Field(None, min_length=1, max_length=100,
+                                      description="Symbols in file-name form (`ETH_BTC`); default: every symbol "
+                                                  "in the data folder.")
+    start: str | None = Field(None, max_length=40, description="First traded bar, UTC ISO 8601 (`2018-01-15` or "
+                              "`2018-01-15T06:00`). Default: one day before `end`, or the last day of the data.")
+    end: str | None = Field(None, max_length=40, description="End of the traded window, UTC, exclusive. Default: "
+                            "`start` + 1 day.")
+    seed: int = Field(7, ge=0, le=2**32 - 1, description="Seed of random genomes and of the synthetic market.")
+    data: str | None = Field(None, min_length=1, max_length=4096,
+                             description="Folder of per-symbol bar files on the API host (its workers' host with "
+                                         "Celery). Default: `COHORTLAB_DATA_DIR`, else `./data` if it holds bars, "
+                                         "else the built-in SYNTHETIC market.")
+    quote: str | None = Field(None, pattern=r"^[A-Za-z]{2,10}$",
+                              description="Quote currency for files named by ticker only (`SPY.csv` -> `USD`).")
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        import re
+
+        for i, sym in enumerate(value):
+            if not re.fullmatch(SYMBOL_PATTERN, sym):
+                raise ValueError(f"symbols[{i}]={sym!r} is not a symbol in file-name form such as ETH_BTC")
+        if len(set(value)) != len(value):
+            raise ValueError("symbols must not repeat")
+        return value
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, value: str | None) -> str | None:
+        if value is not None:
+            _parse_when(value)
+        return value
+
+    @field_validator("end")
+    @classmethod
+    def _end(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        end = _parse_when(value)
+        start = info.data.get("start")
+        if start and end <= _parse_when(start):
+            raise ValueError(f"end {value!r} must be after start {start!r}")
+        return value
+
+
+class JobAccepted(BaseModel):
+    """A cohort job was queued."""
+
+    job_id: str = Field(description="Job id (equal to the run id).")
+    run_id: str = Field(description="The run the job writes to the store.")
+    status_url: str = Field(description="Poll this for the job's state: `/api/jobs/{id}`.")
+    cohort_url: str = Field(description="The cohort's dashboard page: `/trading/cohorts/{id}`.")
+
+
+class JobStatus(BaseModel):
+    """State of a cohort job."""
+
+    job_id: str
+    state: Literal["queued", "running", "completed", "failed"]
+    stage: str = Field(description="queued, loading, simulating, storing, completed, failed (Celery jobs also "
+                                   "`started`, `retrying`; `running` for a run known only from the store).")
+    run_id: str | None
+    error: str | None = Field(description="Why the job failed (None otherwise).")
+    elapsed_s: float | None = Field(description="Seconds since submission (until it finished).")
+
+
+class CohortRow(BaseModel):
+    """One stored cohort (a row of the cohort summaries)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    run_id: str
+    created_at: str | None = None
+    finished_at: str | None = None
+    status: str | None = None
+    reason: str | None = None
+    date: str | None = Field(None, description="Traded UTC day, YYYY-MM-DD.")
+    bankroll: float | None = Field(None, description="Parent bankroll, quote currency.")
+    quote: str | None = None
+    agents: int | None = None
+    data_label: str | None = None
+    roi: float | None = Field(None, description="Parent ROI, fraction.")
+    final_equity: float | None = Field(None, description="Parent equity at the end, quote currency.")
+    max_drawdown: float | None = Field(None, description="Parent max drawdown, positive fraction of the peak.")
+    peak_utilisation: float | None = Field(None, description="Peak capital in positions / capital allocated.")
+    breaches: int | None = Field(None, description="Orders clipped by the parent risk gate.")
+    failed_agents: int | None = Field(None, description="Agents that errored and were sat out.")
+
+
+class Paged(BaseModel):
+    total: int = Field(description="Rows matching.")
+    page: int
+    page_size: int
+    pages: int = Field(description="Number of pages (0 when nothing matches).")
+    next_page: int | None = Field(description="The next page number, None on the last page.")
+
+
+class CohortPage(Paged):
+    items: list[CohortRow]
+
+
+class RunBrief(BaseModel):
+    run_id: str
+    status: Literal["running", "completed", "failed"]
+    created_at: str | None
+    finished_at: str | None
+    reason: str | None
+    data_label: str | None
+    request: dict[str, Any] | None = Field(description="The cohort request as run (bars, bankroll, engine, ...).")
+
+
+class Curves(BaseModel):
+    timestamps: list[str] = Field(description="Bar-open times, ISO 8601 UTC (at most 2,000, evenly spread).")
+    parent_equity: list[float | None]
+    agent_equity: dict[str, list[float | None]]
+    gross_exposure: list[float | None] = Field(description="Gross position value / parent equity per bar.")
+    utilisation: list[float | None] = Field(description="Gross position value / capital allocated per bar.")
+
+
+class Limits(BaseModel):
+    max_gross_leverage: float | None = Field(description="Parent gross-exposure ceiling, multiple of equity.")
+    max_symbol_exposure: float | None = Field(description="Per-symbol cap, fraction of parent equity.")
+
+
+class CohortDetail(BaseModel):
+    run: RunBrief
+    summary: dict[str, Any] | None = Field(description="The stored report (`cohortlab run --json`); None until "
+                                                       "the run completed.")
+    curves: Curves
+    limits: Limits
+
+
+class Series(BaseModel):
+    timestamps: list[str]
+    values: list[float | None]
+
+
+class OHLC(BaseModel):
+    timestamps: list[str]
+    open: list[float | None]
+    high: list[float | None]
+    low: list[float | None]
+    close: list[float | None]
+
+
+class AgentDetail(BaseModel):
+    agent: dict[str, Any] = Field(description="Leaderboard row incl. `genome`.")
+    trades: list[dict[str, Any]] = Field(description="Round trips: symbol, side, entry/exit time and price, qty, "
+                                                     "fees, pnl, exit_reason, open.")
+    equity: Series
+    prices: dict[str, OHLC] = Field(description="Bars of the symbols the agent traded over the run window.")
+    prices_error: str | None = Field(description="Why `prices` is empty when the bars could not be reloaded.")
+
+
+class Posting(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    account: str
+    amount: str = Field(description="Exact decimal string.")
+    qty: str | None = None
+    symbol: str | None = None
+
+
+class Transaction(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    txn_id: str
+    seq: int
+    bar: int
+    time: str
+    kind: str
+    memo: str
+    postings: list[Posting]
+
+
+class LedgerPage(Paged):
+    items: list[Transaction]
+
+
+class StatusRow(BaseModel):
+    run_id: str
+    status: str
+    created_at: str | None
+    finished_at: str | None
+    reason: str | None
+    data_label: str | None
+    date: str | None
+    bankroll: float | None
+    quote: str | None
+    agents: int | None
+    roi: float | None
+    final_equity: float | None
+    max_drawdown: float | None
+    failed_agents: int | None
+
+
+class StatusCounts(BaseModel):
+    running: int
+    completed: int
+    failed: int
+
+
+class StatusRecent(BaseModel):
+    generated_at: str
+    counts: StatusCounts
+    items: list[StatusRow]
+
+
+class BankrollRow(BaseModel):
+    run_id: str
+    created_at: str | None
+    date: str | None
+    bankroll: float | None
+    quote: str | None
+    peak_utilisation: float | None
+    mean_gross_exposure: float | None
+    unallocated_cash: float | None
+    final_equity: float | None
+    roi: float | None
+    pnl: float | None
+
+
+class QuoteTotals(BaseModel):
+    cohorts: int
+    bankroll: float
+    final_equity: float
+    pnl: float
+    unallocated_cash: float
+    roi: float | None
+    mean_peak_utilisation: float | None
+    mean_gross_exposure: float | None
+
+
+class BankrollSummary(BaseModel):
+    days: int
+    since: str
+    until: str
+    cohorts: list[BankrollRow]
+    by_quote: dict[str, QuoteTotals]
+
+
+class Check(BaseModel):
+    ok: bool
+    error: str | None = None
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, Check] = Field(description="`store`, and `broker` when one is configured.")

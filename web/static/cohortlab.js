@@ -1,0 +1,159 @@
+/* cohortlab dashboard: draws the server-built Plotly figures and submits the launch form.
+   No third-party code here: plotly.js and htmx are served from /static/vendor/. */
+(function () {
+  "use strict";
+
+  // -- charts ------------------------------------------------------------------
+  // <div data-figure="ID"> + <script type="application/json" id="ID">{data, layout}</script>
+  function renderCharts(root) {
+    if (typeof window.Plotly === "undefined") return;
+    (root || document).querySelectorAll("[data-figure]").forEach(function (el) {
+      if (el.dataset.rendered) return;
+      var src = document.getElementById(el.dataset.figure);
+      if (!src) return;
+      var fig;
+      try { fig = JSON.parse(src.textContent); } catch (e) { el.textContent = "Chart data could not be read."; return; }
+      el.dataset.rendered = "1";
+      window.Plotly.newPlot(el, fig.data || [], fig.layout || {}, {
+        responsive: true, displaylogo: false, showLink: false, showSendToCloud: false,
+        modeBarButtonsToRemove: ["select2d", "lasso2d"]
+      });
+    });
+  }
+
+  // -- launch form ---------------------------------------------------------------
+  function fieldOf(form, name) {
+    return form.querySelector('.field[data-field="' + name + '"]');
+  }
+
+  function clearErrors(form) {
+    form.querySelectorAll(".field").forEach(function (f) {
+      f.classList.remove("invalid");
+      var p = f.querySelector(".field-error");
+      if (p) p.textContent = "";
+    });
+    var fe = form.querySelector(".form-error");
+    fe.hidden = true;
+    fe.textContent = "";
+  }
+
+  function showFieldError(form, name, message) {
+    var f = fieldOf(form, name);
+    if (!f) return false;
+    f.classList.add("invalid");
+    var p = f.querySelector(".field-error");
+    p.textContent = p.textContent ? p.textContent + " " + message : message;
+    return true;
+  }
+
+  function showFormError(form, message) {
+    var fe = form.querySelector(".form-error");
+    fe.textContent = message;
+    fe.hidden = false;
+  }
+
+  // Field name of one error of a problem document: {field} | {name} | {pointer: "/a/b"} | {loc: [...]}.
+  function errorField(err) {
+    if (!err || typeof err !== "object") return null;
+    if (typeof err.field === "string") return err.field.split(".").pop();
+    if (typeof err.name === "string") return err.name;
+    if (typeof err.pointer === "string") return err.pointer.split("/").pop();
+    if (Array.isArray(err.loc)) {
+      for (var i = err.loc.length - 1; i >= 0; i--) if (typeof err.loc[i] === "string") return err.loc[i];
+    }
+    return null;
+  }
+
+  var ALIASES = {bars: "data", window: "start", folder: "data", data_dir: "data", authorization: "token"};
+
+  function showProblem(form, status, problem) {
+    var errors = [];
+    if (problem && Array.isArray(problem.errors)) errors = problem.errors;
+    else if (problem && Array.isArray(problem.detail)) errors = problem.detail;
+    else if (problem && problem.invalid_params) errors = problem.invalid_params;
+    var placed = 0;
+    errors.forEach(function (err) {
+      var name = errorField(err);
+      if (name && ALIASES[name]) name = ALIASES[name];
+      var msg = err.message || err.msg || err.detail || err.reason || JSON.stringify(err);
+      if (name && showFieldError(form, name, msg)) placed++;
+      else showFormError(form, (name ? name + ": " : "") + msg);
+    });
+    if (status === 401 || status === 403) {
+      showFieldError(form, "token", (problem && (problem.detail || problem.title)) ||
+        "The token was refused: use the server's COHORTLAB_API_TOKEN.");
+      placed++;
+    }
+    if (!placed && form.querySelector(".form-error").hidden) {
+      var text = problem ? (typeof problem.detail === "string" ? problem.detail : (problem.title || "")) : "";
+      showFormError(form, "The cohort could not be launched (HTTP " + status + ")" + (text ? ": " + text : "."));
+    }
+  }
+
+  function launchBody(form) {
+    var v = function (n) { var el = form.elements[n]; return el ? el.value.trim() : ""; };
+    var body = {
+      bankroll: v("bankroll") === "" ? null : Number(v("bankroll")),
+      agents: v("agents") === "" ? null : Number(v("agents")),
+      allocation: v("allocation")
+    };
+    if (v("seed") !== "") body.seed = Number(v("seed"));
+    if (v("data") !== "") body.data = v("data");
+    if (v("symbols") !== "") body.symbols = v("symbols").split(/[\s,]+/).filter(Boolean);
+    if (v("start") !== "") body.start = v("start");
+    if (v("end") !== "") body.end = v("end");
+    if (v("quote") !== "") body.quote = v("quote");
+    return body;
+  }
+
+  function bindLaunchForm() {
+    var form = document.getElementById("launch-form");
+    if (!form || form.dataset.bound) return;
+    form.dataset.bound = "1";
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      clearErrors(form);
+      var token = form.elements.token.value.trim();
+      if (!token) { showFieldError(form, "token", "Enter the API token."); return; }
+      var button = document.getElementById("launch");
+      var status = document.getElementById("launch-status");
+      button.disabled = true;
+      status.textContent = "Launching…";
+      fetch(form.dataset.api, {
+        method: "POST",
+        headers: {"Content-Type": "application/json", "Accept": "application/json, application/problem+json",
+                  "Authorization": "Bearer " + token},
+        body: JSON.stringify(launchBody(form)),
+        credentials: "omit"
+      }).then(function (resp) {
+        return resp.text().then(function (text) {
+          var doc = null;
+          try { doc = text ? JSON.parse(text) : null; } catch (e) { doc = {detail: text}; }
+          if (resp.ok && doc && doc.run_id) {
+            status.textContent = "Launched " + doc.run_id + ", opening it…";
+            var url = "/trading/cohorts/" + encodeURIComponent(doc.run_id);
+            if (doc.job_id) url += "?job=" + encodeURIComponent(doc.job_id);
+            window.location.assign(url);
+            return;
+          }
+          button.disabled = false;
+          status.textContent = "";
+          showProblem(form, resp.status, doc);
+        });
+      }).catch(function (err) {
+        button.disabled = false;
+        status.textContent = "";
+        showFormError(form, "The server could not be reached: " + err);
+      });
+    });
+  }
+
+  function init() {
+    renderCharts(document);
+    bindLaunchForm();
+    if (window.htmx) window.htmx.onLoad(function (el) { renderCharts(el); });
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();
