@@ -103,7 +103,7 @@ def _run(rng: random.Random, k: int, run_id: str) -> tuple[dict[str, Any], dict[
     summary = {
         "run_id": run_id, "seed": k, "bankroll": bankroll, "allocation": "equal",
         "window": {"start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                   "end": end.strftime("%Y-%m-%dT%H:%M:%SZ"), "timeframe": "5m", "bars": 288,
+                   "end": end.strftime("%Y-%m-%dT%H:%M:%SZ"), "timeframe": "15m", "bars": BARS,
                    "symbols": SYMBOLS},
         "parent": {"final_equity": bankroll * (1 + roi), "roi": roi,
                    "max_drawdown": abs(rng.gauss(0.03, 0.01)), "peak_gross_exposure": rng.random(),
@@ -148,10 +148,12 @@ def _run(rng: random.Random, k: int, run_id: str) -> tuple[dict[str, Any], dict[
                "entry_time": start.isoformat(), "entry_price": 0.05, "exit_time": end.isoformat(),
                "exit_price": 0.05 * (1 + a["roi"]), "qty": 1.0, "fees": 0.0001, "pnl": a["roi"]}
               for a in leaderboard]
+    # The runner's curves, in the engine's layout: per agent (agents, bars).
     t = np.datetime64(start.replace(tzinfo=None), "ns") + np.arange(BARS) * np.timedelta64(15, "m")
-    equity = allocated * (1 + np.cumsum(np.random.default_rng(k).normal(0, 1e-3, (BARS, AGENTS)), 0))
+    steps = np.random.default_rng(k).normal(0, 1e-3, (AGENTS, BARS))
+    equity = allocated * (1 + np.cumsum(steps, axis=1))
     curves = {"timestamps": t.astype(np.int64), "equity": equity,
-              "position_value": equity * 0.5, "parent_equity": equity.sum(axis=1)}
+              "position_value": equity * 0.5, "parent_equity": equity.sum(axis=0)}
     results = {"summary": summary, "agents": leaderboard, "trades": trades, "ledger": ledger,
                "curves": curves, "timings": {"simulate_s": 1.2, "store_s": 0.1}}
     return run, results

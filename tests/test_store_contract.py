@@ -682,6 +682,32 @@ def test_cohort_summaries_offset_pages_cover_every_run_once(store: Store) -> Non
     assert listed(store, date="2025-03-01", limit=5, offset=20) == want[20:]
 
 
+def test_bench_fill_writes_completed_cohorts_the_listing_finds(store: Store) -> None:
+    """scripts/bench_fill.py (the store half of scripts/bench_api.py) on every adapter."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_fill", Path(__file__).resolve().parents[1] / "scripts" / "bench_fill.py")
+    bench_fill = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(bench_fill)  # type: ignore[union-attr]
+    filled = bench_fill.fill_store(store, n=12, seed=3)
+    assert filled.run_ids == [f"bench-3-{k:06d}" for k in range(12)]
+    page = store.list_cohort_summaries(limit=100)
+    assert page["total"] == 12 and [r["run_id"] for r in page["items"]] == filled.run_ids[::-1]
+    assert {r["date"] for r in page["items"]} == set(filled.dates)
+    assert {r["bankroll"] for r in page["items"]} == set(filled.bankrolls)
+    assert all(r["status"] == "completed" and r["agents"] == 30 and r["quote"] == "BTC"
+               and isinstance(r["roi"], float) for r in page["items"])
+    run_id = filled.run_ids[0]
+    assert len(store.get_agents(run_id)) == 30 and len(store.get_trades(run_id)) == 30
+    assert [t["txn_id"] for t in store.get_ledger(run_id)] == ["deposit", "allocate"]
+    curves = store.get_curves(run_id)
+    assert curves["equity"].shape == (30, 96) and curves["parent_equity"].shape == (96,)
+    date = filled.dates[0]
+    assert store.list_cohort_summaries(date=date)["total"] == sum(
+        r["date"] == date for r in page["items"])
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

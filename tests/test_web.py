@@ -294,6 +294,24 @@ def test_failed_cohort_shows_the_reason_and_stops_polling(client, runs):
         assert "hx-trigger" not in html
 
 
+def test_leaderboard_rows_mark_failed_and_liquidated_agents_and_escape_text():
+    from web import routes
+
+    agents = [{"agent_id": "a00", "rank": 1, "family": "sma<cross>", "roi": 0.1, "trades": 3, "failed": True},
+              {"agent_id": "a01", "rank": 2, "family": "rsi", "roi": -0.2, "liquidated": True, "breaches": "<b>"},
+              {"agent_id": "a02", "rank": None, "family": None, "roi": None, "allocated": 1000.0}]
+    context = {"run": {"run_id": "r1"}, **routes._leaderboard_context("r1", agents, "rank", "asc")}
+    html = routes._env().get_template("partials/leaderboard.html").render(context)
+    rows = table_rows(html, "leaderboard")
+    assert len(rows) == 3
+    assert rows[0].startswith('<tr class="row-failed">') and '<span class="badge status-failed">failed</span>' in rows[0]
+    assert rows[1].startswith('<tr class="row-liquidated">') and '<span class="badge warn">liquidated</span>' in rows[1]
+    assert "sma&lt;cross&gt;" in rows[0] and '<td class="num pos">10.00 %</td>' in rows[0]
+    assert '<td class="num neg">-20.00 %</td>' in rows[1] and "&lt;b&gt;" in rows[1] and "<b>" not in rows[1]
+    assert '<a href="/trading/cohorts/r1/agents/a02">a02</a>' in rows[2] and '<td class="num">1,000</td>' in rows[2]
+    assert "None" not in html
+
+
 # ----------------------------------------------------------------- agent page
 
 
@@ -333,6 +351,66 @@ def _agent_trades(client, run_id, agent_id):
     r = client.get(f"/api/cohorts/{run_id}/agents/{agent_id}")
     assert r.status_code == 200
     return r.json()["trades"]
+
+
+# ----------------------------------------------------------------- figures
+
+
+def test_page_figures_are_valid_plotly_figures(client, runs):
+    """The figure dicts (built without plotly.graph_objects) pass plotly.py's schema validation."""
+    go = pytest.importorskip("plotly.graph_objects")
+    a = runs["a"]
+    agent = max(a["report"]["agents"], key=lambda x: x["trades"])["agent_id"]
+    pages = {f"/trading/cohorts/{a['run_id']}": ("fig-gauges", "fig-equity", "fig-exposure"),
+             f"/trading/cohorts/{a['run_id']}/agents/{agent}": ("fig-prices", "fig-agent-equity")}
+    for url, ids in pages.items():
+        html = client.get(url).text
+        for fig_id in ids:
+            fig = figure(html, fig_id)
+            go.Figure(fig)  # raises ValueError on any property plotly.js does not know
+            assert fig["layout"]["template"]["layout"]["plot_bgcolor"] == "white"  # plotly_white
+
+
+@pytest.mark.parametrize("rows, spacing, heights", [(1, 0.0, None), (2, 0.08, [0.55, 0.45]), (2, 0.1, None),
+                                                    (3, 0.06, None), (5, 0.06, None)])
+def test_subplot_rows_are_laid_out_as_make_subplots_did(rows, spacing, heights):
+    pytest.importorskip("plotly")
+    from plotly.subplots import make_subplots
+
+    from web import figures
+
+    titles = [f"row {i}" for i in range(1, rows + 1)]
+    layout: dict = {}
+    refs = figures._rows(layout, rows, spacing=spacing, heights=heights, titles=titles)
+    expected = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=spacing, row_heights=heights,
+                             subplot_titles=titles).to_plotly_json()["layout"]
+    for key, axis in expected.items():
+        if key.startswith(("xaxis", "yaxis")):
+            assert set(layout[key]) == set(axis), key
+            for name, value in axis.items():
+                assert layout[key][name] == (pytest.approx(value) if name == "domain" else value), (key, name)
+    assert [(n["text"], n["y"]) for n in layout["annotations"]] == \
+        [(n["text"], pytest.approx(n["y"])) for n in expected["annotations"]]
+    assert refs[-1] == {"xaxis": f"x{rows}" if rows > 1 else "x", "yaxis": f"y{rows}" if rows > 1 else "y"}
+
+
+def test_figure_json_has_no_nan_and_cannot_close_the_script():
+    import numpy as np
+
+    from web import figures
+
+    curves = {"timestamps": ["2018-01-15T00:00:00Z", "2018-01-15T00:05:00Z", "2018-01-15T00:10:00Z"],
+              "parent_equity": [1.0, float("nan"), 2.0], "agent_equity": {"</script><b>&": np.array([1.0, np.inf, 3.0])},
+              "utilisation": [0.1, None, "x"], "gross_exposure": np.array([0.1, 0.2, np.nan])}
+    equity = figures.equity_figure(curves, "BTC")
+    assert equity["data"][0]["y"] == [1.0, None, 2.0] and equity["data"][1]["y"] == [1.0, None, 3.0]
+    assert figures.exposure_figure(curves, {})["data"][0]["y"] == [0.1, None, None]
+    text = figures.to_json(equity)
+    assert "NaN" not in text and "Infinity" not in text and "<" not in text and "&" not in text
+    assert json.loads(text)["data"][1]["name"] == "</script><b>&"
+    # non-finite numbers that bypass the cleaning (a hand-made figure, numpy values) still become null
+    raw = {"data": [{"type": "scatter", "y": [float("nan"), np.float64(1.5), np.array([np.inf, 2.0])]}], "layout": {}}
+    assert json.loads(figures.to_json(raw))["data"][0]["y"] == [None, 1.5, [None, 2.0]]
 
 
 # ----------------------------------------------------------------- launch form

@@ -6,6 +6,13 @@ that :func:`to_json` serialises; the page hands it to ``Plotly.newPlot`` (plotly
 served from the installed ``plotly`` package, see :mod:`web.routes`). Nothing here
 reads the store or renders HTML.
 
+The figures are plain dicts in the Plotly JSON figure schema, not
+``plotly.graph_objects``: building and validating graph objects (and
+``make_subplots``) took ~80 ms of a cohort page; the dicts take well under 1 ms.
+Subplots are axes with ``domain``s (:func:`_rows` lays them out as
+``make_subplots`` did), gauges and candlesticks are ordinary trace dicts.
+``tests/test_web.py`` checks every figure against plotly.py's schema.
+
 Units: equity in the bars' quote currency; utilisation and drawdown are fractions
 (shown as %); gross exposure is a multiple of parent equity.
 """
@@ -15,11 +22,9 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
-
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
-from plotly.utils import PlotlyJSONEncoder
 
 __all__ = [
     "agent_equity_figure",
@@ -30,7 +35,9 @@ __all__ = [
     "to_json",
 ]
 
-TEMPLATE = "plotly_white"
+Figure = dict[str, Any]
+"""A figure in the Plotly JSON schema: ``{"data": [trace, ...], "layout": {...}}``."""
+
 PARENT_COLOUR = "#1f3b73"
 BUY_COLOUR = "#15803d"
 SELL_COLOUR = "#b91c1c"
@@ -40,23 +47,75 @@ AGENT_COLOURS = (
     "#ff9da7", "#9c755f", "#bab0ac",
 )
 MARGIN = {"l": 60, "r": 20, "t": 40, "b": 50}
+_AXIS = {"gridcolor": "#EBF0F8", "linecolor": "#EBF0F8", "ticks": "", "title": {"standoff": 15},
+         "zerolinecolor": "#EBF0F8", "automargin": True, "zerolinewidth": 2}
+TEMPLATE: dict[str, Any] = {
+    "data": {"scatter": [{"fillpattern": {"fillmode": "overlay", "size": 10, "solidity": 0.2}, "type": "scatter"}]},
+    "layout": {
+        "autotypenumbers": "strict",
+        "colorway": ["#636efa", "#EF553B", "#00cc96", "#ab63fa", "#FFA15A", "#19d3f3", "#FF6692", "#B6E880",
+                     "#FF97FF", "#FECB52"],
+        "font": {"color": "#2a3f5f"}, "hovermode": "closest", "hoverlabel": {"align": "left"},
+        "paper_bgcolor": "white", "plot_bgcolor": "white", "xaxis": _AXIS, "yaxis": _AXIS,
+        "shapedefaults": {"line": {"color": "#2a3f5f"}},
+        "annotationdefaults": {"arrowcolor": "#2a3f5f", "arrowhead": 0, "arrowwidth": 1},
+        "title": {"x": 0.05},
+    },
+}
+"""The parts of plotly.py's ``plotly_white`` template that 2-D cartesian charts and
+indicators use (plotly.js has no named templates: a figure carries its template).
+Shared by every figure: never mutate it."""
 
 
-def to_json(figure: go.Figure | Mapping[str, Any]) -> str:
+def to_json(figure: Mapping[str, Any]) -> str:
     """The figure as JSON that is safe inside ``<script type="application/json">``.
 
+    NaN and infinities become ``null`` (JSON has neither; Plotly draws a gap).
     ``<``, ``>`` and ``&`` are written as JSON unicode escapes, so no text in a
     figure (an agent id, a symbol) can close the script element.
     """
-    fig = figure.to_plotly_json() if isinstance(figure, go.Figure) else dict(figure)
-    text = json.dumps(fig, cls=PlotlyJSONEncoder, separators=(",", ":"))
+    fig = figure.to_plotly_json() if hasattr(figure, "to_plotly_json") else figure
+    try:
+        text = json.dumps(fig, separators=(",", ":"), allow_nan=False, default=_json_default)
+    except ValueError:  # a non-finite float somewhere: rare, so only then walk the figure
+        text = json.dumps(_finite(fig), separators=(",", ":"), allow_nan=False, default=_json_default)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _json_default(value: Any) -> Any:
+    """numpy arrays/scalars, datetimes and Decimals, should one reach a figure."""
+    if hasattr(value, "tolist"):  # numpy array or scalar
+        return _finite(value.tolist())
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return _finite(float(value))
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (recursively)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _clean(values: Sequence[Any] | None) -> list[float | None]:
     """Numbers with NaN/inf as None (JSON has no NaN; Plotly draws a gap)."""
+    if values is None:
+        return []
+    if hasattr(values, "tolist"):  # a numpy array
+        values = values.tolist()
+    if set(map(type, values)) == {float} and math.isfinite(sum(values)):  # the read layer's usual case
+        return list(values)
     out: list[float | None] = []
-    for v in values or []:
+    for v in values:
         try:
             f = float(v)
         except (TypeError, ValueError):
@@ -66,16 +125,52 @@ def _clean(values: Sequence[Any] | None) -> list[float | None]:
     return out
 
 
-def _finish(fig: go.Figure, *, title: str | None, height: int) -> go.Figure:
-    fig.update_layout(
-        template=TEMPLATE, height=height, margin=MARGIN, hovermode="x unified",
-        legend={"orientation": "h", "yanchor": "top", "y": -0.1, "x": 0},
-        title={"text": title, "x": 0, "font": {"size": 15}} if title else None,
-    )
-    return fig
+def _layout(height: int, **extra: Any) -> dict[str, Any]:
+    """The layout every cartesian figure shares (what ``_finish`` set on a ``go.Figure``)."""
+    layout: dict[str, Any] = {
+        "template": TEMPLATE, "height": height, "margin": dict(MARGIN), "hovermode": "x unified",
+        "legend": {"orientation": "h", "yanchor": "top", "y": -0.1, "x": 0},
+    }
+    layout.update(extra)
+    return layout
 
 
-def equity_figure(curves: Mapping[str, Any], quote: str, *, max_agents_in_legend: int = 12) -> go.Figure:
+def _rows(layout: dict[str, Any], rows: int, *, spacing: float, heights: Sequence[float] | None = None,
+          titles: Sequence[str] | None = None, shared_x: bool = True) -> list[dict[str, str]]:
+    """Stacked subplots (one column) in ``layout``, as ``make_subplots(rows, 1, ...)`` lays them out.
+
+    Row 1 is the top one; its axes are ``x``/``y``, row ``i`` uses ``x{i}``/``y{i}``
+    (layout keys ``xaxis{i}``/``yaxis{i}``). With ``shared_x`` every x axis matches
+    the bottom one and only the bottom one shows tick labels. ``titles`` become
+    annotations just above each row. Returns ``{"xaxis", "yaxis"}`` references per
+    row, to put on its traces.
+    """
+    weights = list(heights) if heights else [1.0] * rows
+    total = sum(weights)
+    available = 1.0 - spacing * (rows - 1)
+    refs: list[dict[str, str]] = []
+    bottom_x = "x" if rows == 1 else f"x{rows}"
+    top = 1.0
+    for i in range(1, rows + 1):
+        suffix = "" if i == 1 else str(i)
+        height = available * weights[i - 1] / total
+        bottom = 0.0 if i == rows else max(0.0, top - height)
+        x_ref, y_ref = f"x{suffix}", f"y{suffix}"
+        xaxis: dict[str, Any] = {"anchor": y_ref, "domain": [0.0, 1.0]}
+        if shared_x and i < rows:
+            xaxis.update(matches=bottom_x, showticklabels=False)
+        layout[f"xaxis{suffix}"] = xaxis
+        layout[f"yaxis{suffix}"] = {"anchor": x_ref, "domain": [round(bottom, 12), round(top, 12)]}
+        if titles:
+            layout.setdefault("annotations", []).append({
+                "text": titles[i - 1], "x": 0.5, "xref": "paper", "xanchor": "center", "y": round(top, 12),
+                "yref": "paper", "yanchor": "bottom", "showarrow": False, "font": {"size": 16}})
+        refs.append({"xaxis": x_ref, "yaxis": y_ref})
+        top = bottom - spacing
+    return refs
+
+
+def equity_figure(curves: Mapping[str, Any], quote: str, *, max_agents_in_legend: int = 12) -> Figure:
     """Parent equity (top) and every agent's equity (bottom) over the traded window.
 
     Args:
@@ -86,22 +181,23 @@ def equity_figure(curves: Mapping[str, Any], quote: str, *, max_agents_in_legend
     """
     ts = list(curves.get("timestamps") or [])
     agents: Mapping[str, Sequence[float]] = curves.get("agent_equity") or {}
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.55, 0.45],
-                        subplot_titles=(f"Parent equity ({quote})", f"Agents' equity ({quote})"))
-    fig.add_trace(go.Scatter(x=ts, y=_clean(curves.get("parent_equity")), name="parent", mode="lines",
-                             line={"color": PARENT_COLOUR, "width": 2.5}), row=1, col=1)
+    layout = _layout(560)
+    top, bottom = _rows(layout, 2, spacing=0.08, heights=(0.55, 0.45),
+                        titles=(f"Parent equity ({quote})", f"Agents' equity ({quote})"))
+    layout["yaxis"]["title"] = {"text": quote}
+    layout["yaxis2"]["title"] = {"text": quote}
+    data: list[dict[str, Any]] = [{
+        "type": "scatter", "x": ts, "y": _clean(curves.get("parent_equity")), "name": "parent", "mode": "lines",
+        "line": {"color": PARENT_COLOUR, "width": 2.5}, **top}]
     for i, (agent_id, values) in enumerate(agents.items()):
-        fig.add_trace(go.Scatter(
-            x=ts, y=_clean(values), name=str(agent_id), mode="lines", opacity=0.8,
-            line={"color": AGENT_COLOURS[i % len(AGENT_COLOURS)], "width": 1},
-            showlegend=i < max_agents_in_legend,
-        ), row=2, col=1)
-    fig.update_yaxes(title_text=quote, row=1, col=1)
-    fig.update_yaxes(title_text=quote, row=2, col=1)
-    return _finish(fig, title=None, height=560)
+        data.append({
+            "type": "scatter", "x": ts, "y": _clean(values), "name": str(agent_id), "mode": "lines", "opacity": 0.8,
+            "line": {"color": AGENT_COLOURS[i % len(AGENT_COLOURS)], "width": 1},
+            "showlegend": i < max_agents_in_legend, **bottom})
+    return {"data": data, "layout": layout}
 
 
-def exposure_figure(curves: Mapping[str, Any], limits: Mapping[str, Any]) -> go.Figure:
+def exposure_figure(curves: Mapping[str, Any], limits: Mapping[str, Any]) -> Figure:
     """Utilisation (top) and gross exposure (bottom) over time, with their ceilings.
 
     Utilisation is capital in positions / capital allocated; gross exposure is a
@@ -113,31 +209,32 @@ def exposure_figure(curves: Mapping[str, Any], limits: Mapping[str, Any]) -> go.
     ts = list(curves.get("timestamps") or [])
     gross_cap = _num(limits.get("max_gross_leverage"))
     symbol_cap = _num(limits.get("max_symbol_exposure"))
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1,
-                        subplot_titles=("Utilisation (capital in positions / allocated)",
-                                        "Gross exposure (× parent equity)"))
-    fig.add_trace(go.Scatter(x=ts, y=_clean(curves.get("utilisation")), name="utilisation", mode="lines",
-                             fill="tozeroy", line={"color": "#4e79a7", "width": 1.5}), row=1, col=1)
-    fig.add_trace(go.Scatter(x=ts, y=_clean(curves.get("gross_exposure")), name="gross exposure", mode="lines",
-                             fill="tozeroy", line={"color": "#f28e2b", "width": 1.5}), row=2, col=1)
+    layout = _layout(480)
+    rows = _rows(layout, 2, spacing=0.1, titles=("Utilisation (capital in positions / allocated)",
+                                                 "Gross exposure (× parent equity)"))
+    layout["yaxis"].update(tickformat=".0%", rangemode="tozero")
+    layout["yaxis2"].update(ticksuffix="×", rangemode="tozero")
+    data: list[dict[str, Any]] = [
+        {"type": "scatter", "x": ts, "y": _clean(curves.get("utilisation")), "name": "utilisation", "mode": "lines",
+         "fill": "tozeroy", "line": {"color": "#4e79a7", "width": 1.5}, **rows[0]},
+        {"type": "scatter", "x": ts, "y": _clean(curves.get("gross_exposure")), "name": "gross exposure",
+         "mode": "lines", "fill": "tozeroy", "line": {"color": "#f28e2b", "width": 1.5}, **rows[1]},
+    ]
     if gross_cap is not None and ts:
         for row, label in ((1, "ceiling"), (2, "gross ceiling")):
-            fig.add_trace(go.Scatter(
-                x=[ts[0], ts[-1]], y=[gross_cap, gross_cap], mode="lines", name=f"{label} {gross_cap:g}×",
-                line={"color": LIMIT_COLOUR, "dash": "dash", "width": 1.5}, hoverinfo="skip",
-                showlegend=row == 2, legendgroup="ceiling",
-            ), row=row, col=1)
+            data.append({
+                "type": "scatter", "x": [ts[0], ts[-1]], "y": [gross_cap, gross_cap], "mode": "lines",
+                "name": f"{label} {gross_cap:g}×", "line": {"color": LIMIT_COLOUR, "dash": "dash", "width": 1.5},
+                "hoverinfo": "skip", "showlegend": row == 2, "legendgroup": "ceiling", **rows[row - 1]})
     if symbol_cap is not None and ts and symbol_cap != gross_cap:
-        fig.add_trace(go.Scatter(
-            x=[ts[0], ts[-1]], y=[symbol_cap, symbol_cap], mode="lines",
-            name=f"per-symbol cap {symbol_cap:g}×", hoverinfo="skip",
-            line={"color": "#7c3aed", "dash": "dot", "width": 1.2}), row=2, col=1)
-    fig.update_yaxes(tickformat=".0%", rangemode="tozero", row=1, col=1)
-    fig.update_yaxes(ticksuffix="×", rangemode="tozero", row=2, col=1)
-    return _finish(fig, title=None, height=480)
+        data.append({
+            "type": "scatter", "x": [ts[0], ts[-1]], "y": [symbol_cap, symbol_cap], "mode": "lines",
+            "name": f"per-symbol cap {symbol_cap:g}×", "hoverinfo": "skip",
+            "line": {"color": "#7c3aed", "dash": "dot", "width": 1.2}, **rows[1]})
+    return {"data": data, "layout": layout}
 
 
-def gauges_figure(parent: Mapping[str, Any], limits: Mapping[str, Any]) -> go.Figure:
+def gauges_figure(parent: Mapping[str, Any], limits: Mapping[str, Any]) -> Figure:
     """Risk gauges: max drawdown, peak utilisation (against the ceiling), breaches.
 
     Args:
@@ -149,36 +246,32 @@ def gauges_figure(parent: Mapping[str, Any], limits: Mapping[str, Any]) -> go.Fi
     util = _num(parent.get("peak_utilisation")) or 0.0
     breaches = int(_num(parent.get("breaches")) or 0)
     cap = _num(limits.get("max_gross_leverage")) or 1.0
-    fig = go.Figure()
     dd_top = max(0.2, dd * 1.25)
-    fig.add_trace(go.Indicator(
-        mode="gauge+number", value=dd * 100, title={"text": "Max drawdown"},
-        number={"suffix": " %", "valueformat": ".2f"},
-        gauge={"axis": {"range": [0, dd_top * 100]}, "bar": {"color": "#b91c1c" if dd > 0.1 else "#f59e0b"},
-               "steps": [{"range": [0, 5], "color": "#ecfdf5"}, {"range": [5, 10], "color": "#fef3c7"},
-                         {"range": [10, dd_top * 100], "color": "#fee2e2"}]},
-        domain={"x": [0.0, 0.3], "y": [0, 1]},
-    ))
     util_top = max(cap, util) * 1.2
-    fig.add_trace(go.Indicator(
-        mode="gauge+number", value=util * 100, title={"text": "Peak utilisation"},
-        number={"suffix": " %", "valueformat": ".1f"},
-        gauge={"axis": {"range": [0, util_top * 100]}, "bar": {"color": "#4e79a7"},
-               "threshold": {"line": {"color": LIMIT_COLOUR, "width": 3}, "thickness": 0.85, "value": cap * 100}},
-        domain={"x": [0.35, 0.65], "y": [0, 1]},
-    ))
-    fig.add_trace(go.Indicator(
-        mode="gauge+number", value=breaches, title={"text": "Breach attempts"},
-        gauge={"axis": {"range": [0, max(10, breaches * 1.25)]},
-               "bar": {"color": "#b91c1c" if breaches else "#15803d"}},
-        domain={"x": [0.7, 1.0], "y": [0, 1]},
-    ))
-    fig.update_layout(template=TEMPLATE, height=220, margin={"l": 30, "r": 30, "t": 50, "b": 10})
-    return fig
+    data = [
+        {"type": "indicator", "mode": "gauge+number", "value": dd * 100, "title": {"text": "Max drawdown"},
+         "number": {"suffix": " %", "valueformat": ".2f"},
+         "gauge": {"axis": {"range": [0, dd_top * 100]}, "bar": {"color": "#b91c1c" if dd > 0.1 else "#f59e0b"},
+                   "steps": [{"range": [0, 5], "color": "#ecfdf5"}, {"range": [5, 10], "color": "#fef3c7"},
+                             {"range": [10, dd_top * 100], "color": "#fee2e2"}]},
+         "domain": {"x": [0.0, 0.3], "y": [0, 1]}},
+        {"type": "indicator", "mode": "gauge+number", "value": util * 100, "title": {"text": "Peak utilisation"},
+         "number": {"suffix": " %", "valueformat": ".1f"},
+         "gauge": {"axis": {"range": [0, util_top * 100]}, "bar": {"color": "#4e79a7"},
+                   "threshold": {"line": {"color": LIMIT_COLOUR, "width": 3}, "thickness": 0.85,
+                                 "value": cap * 100}},
+         "domain": {"x": [0.35, 0.65], "y": [0, 1]}},
+        {"type": "indicator", "mode": "gauge+number", "value": breaches, "title": {"text": "Breach attempts"},
+         "gauge": {"axis": {"range": [0, max(10, breaches * 1.25)]},
+                   "bar": {"color": "#b91c1c" if breaches else "#15803d"}},
+         "domain": {"x": [0.7, 1.0], "y": [0, 1]}},
+    ]
+    return {"data": data, "layout": {"template": TEMPLATE, "height": 220,
+                                     "margin": {"l": 30, "r": 30, "t": 50, "b": 10}}}
 
 
 def price_figure(prices: Mapping[str, Mapping[str, Any]], trades: Sequence[Mapping[str, Any]],
-                 quote: str) -> go.Figure:
+                 quote: str) -> Figure:
     """One candlestick panel per traded symbol with the agent's trades as markers.
 
     A buy is a green upward triangle, a sell a red downward one: a long trade buys
@@ -194,25 +287,32 @@ def price_figure(prices: Mapping[str, Mapping[str, Any]], trades: Sequence[Mappi
     """
     symbols = list(prices) or sorted({str(t.get("symbol")) for t in trades})
     rows = max(1, len(symbols))
-    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.06 if rows > 1 else 0.0,
-                        subplot_titles=[f"{s} ({quote})" for s in symbols] or None)
+    layout = _layout(max(320, 260 * rows))
+    # make_subplots' 0.06 between panels, narrower when that would leave the panels no room
+    refs = _rows(layout, rows, spacing=min(0.06, 0.5 / (rows - 1)) if rows > 1 else 0.0,
+                 titles=[f"{s} ({quote})" for s in symbols] or None)
+    for key in list(layout):
+        if key.startswith("xaxis"):
+            layout[key]["rangeslider"] = {"visible": False}
+    by_symbol: dict[str, list[Mapping[str, Any]]] = {}
+    for t in trades:
+        by_symbol.setdefault(str(t.get("symbol")), []).append(t)
+    data: list[dict[str, Any]] = []
     for row, symbol in enumerate(symbols, start=1):
+        axes = refs[row - 1]
         p = prices.get(symbol) or {}
         ts = list(p.get("timestamps") or [])
         if ts and p.get("open") is not None:
-            fig.add_trace(go.Candlestick(
-                x=ts, open=_clean(p.get("open")), high=_clean(p.get("high")), low=_clean(p.get("low")),
-                close=_clean(p.get("close")), name=symbol, showlegend=False,
-                increasing={"line": {"color": "#64748b"}}, decreasing={"line": {"color": "#cbd5e1"}},
-            ), row=row, col=1)
+            data.append({
+                "type": "candlestick", "x": ts, "open": _clean(p.get("open")), "high": _clean(p.get("high")),
+                "low": _clean(p.get("low")), "close": _clean(p.get("close")), "name": symbol, "showlegend": False,
+                "increasing": {"line": {"color": "#64748b"}}, "decreasing": {"line": {"color": "#cbd5e1"}}, **axes})
         elif ts:
-            fig.add_trace(go.Scatter(x=ts, y=_clean(p.get("close")), name=symbol, mode="lines",
-                                     showlegend=False, line={"color": "#64748b"}), row=row, col=1)
+            data.append({"type": "scatter", "x": ts, "y": _clean(p.get("close")), "name": symbol, "mode": "lines",
+                         "showlegend": False, "line": {"color": "#64748b"}, **axes})
         buys: dict[str, list] = {"x": [], "y": [], "text": []}
         sells: dict[str, list] = {"x": [], "y": [], "text": []}
-        for t in trades:
-            if str(t.get("symbol")) != symbol:
-                continue
+        for t in by_symbol.get(symbol, ()):
             short = str(t.get("side", "long")).lower() in ("short", "sell")
             qty = _num(t.get("qty"))
             pnl = _num(t.get("pnl"))
@@ -228,28 +328,28 @@ def price_figure(prices: Mapping[str, Mapping[str, Any]], trades: Sequence[Mappi
                                      if pnl is not None else "exit")
         for marks, name, colour, symbol_shape in ((buys, "buy", BUY_COLOUR, "triangle-up"),
                                                   (sells, "sell", SELL_COLOUR, "triangle-down")):
-            fig.add_trace(go.Scatter(
-                x=marks["x"], y=marks["y"], text=marks["text"], mode="markers", name=name,
-                legendgroup=name, showlegend=row == 1,
-                marker={"symbol": symbol_shape, "size": 12, "color": colour, "line": {"width": 1, "color": "#111"}},
-                hovertemplate="%{x}<br>%{y:.8g}<br>%{text}<extra>" + name + "</extra>",
-            ), row=row, col=1)
-    fig.update_xaxes(rangeslider_visible=False)
-    return _finish(fig, title=None, height=max(320, 260 * rows))
+            data.append({
+                "type": "scatter", "x": marks["x"], "y": marks["y"], "text": marks["text"], "mode": "markers",
+                "name": name, "legendgroup": name, "showlegend": row == 1,
+                "marker": {"symbol": symbol_shape, "size": 12, "color": colour, "line": {"width": 1, "color": "#111"}},
+                "hovertemplate": "%{x}<br>%{y:.8g}<br>%{text}<extra>" + name + "</extra>", **axes})
+    return {"data": data, "layout": layout}
 
 
-def agent_equity_figure(equity: Mapping[str, Any], quote: str, allocated: float | None = None) -> go.Figure:
+def agent_equity_figure(equity: Mapping[str, Any], quote: str, allocated: float | None = None) -> Figure:
     """An agent's equity curve, with its allocation as a dashed line when known."""
     ts = list(equity.get("timestamps") or [])
-    fig = go.Figure(go.Scatter(x=ts, y=_clean(equity.get("values")), name="equity", mode="lines",
-                               line={"color": PARENT_COLOUR, "width": 2}))
+    data: list[dict[str, Any]] = [{"type": "scatter", "x": ts, "y": _clean(equity.get("values")), "name": "equity",
+                                   "mode": "lines", "line": {"color": PARENT_COLOUR, "width": 2}}]
+    allocated = _num(allocated)
     if allocated is not None and ts:
-        fig.add_trace(go.Scatter(x=[ts[0], ts[-1]], y=[allocated, allocated], mode="lines", name="allocated",
-                                 hoverinfo="skip", line={"color": "#94a3b8", "dash": "dash", "width": 1}))
-    fig.update_yaxes(title_text=quote)
-    _finish(fig, title=f"Equity ({quote})", height=320)
-    fig.update_layout(legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1})
-    return fig
+        data.append({"type": "scatter", "x": [ts[0], ts[-1]], "y": [allocated, allocated], "mode": "lines",
+                     "name": "allocated", "hoverinfo": "skip",
+                     "line": {"color": "#94a3b8", "dash": "dash", "width": 1}})
+    layout = _layout(320, title={"text": f"Equity ({quote})", "x": 0, "font": {"size": 15}},
+                     legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1},
+                     yaxis={"title": {"text": quote}})
+    return {"data": data, "layout": layout}
 
 
 def _num(value: Any) -> float | None:

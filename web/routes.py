@@ -55,11 +55,11 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 import jinja2
-from markupsafe import escape
+from markupsafe import Markup, escape
 from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
@@ -443,8 +443,51 @@ def _leaderboard_context(run_id: str, agents: list[dict], sort: str | None, orde
     def sort_page_url(column: str) -> str:  # the same sort without JavaScript: the whole page
         return sort_url(column).replace("/leaderboard?", "?", 1) + "#leaderboard"
 
-    return {"leaderboard": rows, "sort": key, "order": order, "columns": LEADERBOARD_COLUMNS, "sort_url": sort_url,
-            "sort_page_url": sort_page_url}
+    return {"leaderboard": [_leaderboard_row(run_id, a) for a in rows], "sort": key, "order": order,
+            "columns": LEADERBOARD_COLUMNS, "sort_url": sort_url, "sort_page_url": sort_page_url}
+
+
+class _LeaderboardRow(NamedTuple):
+    """One leaderboard row, formatted once in Python (a 200-agent table rendered cell by
+    cell through Jinja filters took ~15 ms). ``attrs`` and ``numbers`` are markup."""
+
+    agent_id: str
+    href: str
+    rank: str
+    family: str
+    failed: bool
+    liquidated: bool
+    attrs: Markup
+    numbers: Markup
+
+
+def _plain(value: Any) -> str:
+    return "—" if value is None else str(value)
+
+
+def _leaderboard_row(run_id: str, a: Mapping[str, Any]) -> _LeaderboardRow:
+    get = a.get
+    # the numeric cells after rank / agent / family, in LEADERBOARD_COLUMNS order; _money, _pct and
+    # _num only ever give digits, signs, "." "," "%" and "—", so only the pass-through values are escaped
+    cells = (
+        f'<td class="num">{_money(get("allocated"))}</td>',
+        f'<td class="num">{_money(get("final_equity"))}</td>',
+        f'<td class="num {_sign(get("roi"))}">{_pct(get("roi"))}</td>',
+        f'<td class="num">{_num(get("sharpe"))}</td>',
+        f'<td class="num">{_num(get("sortino"))}</td>',
+        f'<td class="num">{_pct(get("max_drawdown"))}</td>',
+        f'<td class="num">{escape(_plain(get("trades")))}</td>',
+        f'<td class="num">{_pct(get("win_rate"), 0)}</td>',
+        f'<td class="num">{_pct(get("utilisation"))}</td>',
+        f'<td class="num">{escape(_plain(get("breaches")))}</td>',
+        f'<td class="num">{_num(get("confidence"))}</td>',
+    )
+    failed, liquidated = bool(a.get("failed")), bool(a.get("liquidated"))
+    attrs = ' class="row-failed"' if failed else (' class="row-liquidated"' if liquidated else "")
+    agent_id = str(a.get("agent_id") or "")
+    return _LeaderboardRow(agent_id=agent_id, href=f"/trading/cohorts/{run_id}/agents/{agent_id}",
+                           rank=_plain(a.get("rank")), family=_plain(a.get("family")), failed=failed,
+                           liquidated=liquidated, attrs=Markup(attrs), numbers=Markup("\n      ".join(cells)))
 
 
 def _detail_or_none(store: Store, run_id: str) -> dict[str, Any] | None:
@@ -641,6 +684,37 @@ def _metric_rows(agent: Mapping[str, Any], quote: str) -> list[tuple[str, str]]:
     return rows
 
 
+class _TradeRow(NamedTuple):
+    """One row of the agent page's trade list, formatted once in Python (cheaper than
+    five Jinja filters per row when an agent traded hundreds of times)."""
+
+    symbol: str
+    side: str
+    entry_time: str
+    entry_price: str
+    exit_time: str
+    exit_price: str
+    qty: str
+    fees: str
+    pnl_class: str
+    pnl: str
+    exit_reason: str
+
+
+def _trade_row(t: Mapping[str, Any]) -> _TradeRow:
+    get = t.get
+    pnl = get("pnl")
+    return _TradeRow(
+        symbol=_text(get("symbol")), side=_text(get("side")), entry_time=_dt(get("entry_time")),
+        entry_price=_num(get("entry_price"), 8), exit_time=_dt(get("exit_time")) if get("exit_time") else "open",
+        exit_price=_num(get("exit_price"), 8), qty=_num(get("qty"), 4), fees=_num(get("fees"), 8),
+        pnl_class=f"num {_sign(pnl)}", pnl=_num(pnl, 8), exit_reason=_text(get("exit_reason")))
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
 @router.get("/trading/cohorts/{run_id}/agents/{agent_id}", response_class=HTMLResponse)
 def agent_page(request: Request, run_id: str, agent_id: str, store: Store = Depends(_store)) -> HTMLResponse:
     """One agent of a completed cohort."""
@@ -660,7 +734,8 @@ def agent_page(request: Request, run_id: str, agent_id: str, store: Store = Depe
     prices = data.get("prices") or {}
     context = {
         "nav": "cohorts", "charts": True, "run": detail["run"], "agent": agent, "quote": quote,
-        "trades": trades, "prices": prices, "prices_error": data.get("prices_error"),
+        "trades": trades, "trade_rows": [_trade_row(t) for t in trades], "prices": prices,
+        "prices_error": data.get("prices_error"),
         "genome_rows": _genome_rows(agent.get("genome") or {}), "metric_rows": _metric_rows(agent, quote),
         "figures": {
             "prices": figures.to_json(figures.price_figure(prices, trades, quote)),
