@@ -413,6 +413,19 @@ def test_figure_json_has_no_nan_and_cannot_close_the_script():
     assert json.loads(figures.to_json(raw))["data"][0]["y"] == [None, 1.5, [None, 2.0]]
 
 
+def test_shared_timestamps_are_encoded_once_per_figure_and_the_figure_is_left_alone():
+    from web import figures
+
+    ts = [f"2018-01-15T{h:02d}:{m:02d}:00Z" for h in range(2) for m in range(0, 60, 5)]
+    curves = {"timestamps": ts, "parent_equity": [1.0] * len(ts),
+              "agent_equity": {f"a{i:02d}": [float(i)] * len(ts) for i in range(3)}}
+    fig = figures.equity_figure(curves, "BTC")
+    decoded = json.loads(figures.to_json(fig))
+    assert [t["x"] for t in decoded["data"]] == [ts] * 4
+    assert decoded == json.loads(json.dumps(fig))
+    assert all(t["x"] == ts for t in fig["data"])  # the figure dict is not modified
+
+
 # ----------------------------------------------------------------- launch form
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -73,13 +74,51 @@ def to_json(figure: Mapping[str, Any]) -> str:
     NaN and infinities become ``null`` (JSON has neither; Plotly draws a gap).
     ``<``, ``>`` and ``&`` are written as JSON unicode escapes, so no text in a
     figure (an agent id, a symbol) can close the script element.
+
+    A long ``x`` list that several traces share (the timestamps of every agent's
+    equity curve) is encoded once and pasted in for each of them.
     """
     fig = figure.to_plotly_json() if hasattr(figure, "to_plotly_json") else figure
-    try:
-        text = json.dumps(fig, separators=(",", ":"), allow_nan=False, default=_json_default)
-    except ValueError:  # a non-finite float somewhere: rare, so only then walk the figure
-        text = json.dumps(_finite(fig), separators=(",", ":"), allow_nan=False, default=_json_default)
+    fig, shared = _share_x(fig)
+    text = _dumps(fig)
+    for token, values in shared.items():
+        text = text.replace(f'"{token}"', _dumps(values))
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _dumps(value: Any) -> str:
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False, default=_json_default)
+    except ValueError:  # a non-finite float somewhere: rare, so only then walk the value
+        return json.dumps(_finite(value), separators=(",", ":"), allow_nan=False, default=_json_default)
+
+
+def _share_x(fig: Any) -> tuple[Any, dict[str, list]]:
+    """``fig`` with each long ``x`` list used by more than one trace replaced by a
+    unique token (a shallow copy; ``fig`` itself is left alone), and the lists by token."""
+    data = fig.get("data") if isinstance(fig, Mapping) else None
+    if not isinstance(data, list):
+        return fig, {}
+    users: dict[int, int] = {}
+    for trace in data:
+        x = trace.get("x") if isinstance(trace, Mapping) else None
+        if type(x) is list and len(x) >= 32:
+            users[id(x)] = users.get(id(x), 0) + 1
+    repeated = {key for key, n in users.items() if n > 1}
+    if not repeated:
+        return fig, {}
+    shared: dict[str, list] = {}
+    tokens: dict[int, str] = {}
+    traces = []
+    for trace in data:
+        x = trace.get("x") if isinstance(trace, Mapping) else None
+        if x is not None and id(x) in repeated:
+            if id(x) not in tokens:
+                tokens[id(x)] = token = f"@shared-x-{uuid.uuid4().hex}@"
+                shared[token] = x
+            trace = {**trace, "x": tokens[id(x)]}
+        traces.append(trace)
+    return {**fig, "data": traces}, shared
 
 
 def _json_default(value: Any) -> Any:
