@@ -252,7 +252,7 @@ def test_cohort_detail(client, runs):
     assert r.status_code == 200
     body = r.json()
     assert body["run"]["run_id"] == run["run_id"] and body["run"]["status"] == "completed"
-    assert body["run"]["data_label"] == str(BINANCE) and body["run"]["finished_at"]
+    assert body["run"]["data_label"] == str(BINANCE.resolve()) and body["run"]["finished_at"]
     summary = body["summary"]
     assert summary["parent"]["final_equity"] == pytest.approx(run["report"]["parent"]["final_equity"])
     assert [a["agent_id"] for a in summary["agents"]] == [a["agent_id"] for a in run["report"]["agents"]]
