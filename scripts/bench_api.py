@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_fill import fill_store  # noqa: E402
+from bench_fill import fill_store, percentile, start_nx_27017  # noqa: E402
 from manager.store import open_store  # noqa: E402
 
 
@@ -36,24 +36,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def start_nx(folder: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "nx_27017.nx_27017", "--host", "127.0.0.1", "--port", str(port),
-                             "--data-dir", str(folder / "nx"), "--pid-file", str(folder / "nx.pid"),
-                             "--log-file", str(folder / "nx.log")], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.STDOUT)
-    from pymongo import MongoClient
-    for _ in range(200):
-        try:
-            with MongoClient(f"mongodb://127.0.0.1:{port}/", serverSelectionTimeoutMS=200) as c:
-                c.admin.command("ping")
-            return proc, f"mongodb://127.0.0.1:{port}/bench"
-        except Exception:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("nx-27017 did not start")
 
 
 def serve(store_url: str) -> tuple[subprocess.Popen, str]:
@@ -71,11 +53,6 @@ def serve(store_url: str) -> tuple[subprocess.Popen, str]:
         time.sleep(0.1)
     proc.kill()
     raise RuntimeError("the API did not start")
-
-
-def pct(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
 
 
 def bench(label: str, store_url: str, n: int, requests: int) -> None:
@@ -109,8 +86,8 @@ def bench(label: str, store_url: str, n: int, requests: int) -> None:
         proc.terminate()
         proc.wait(10)
     print(f"{label}: {n:,} cohorts (filled in {fill_s:.1f} s), {requests} requests each")
-    print(f"  GET /api/experiments/cohorts  p50 {statistics.median(lists):6.1f} ms   p95 {pct(lists, 0.95):6.1f} ms")
-    print(f"  GET /trading/cohorts/{{id}}     p50 {statistics.median(pages):6.1f} ms   p95 {pct(pages, 0.95):6.1f} ms")
+    print(f"  GET /api/experiments/cohorts  p50 {statistics.median(lists):6.1f} ms   p95 {percentile(lists, 0.95):6.1f} ms")
+    print(f"  GET /trading/cohorts/{{id}}     p50 {statistics.median(pages):6.1f} ms   p95 {percentile(pages, 0.95):6.1f} ms")
 
 
 def main() -> None:
@@ -128,9 +105,9 @@ def main() -> None:
         if args.mongo_url:
             bench("MongoDB", args.mongo_url, args.cohorts, args.requests)
             return
-        proc, url = start_nx(folder)
+        proc, url = start_nx_27017(folder)
         try:
-            bench("MongoDB (nx-27017)", url, args.cohorts, args.requests)
+            bench("MongoDB (nx-27017)", url + "bench", args.cohorts, args.requests)
         finally:
             proc.terminate()
             proc.wait(10)
