@@ -18,7 +18,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_fill import fill_store, percentile, start_nx_27017  # noqa: E402
+from bench_fill import bench_stores, fill_store, percentile  # noqa: E402
 from manager.store import open_store  # noqa: E402
 
 
@@ -97,21 +96,8 @@ def main() -> None:
     ap.add_argument("--mongo-url", default=None, help="a real MongoDB (default: start nx-27017)")
     ap.add_argument("--skip-mongo", action="store_true")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        bench("SQLite", f"sqlite:///{folder / 'bench.db'}", args.cohorts, args.requests)
-        if args.skip_mongo:
-            return
-        if args.mongo_url:
-            bench("MongoDB", args.mongo_url, args.cohorts, args.requests)
-            return
-        proc, url = start_nx_27017(folder)
-        try:
-            bench("MongoDB (nx-27017)", url + "bench", args.cohorts, args.requests)
-        finally:
-            proc.terminate()
-            proc.wait(10)
-
+    for label, url in bench_stores(mongo_url=args.mongo_url, skip_mongo=args.skip_mongo):
+        bench(label, url, args.cohorts, args.requests)
 
 if __name__ == "__main__":
     main()

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -289,6 +289,28 @@ def bench(label: str, url: str, n: int, calls: int) -> None:
               f"max {stats['max_ms']:.2f} ms over {calls} calls", flush=True)
 
 
+def bench_stores(*, mongo_url: str | None = None, skip_mongo: bool = False,
+                 skip_sqlite: bool = False) -> Iterator[tuple[str, str]]:
+    """Yield ``(label, store URL)`` for each store to benchmark: a fresh SQLite file,
+    then ``mongo_url`` or, without it, a temporary nx-27017 server (stopped when
+    the iteration ends). Everything lives in a temporary folder."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        if not skip_sqlite:
+            yield "SQLite", f"sqlite:///{folder / 'bench.db'}"
+        if skip_mongo:
+            return
+        if mongo_url:
+            yield "MongoDB", mongo_url
+            return
+        proc, url = start_nx_27017(folder)
+        try:
+            yield "MongoDB (nx-27017)", url + "bench"
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cohorts", type=int, default=10_000)
@@ -297,22 +319,9 @@ def main() -> None:
     ap.add_argument("--skip-mongo", action="store_true")
     ap.add_argument("--skip-sqlite", action="store_true")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        if not args.skip_sqlite:
-            bench("SQLite", f"sqlite:///{folder / 'bench.db'}", args.cohorts, args.calls)
-        if args.skip_mongo:
-            return
-        if args.mongo_url:
-            bench("MongoDB", args.mongo_url, args.cohorts, args.calls)
-            return
-        proc, url = start_nx_27017(folder)
-        try:
-            bench("MongoDB (nx-27017)", url + "bench", args.cohorts, args.calls)
-        finally:
-            proc.terminate()
-            proc.wait(10)
-
+    for label, url in bench_stores(mongo_url=args.mongo_url, skip_mongo=args.skip_mongo,
+                                   skip_sqlite=args.skip_sqlite):
+        bench(label, url, args.cohorts, args.calls)
 
 if __name__ == "__main__":
     main()
