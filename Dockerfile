@@ -9,11 +9,13 @@
 
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
-# ---- assets: the dashboard's htmx from its npm registry package (never a CDN) ----
+# ---- assets: the dashboard's htmx and the API docs' Swagger UI and ReDoc from
+# their npm registry packages (never a CDN; web/package.json, web/package-lock.json) ----
 FROM node:20.19.5-bookworm-slim AS assets
 WORKDIR /web
 COPY web/package.json web/package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# No install scripts: only files are taken from this stage (and no install-time telemetry).
+RUN npm ci --no-audit --no-fund --ignore-scripts
 
 # ---- build: install cohortlab and its production extra into a virtualenv ----
 FROM ${PYTHON_IMAGE} AS build
@@ -36,6 +38,17 @@ COPY manager/ manager/
 COPY api/ api/
 COPY web/ web/
 COPY --from=assets /web/node_modules/htmx.org/dist/htmx.min.js web/node_modules/htmx.org/dist/htmx.min.js
+COPY --from=assets /web/node_modules/swagger-ui-dist/swagger-ui-bundle.js \
+     /web/node_modules/swagger-ui-dist/swagger-ui.css \
+     /web/node_modules/swagger-ui-dist/favicon-32x32.png \
+     /web/node_modules/swagger-ui-dist/swagger-ui-bundle.js.LICENSE.txt \
+     /web/node_modules/swagger-ui-dist/LICENSE \
+     /web/node_modules/swagger-ui-dist/NOTICE \
+     web/node_modules/swagger-ui-dist/
+COPY --from=assets /web/node_modules/redoc/bundles/redoc.standalone.js \
+     /web/node_modules/redoc/bundles/redoc.standalone.js.LICENSE.txt \
+     web/node_modules/redoc/bundles/
+COPY --from=assets /web/node_modules/redoc/LICENSE web/node_modules/redoc/LICENSE
 COPY migrations/ migrations/
 # Production extra only (Celery + Redis, PyMongo, Prometheus client, FastAPI,
 # uvicorn); never the test or bench extras.

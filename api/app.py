@@ -21,13 +21,17 @@ Routes:
     latency goes to ``cohortlab_request_latency_seconds`` (:mod:`api.middleware`),
     exposed by the same ``/metrics``. The dashboard's routes (``web.routes``) are
     mounted when that module exists.
+
+``GET /docs``, ``GET /redoc``
+    Swagger UI and ReDoc on ``/openapi.json``, their assets served locally from the
+    npm packages ``swagger-ui-dist`` and ``redoc`` (:mod:`api.docs`): they work offline.
 """
 
 from __future__ import annotations
 
 import re
 
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, Depends, FastAPI, Response
 from fastapi.responses import JSONResponse
 
 import manager.metrics as metrics
@@ -88,6 +92,8 @@ def create_app() -> FastAPI:
     """A new API application: operations routes (``/healthz``, ``/readyz``, ``/metrics``),
     the JSON API routers, problem-document error handlers, request-latency metrics and,
     when present, the dashboard (``web.routes``)."""
+    from api.deps import single_query_values
+    from api.docs import install_docs
     from api.middleware import RequestLatencyMiddleware
     from api.problems import install_problem_handlers
     from api.routers import API_DESCRIPTION, ROUTERS
@@ -97,7 +103,12 @@ def create_app() -> FastAPI:
         summary="Intraday cohorts of evolved trading agents on one shared parent bankroll",
         description=API_DESCRIPTION,
         version=_version(),
+        # /docs and /redoc are served with local assets (api.docs), never from a CDN
+        docs_url=None,
+        redoc_url=None,
+        dependencies=[Depends(single_query_values)],
     )
+    install_docs(application)
     application.include_router(ops_router)
     for router in ROUTERS:
         application.include_router(router)

@@ -25,7 +25,9 @@ import os
 import secrets
 import threading
 
-from fastapi import Depends
+from collections import Counter
+
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 import manager.store as store_module
@@ -130,3 +132,23 @@ def require_token(credentials: HTTPAuthorizationCredentials | None = Depends(bea
     if not secrets.compare_digest(credentials.credentials.encode(), settings.api_token.encode()):
         raise ApiProblem(401, "wrong bearer token", type_="unauthorized",
                          headers={"WWW-Authenticate": 'Bearer realm="cohortlab", error="invalid_token"'})
+
+
+def single_query_values(request: Request) -> None:
+    """Refuse a query string that repeats a parameter (``?bankroll=1&bankroll=x``).
+
+    Every query parameter of this API is a single value; a framework would quietly
+    keep the last one and ignore the others, so a repeated name is a 422 naming it.
+
+    Raises:
+        ApiProblem: 422 ``validation-error`` with one error per repeated name.
+    """
+    from api.problems import ApiProblem
+
+    counts = Counter(k for k, _ in request.query_params.multi_items())
+    repeated = sorted(k for k, n in counts.items() if n > 1)
+    if repeated:
+        errors = [{"field": k, "message": "given more than once; give each query parameter once"} for k in repeated]
+        raise ApiProblem(422, f"query parameter(s) given more than once: {', '.join(repeated)}",
+                         type_="validation-error", title="Request validation failed", errors=errors)
+

@@ -160,12 +160,12 @@ def _run_in_process(job_id: str, req: CohortRequest) -> None:
     try:
         with open_store() as store:
             market = load_bars(req.bars)
-            agents, source = seed_genomes(market, req.agents, seed=req.seed, max_leverage=req.max_leverage,
-                                          genomes_path=req.genomes_path, store=store)
+            seeded = seed_genomes(market, req.agents, seed=req.seed, max_leverage=req.max_leverage,
+                                  seed_from=req.seed_choice(), store=store)
             _, result, report = run_cohort(
-                market, agents, source, req, store,
+                market, seeded.genomes, seeded.seeded_from, req, store,
                 lambda stage: REGISTRY.update(job_id, stage=_RUNNER_STAGES.get(stage, stage)),
-                run_id=job_id, extra={"job_id": job_id, "launched_by": "api"})
+                run_id=job_id, extra={"job_id": job_id, "launched_by": "api", "seeding_note": seeded.note})
         metrics.record_cohort(time.perf_counter() - t0, len(result.failed_agents),
                               report["parent"]["peak_utilisation"])
         REGISTRY.update(job_id, state="completed", stage="completed", finished=time.time())

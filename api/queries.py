@@ -15,6 +15,9 @@ Functions and shapes:
     (``run_id, created_at, finished_at, status, reason, date, bankroll, quote,
     agents, data_label, roi, final_equity, max_drawdown, peak_utilisation,
     breaches, failed_agents``), newest first.
+``cohort_export(store, *, date=None, bankroll=None)``
+    ``(total, rows)``: the count of matching cohorts and an iterator over every one of
+    their rows (same fields and order as ``cohort_list``), read page by page.
 ``cohort_detail(store, run_id, *, max_points=2000)``
     ``{"run": {run_id, status, created_at, finished_at, reason, data_label, request},
     "summary": the stored report (``cohortlab run --json``) or None until completed,
@@ -39,6 +42,7 @@ import json
 import math
 from datetime import date as Date
 from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
@@ -46,8 +50,8 @@ import numpy as np
 
 from manager.store import RunNotFound, Store, StoreError
 
-__all__ = ["COHORT_ROW_FIELDS", "MAX_POINTS", "QueryError", "Unsupported", "agent_detail", "bankroll_summary",
-           "cohort_detail", "cohort_list", "ledger_page", "status_recent"]
+__all__ = ["COHORT_ROW_FIELDS", "EXPORT_BATCH", "MAX_POINTS", "QueryError", "Unsupported", "agent_detail",
+           "bankroll_summary", "cohort_detail", "cohort_export", "cohort_list", "ledger_page", "status_recent"]
 
 MAX_POINTS = 2000
 """Most bars a curve or price series carries (longer runs are downsampled)."""
@@ -58,6 +62,9 @@ COHORT_ROW_FIELDS: tuple[str, ...] = (
 """Columns of a cohort list row, in CSV order."""
 
 _MAX_SCAN = 1000  # most runs bankroll_summary looks through
+
+EXPORT_BATCH = 1000
+"""Rows :func:`cohort_export` reads from the store per listing call (the store's largest page)."""
 
 
 class QueryError(ValueError):
@@ -194,6 +201,58 @@ def cohort_list(store: Store, *, date: str | Date | None = None, bankroll: float
         date = date.isoformat()
     res = lister(date=date, bankroll=bankroll, limit=page_size, offset=(page - 1) * page_size)
     return _paged(list(res["items"]), int(res["total"]), page, page_size)
+
+
+def cohort_export(store: Store, *, date: str | Date | None = None, bankroll: float | None = None,
+                  batch: int = EXPORT_BATCH) -> tuple[int, Iterator[dict[str, Any]]]:
+    """Every stored cohort matching the filters, newest first, for a CSV export.
+
+    The first page is read at once (so a bad argument or an unavailable store raises
+    here, before any response starts); the rest are read lazily, ``batch`` rows per
+    store call, while the caller consumes the iterator (memory holds one page and the
+    run ids seen, whatever the store holds).
+
+    The store's summary listing pages by offset: a cohort created while the export is
+    read pushes the older rows one place down, so a row may come back on the next
+    page; rows are deduplicated by ``run_id``, so each matching cohort is yielded
+    exactly once (cohorts created after the export started may be left out).
+
+    Args:
+        store: open store.
+        date, bankroll: the filters of :func:`cohort_list`.
+        batch: rows per store call, 1 to 1000.
+
+    Returns:
+        ``(total, rows)``: ``total`` the number of matching cohorts when the export
+        started; ``rows`` an iterator of rows with the fields :data:`COHORT_ROW_FIELDS`.
+
+    Raises:
+        QueryError: bad ``batch``.
+        Unsupported: the store has no ``list_cohort_summaries`` yet.
+    """
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= EXPORT_BATCH:
+        raise QueryError(f"batch={batch!r} must be an int from 1 to {EXPORT_BATCH}")
+    lister = getattr(store, "list_cohort_summaries", None)
+    if lister is None:
+        raise Unsupported(f"{type(store).__name__} does not list cohort summaries")
+    if isinstance(date, Date):
+        date = date.isoformat()
+    first = lister(date=date, bankroll=bankroll, limit=batch, offset=0)
+
+    def rows() -> Iterator[dict[str, Any]]:
+        page, offset, seen = first, 0, set()
+        while True:
+            items = list(page["items"])
+            for row in items:
+                if row["run_id"] not in seen:
+                    seen.add(row["run_id"])
+                    yield row
+            if len(items) < batch:
+                return
+            offset += batch
+            page = lister(date=date, bankroll=bankroll, limit=batch, offset=offset)
+
+    return int(first["total"]), rows()
 
 
 def cohort_detail(store: Store, run_id: str, *, max_points: int = MAX_POINTS) -> dict[str, Any]:

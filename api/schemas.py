@@ -54,6 +54,10 @@ class CohortLaunch(BaseModel):
                                          "else the built-in SYNTHETIC market.")
     quote: str | None = Field(None, pattern=r"^[A-Za-z]{2,10}$",
                               description="Quote currency for files named by ticker only (`SPY.csv` -> `USD`).")
+    seed_from: str = Field("latest", pattern=ID_PATTERN,
+                           description="Starting genomes: `latest` (the newest hall of fame bred on this same "
+                                       "market -- data folder, timeframe and quote -- else random genomes), "
+                                       "`random`, or the id of a stored run on this market.")
 
     @field_validator("symbols")
     @classmethod

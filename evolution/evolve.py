@@ -14,13 +14,16 @@ Evolutionary Computing*, ch. 5):
    (ROI, Sharpe, max drawdown), or the best ``mu`` by score; then at least
    ``min_per_family`` genomes of every family present are kept, so one lucky
    window cannot wipe out a strategy family;
-5. the hall of fame keeps the best genomes ever seen (elitism across cycles).
+5. the hall of fame keeps the best genomes ever seen (elitism across cycles),
+   with the same family diversity as the population (``min_per_family``) and
+   each parameter set once (:func:`select_hall_of_fame`).
 
 The scalar *score* used by tournaments and the hall of fame is the annualised
 Sharpe ratio.
 """
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -139,6 +142,62 @@ def _tournament(inds: list[Individual], k: int, tournsize: int, rng: random.Rand
     return out
 
 
+def _param_key(genome: Genome) -> str:
+    return json.dumps([genome.family, genome.params], sort_keys=True, default=str)
+
+
+def select_hall_of_fame(ranked: Sequence[tuple[Genome, dict]], size: int,
+                        min_per_family: int) -> list[tuple[Genome, dict]]:
+    """The hall of fame from every genome seen, ranked best first.
+
+    Rules, in order:
+
+    1. one entry per parameter set: genomes of the same family with identical
+       strategy parameters (they differ only in risk genes, symbols or
+       genealogy) are kept once, the best ranked;
+    2. one entry per behaviour: genomes of the same family whose stats (ROI,
+       Sharpe, max drawdown, trades) are identical traded identically, so only
+       the best ranked is kept;
+    3. every family seen keeps its best ``min(min_per_family, its distinct
+       genomes)`` entries (the population's diversity rule);
+    4. the remaining places go to the best of the rest, up to ``size``.
+
+    Args:
+        ranked: ``(genome, stats)`` pairs, best first; stats hold ``roi``,
+            ``sharpe``, ``max_drawdown``, ``trades``.
+        size: places in the hall of fame (>= 1).
+        min_per_family: entries kept per family (0 = no diversity rule). When
+            families x ``min_per_family`` exceed ``size``, the best-ranked
+            families' reserved entries come first.
+
+    Returns:
+        The chosen ``(genome, stats)`` pairs, best first (``ranked`` order).
+    """
+    seen_params: set[str] = set()
+    seen_stats: set[tuple] = set()
+    distinct: list[tuple[Genome, dict]] = []
+    for g, st in ranked:
+        behaviour = (g.family, *(round(float(st.get(k, 0.0)), 12) for k in ("roi", "sharpe", "max_drawdown",
+                                                                             "trades")))
+        pk = _param_key(g)
+        if pk in seen_params or behaviour in seen_stats:
+            continue
+        seen_params.add(pk)
+        seen_stats.add(behaviour)
+        distinct.append((g, st))
+    chosen: set[int] = set()
+    per_family: dict[str, int] = {}
+    for i, (g, _) in enumerate(distinct):
+        if per_family.get(g.family, 0) < min_per_family and len(chosen) < size:
+            per_family[g.family] = per_family.get(g.family, 0) + 1
+            chosen.add(i)
+    for i in range(len(distinct)):
+        if len(chosen) >= size:
+            break
+        chosen.add(i)
+    return [distinct[i] for i in sorted(chosen)]
+
+
 def _keep_families(chosen: list[Individual], pool: list[Individual], minimum: int,
                    rank_key) -> list[Individual]:
     """Make sure every family present in ``pool`` has >= ``minimum`` genomes in
@@ -221,14 +280,11 @@ def evolve(
 
     pop = evaluate_new(pop_genomes)
     frozen_inds = evaluate_new(list(frozen)) if frozen else []
-    hof: dict[str, Individual] = {}
+    hof: dict[str, Individual] = {}  # every genome seen; the hall of fame is chosen from it at the end
 
     def update_hof(inds: list[Individual]) -> None:
         for ind in inds:
             hof.setdefault(ind.genome.genome_id, ind)
-        best = sorted(hof.values(), key=lambda i: (i.score, i.fitness.values[0]), reverse=True)
-        for ind in best[config.hof_size:]:
-            del hof[ind.genome.genome_id]
 
     update_hof(pop + frozen_inds)
     history = [_stats(0, pop)]
@@ -275,7 +331,8 @@ def evolve(
     return EvolutionResult(
         population=[i.genome for i in final],
         fitness=[dict(i.stats) for i in final],
-        hall_of_fame=[(i.genome, dict(i.stats)) for i in best_hof],
+        hall_of_fame=select_hall_of_fame([(i.genome, dict(i.stats)) for i in best_hof], config.hof_size,
+                                         config.min_per_family),
         history=history,
         trials=len(cache),
         trial_sharpes=trial_sharpes,

@@ -75,6 +75,10 @@ class CycleResult:
             mean/best ROI) side by side.
         evolution: the GA's result (history, hall of fame, trials).
         var_trial_sharpe: V[SR_n] of the per-bar Sharpe over all trials.
+        seeded_from, seeding_note: where the starting genomes came from, and
+            why (set by the caller; see :mod:`manager.seeding`).
+        note: why nothing was evolved, when nothing was (an intraday cycle
+            without a short-horizon genome); None otherwise.
     """
 
     cycle_id: str
@@ -87,6 +91,9 @@ class CycleResult:
     evolution: EvolutionResult
     var_trial_sharpe: float
     settings: dict = field(default_factory=dict)
+    seeded_from: str = "random"
+    seeding_note: str = ""
+    note: str | None = None
 
     def knowledge(self) -> dict:
         """The knowledge-base record: what was tried, what won, IS vs OOS."""
@@ -96,12 +103,14 @@ class CycleResult:
             "train": {"start": str(self.split.train.start), "end": str(self.split.train.end)},
             "validation": {"start": str(self.split.validation.start), "end": str(self.split.validation.end)},
             "settings": self.settings,
+            "seeded_from": self.seeded_from, "seeding_note": self.seeding_note,
             "tried": {"trials": self.evolution.trials,
                       "generations": len(self.evolution.history) - 1,
                       "var_trial_sharpe": self.var_trial_sharpe},
             "winner": winner,
             "in_sample": self.in_sample, "out_of_sample": self.out_of_sample,
             "history": self.evolution.history,
+            "note": self.note,
         }
 
 
@@ -153,6 +162,7 @@ def run_cycle(
     valid = market.between(split.validation.start, split.validation.end, warmup_bars)
     start = list(start)
     frozen: list[Genome] = []
+    note = None
     if mode == "intraday":
         if not start:  # nothing stored yet: the current cohort is a random one
             start = random_genomes(ga.population, train.symbols, seed=seed, max_leverage=max_leverage)
@@ -164,6 +174,11 @@ def run_cycle(
         else:  # nothing short-horizon to mutate: the cycle only re-scores the population
             start, frozen = frozen, []
             ga = replace(ga, generations=0, population=max(len(start), 2))
+            bars = train.n_trading_bars
+            note = (f"no short-horizon genome: the longest indicator window of every genome (the shortest "
+                    f"of them {min(horizon_bars(g) for g in start)} bars) exceeds a quarter of the {bars} "
+                    f"training bars ({max(bars // 4, 1)}); {len(start)} genomes carried over unchanged and "
+                    f"re-scored, 0 generations evolved")
     cid = cycle_id_for(mode, split, seed, list(start) + frozen, ga)
     evo = evolve(train, start, config=ga, engine=engine, seed=seed, max_leverage=max_leverage,
                  frozen=frozen, progress=progress)
@@ -186,4 +201,5 @@ def run_cycle(
         out_of_sample=_summary([r["out_of_sample"] for r in table]),
         evolution=evo, var_trial_sharpe=var_sr,
         settings={"ga": asdict(ga), "seed": seed, "max_leverage": max_leverage, "warmup_bars": warmup_bars},
+        note=note,
     )

@@ -10,9 +10,12 @@ Two spaces:
   parameter space.
 
 Resuming: every finished trial is written to the trial log (the store) before
-the next is asked for; a new run of the same study replays the logged trials
-into a fresh optimizer with ``tell`` and only then asks for new points, so the
-surrogate model continues from everything already tried.
+the next is asked for. A new run of the same study that already has the
+requested number of trials returns them at once (no optimizer is built, no
+surrogate fitted); otherwise the logged trials are replayed into a fresh
+optimizer with one batched ``tell`` (:func:`replay`: one Gaussian-process fit,
+not one per trial) and only then are new points asked for, so the surrogate
+model continues from everything already tried.
 """
 from __future__ import annotations
 
@@ -120,21 +123,13 @@ def run_search(
     if n_trials < 1:
         raise SearchError(f"trials={n_trials} must be >= 1")
     names = [d.name for d in space]
-    opt = Optimizer(list(space), base_estimator="GP", n_initial_points=n_initial_points, random_state=seed)
     past = log.list_trials(study)
-    for t in past:
-        params = t.get("params", {})
-        if sorted(params) != sorted(names):
-            raise SearchError(
-                f"study {study!r} holds trials over {sorted(params)}, not {sorted(names)}; "
-                "use another --study name"
-            )
-        x = [params[n] for n in names]
-        for d, v in zip(space, x):
-            if v not in d:
-                raise SearchError(f"study {study!r}: logged {d.name}={v!r} is outside this search space")
-        opt.tell(x, float(t["value"]))
+    xs = logged_points(study, space, past)
     trials = list(past)
+    if len(trials) >= n_trials:  # complete: nothing to ask, no surrogate to fit
+        return SearchResult(study=study, trials=trials, best=min(trials, key=lambda t: t["value"]),
+                            resumed=len(past), ran=0)
+    opt = replay(space, xs, [float(t["value"]) for t in past], seed=seed, n_initial_points=n_initial_points)
     ran = 0
     while len(trials) < n_trials:
         x = opt.ask()
@@ -151,3 +146,39 @@ def run_search(
             progress(trial)
     best = min(trials, key=lambda t: t["value"])
     return SearchResult(study=study, trials=trials, best=best, resumed=len(past), ran=ran)
+
+
+def logged_points(study: str, space: Sequence[Dimension], trials: Sequence[dict]) -> list[list]:
+    """The logged trials' ``params`` as points of ``space`` (values in dimension order).
+
+    Raises:
+        SearchError: a trial's parameter names differ from the space's, or a
+            value lies outside its dimension (a different search under the
+            same study name).
+    """
+    names = [d.name for d in space]
+    xs = []
+    for t in trials:
+        params = t.get("params", {})
+        if sorted(params) != sorted(names):
+            raise SearchError(
+                f"study {study!r} holds trials over {sorted(params)}, not {sorted(names)}; "
+                "use another --study name"
+            )
+        x = [params[n] for n in names]
+        for d, v in zip(space, x):
+            if v not in d:
+                raise SearchError(f"study {study!r}: logged {d.name}={v!r} is outside this search space")
+        xs.append(x)
+    return xs
+
+
+def replay(space: Sequence[Dimension], xs: Sequence[Sequence], ys: Sequence[float], *, seed: int = 0,
+           n_initial_points: int = 5) -> Optimizer:
+    """A fresh optimizer over ``space`` told the points ``xs`` and values ``ys``
+    in one batch: the surrogate is fitted once (when there are at least
+    ``n_initial_points`` of them), not once per point as ``tell`` in a loop would."""
+    opt = Optimizer(list(space), base_estimator="GP", n_initial_points=n_initial_points, random_state=seed)
+    if xs:
+        opt.tell([list(x) for x in xs], [float(y) for y in ys])
+    return opt

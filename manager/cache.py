@@ -41,8 +41,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
+import sys
+
 import numpy as np
-import redis
 
 from manager.settings import Settings, get_settings
 from simulator.features import FeatureCache, FeatureKey, InProcessCache, use_cache
@@ -67,6 +68,28 @@ DEFAULT_TTL_S = 6 * 3600
 
 _MAGIC = b"CLF1"
 _CHUNK = 500  # keys per MGET / DEL
+
+
+def _redis_module():
+    """The ``redis`` client package, imported on first use: it is in the
+    ``service`` extra, and runs without ``COHORTLAB_REDIS_URL`` never need it.
+
+    Raises:
+        ImportError: redis is not installed (the message names the extra).
+    """
+    try:
+        import redis
+    except ImportError as exc:
+        raise ImportError("COHORTLAB_REDIS_URL is set but the redis package is not installed; install the "
+                          "service extra: pip install -e '.[service]'", name="redis") from exc
+    return redis
+
+
+def _redis_errors() -> tuple[type[BaseException], ...]:
+    """``(redis.RedisError,)`` once redis is imported, else ``()`` (no Redis
+    cache can exist then, so there is no Redis error to catch)."""
+    mod = sys.modules.get("redis")
+    return (mod.RedisError,) if mod is not None else ()
 
 
 def _h(text: str) -> str:
@@ -117,11 +140,12 @@ class RedisFeatureCache:
 
     def __init__(self, url: str | None = None, prefix: str = DEFAULT_PREFIX,
                  ttl_s: int | None = DEFAULT_TTL_S, *, retry_after_s: float = 30.0,
-                 client: redis.Redis | None = None):
+                 client: "redis.Redis | None" = None):
         if ttl_s is not None and int(ttl_s) <= 0:
             raise ValueError(f"ttl_s={ttl_s}; allowed: > 0 seconds, or None")
         if not prefix:
             raise ValueError("prefix is empty")
+        redis = _redis_module()
         if client is None:
             if not url:
                 raise ValueError("a Redis url (or client) is required")
@@ -174,7 +198,7 @@ class RedisFeatureCache:
                 for i in range(0, len(names), _CHUNK):
                     pipe.mget(names[i:i + _CHUNK])
                 blobs = [b for chunk in pipe.execute() for b in chunk]
-            except redis.RedisError as exc:
+            except _redis_errors() as exc:
                 self._failed("lookup", exc)
                 blobs = [None] * len(keys)
             for i, blob in enumerate(blobs):
@@ -210,7 +234,7 @@ class RedisFeatureCache:
                     pipe.expire(k, self.ttl_s)
         try:
             pipe.execute()
-        except redis.RedisError as exc:
+        except _redis_errors() as exc:
             self._failed("store", exc)
             return
         with self._lock:
@@ -304,7 +328,7 @@ def venue_of(data: str | Path) -> str:
 def _invalidate(cache: FeatureCache, venue: str) -> int:
     try:
         return cache.invalidate(venue=venue)
-    except redis.RedisError as exc:
+    except _redis_errors() as exc:
         log.warning("feature cache: could not invalidate %s (%s: %s)", venue, type(exc).__name__, exc)
         return 0
 

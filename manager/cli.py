@@ -17,8 +17,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from evolution.genome import GenomeError
+from manager import display
 from manager.report import LEADERBOARD_COLUMNS, write_json, write_leaderboard_csv
 from manager.runner import BarsRequest, CohortRequest, RunError, launch_intraday_cohort, run_backtest
+from manager.seeding import SEED_FROM_HELP
 from manager.store import Store, StoreError, open_store
 from simulator.allocation import POLICIES, AllocationError, check_allocation
 from simulator.engine import EngineConfig, EngineError
@@ -117,18 +119,28 @@ SHORT = typer.Option(False, "--allow-short", help="Allow short positions (long-o
 JSON = typer.Option(None, "--json", help="Write the report as JSON to this path.")
 STORE = typer.Option(None, "--store", help="Store URL (default $COHORTLAB_STORE or sqlite:///./cohortlab.db).")
 PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr.")
+SEED_FROM = typer.Option("latest", "--seed-from", metavar="latest|random|RUN_ID|FILE", help=SEED_FROM_HELP)
 
 
-def _leaderboard_table(agents: list[dict], quote: str, limit: int) -> Table:
-    t = Table(title=f"Leaderboard (money in {quote})", show_lines=False)
-    heads = ("rank", "agent", "family", "ROI %", "Sharpe", "max DD %", "trades", "util %", "breaches",
-             "confidence")
+def _annualised_caption(window: Optional[dict]) -> Optional[str]:
+    """``Sharpe annualised from 1 day, 288 bars of 5m: ...`` for a report's window (None: unknown)."""
+    ann = display.annualisation(window)
+    return f"Sharpe {ann['long']}" if ann else None
+
+
+def _leaderboard_table(agents: list[dict], quote: str, limit: int, window: Optional[dict] = None) -> Table:
+    ann = display.annualisation(window)
+    t = Table(title=f"Leaderboard (money in {quote})", show_lines=False, caption=_annualised_caption(window))
+    heads = ("rank", "agent", "family", "ROI %", "Sharpe (ann.)" if ann else "Sharpe", "max DD %", "trades",
+             "win %", "util %", "breaches", "confidence")
     for h in heads:
         t.add_column(h, justify="left" if h in ("agent", "family") else "right", no_wrap=True)
     for a in agents[:limit]:
-        t.add_row(str(a["rank"]), a["agent_id"], a["family"], f"{a['roi'] * 100:+.3f}",
-                  f"{a['sharpe']:.2f}", f"{a['max_drawdown'] * 100:.2f}", str(a["trades"]),
-                  f"{a['utilisation'] * 100:.1f}", str(a["breaches"]), f"{a['confidence']:.2f}")
+        # win % is "—" while an agent has not closed a trade (win_rate None), not 0
+        t.add_row(str(a["rank"]), a["agent_id"], a["family"], display.pct(a["roi"], 3, signed=True, suffix=""),
+                  display.num(a["sharpe"]), display.pct(a["max_drawdown"], 2, suffix=""), str(a["trades"]),
+                  display.pct(a.get("win_rate"), 0, suffix=""), display.pct(a["utilisation"], 1, suffix=""),
+                  str(a["breaches"]), display.num(a["confidence"]))
     return t
 
 
@@ -142,14 +154,15 @@ def _parent_table(report: dict) -> Table:
     rows = [
         ("data", f"{report.get('data', '')}"),
         ("window", f"{w['start']} .. {w['end']} ({w['bars']} x {w['timeframe']} bars, {len(w['symbols'])} symbols)"),
-        ("bankroll", f"{report['bankroll']:,.8g} {q}"),
+        ("bankroll", f"{display.money(report['bankroll'])} {q}"),
         ("allocation", report["allocation"]),
-        ("final equity", f"{p['final_equity']:,.8g} {q}"),
-        ("ROI", f"{p['roi'] * 100:+.4f} %"),
-        ("max drawdown", f"{p['max_drawdown'] * 100:.3f} %"),
-        ("peak gross exposure", f"{p['peak_gross_exposure']:.3f} x parent equity"),
-        ("peak utilisation", f"{p['peak_utilisation'] * 100:.1f} % of allocated"),
-        ("unallocated cash", f"{p['unallocated_cash']:,.8g} {q}"),
+        ("final equity", f"{display.money(p['final_equity'])} {q}"),
+        ("ROI", display.pct(p["roi"], 4, signed=True)),
+        ("max drawdown", display.pct(p["max_drawdown"], 3)),
+        ("peak gross exposure", f"{display.num(p['peak_gross_exposure'], 3)} x parent equity"),
+        ("peak utilisation", f"{display.pct(p['peak_utilisation'], 1)} of allocated"),
+        # shown at the bankroll's precision: the few 1e-8 left over by an uneven split read as 0
+        ("unallocated cash", f"{display.money(p['unallocated_cash'], report['bankroll'])} {q}"),
         ("breaches (clipped orders)", str(p["breaches"])),
         ("ledger", f"{report['ledger']['transactions']} transactions, "
                    f"{'balanced' if report['ledger']['balanced'] else 'NOT BALANCED'}"),
@@ -171,7 +184,8 @@ def run(
     agents: int = typer.Option(30, "--agents", min=1, max=1000, help="Number of agents in the cohort."),
     seed: int = typer.Option(7, "--seed", help="Seed of random genomes and of the synthetic market."),
     genomes: Optional[Path] = typer.Option(None, "--genomes", help="JSON file of genomes to seed agents "
-                                           "(default: the store's latest hall of fame, else random)."),
+                                           "(same as --seed-from FILE)."),
+    seed_from: str = SEED_FROM,
     allocation: str = typer.Option("equal", "--allocation", help=f"Allocation policy: {', '.join(POLICIES)} "
                                    "(risk_weighted = inverse volatility over the warm-up bars)."),
     reserve: float = typer.Option(0.0, "--reserve", min=0.0, max=0.99, help="Fraction of the bankroll kept "
@@ -203,7 +217,7 @@ def run(
             bars=BarsRequest(data=str(data) if data else None, symbols=_symbols(symbols), start=start,
                              end=end, warmup_bars=warmup_bars, quote=quote, seed=seed),
             bankroll=bankroll, agents=agents, seed=seed, genomes_path=str(genomes) if genomes else None,
-            allocation=allocation, reserve=reserve, max_leverage=max_leverage,
+            seed_from=seed_from, allocation=allocation, reserve=reserve, max_leverage=max_leverage,
             engine=EngineConfig(fee_bps=fee_bps, slippage_bps=slippage_bps,
                                 max_gross_leverage=max_gross_leverage,
                                 max_symbol_exposure=max_symbol_exposure,
@@ -218,9 +232,10 @@ def run(
     if report["data"] == "SYNTHETIC":
         console.print("[bold yellow]SYNTHETIC[/] bars (no --data and no ./data): built-in "
                       "regime-switching market, not real prices.")
-    console.print(_leaderboard_table(report["agents"], report["quote"], top))
+    console.print(_leaderboard_table(report["agents"], report["quote"], top, report.get("window")))
     console.print(_parent_table(report))
-    console.print(f"run_id [bold]{run_id}[/] (agents seeded from {report['seeded_from']})")
+    console.print(f"run_id [bold]{run_id}[/] (agents seeded from {report['seeded_from']}: "
+                  f"{escape(report['seeding_note'])})")
     if json_path:
         write_json(json_path, report)
         console.print(f"report written to {json_path}")
@@ -281,9 +296,12 @@ def backtest(
     q = report["quote"]
     console.print(escape(f"{strategy} {params} on {', '.join(report['window']['symbols'])} "
                          f"({report['window']['bars']} bars, {report['data']})"))
-    console.print(f"final equity {report['final_equity']:,.8g} {q}   total return "
-                  f"{report['total_return'] * 100:+.3f} %   trades {len(report['trades'])}   "
-                  f"Sharpe {report['metrics']['sharpe']:.2f}   max DD {report['metrics']['max_drawdown'] * 100:.2f} %")
+    mx = report["metrics"]
+    ann = display.annualisation(report.get("window"))
+    console.print(f"final equity {display.money(report['final_equity'])} {q}   total return "
+                  f"{display.pct(report['total_return'], 3, signed=True)}   trades {len(report['trades'])}   "
+                  f"win rate {display.pct(mx.get('win_rate'), 0)}   Sharpe {display.num(mx['sharpe'])}"
+                  f"{' (' + ann['short'] + ')' if ann else ''}   max DD {display.pct(mx['max_drawdown'], 2)}")
     console.print(f"run_id [bold]{run_id}[/]")
     if json_path:
         write_json(json_path, report)
@@ -302,6 +320,18 @@ def strategies() -> None:
     console.print(t)
 
 
+def _traded_window(run: dict) -> str:
+    """``start .. end`` (UTC) of the bars a run traded: its report's window once completed,
+    else the window it asked for, marked ``(requested)``."""
+    w = (run.get("summary") or {}).get("window") or {}
+    if w.get("start") or w.get("end"):
+        return display.window_text(w.get("start"), w.get("end"))
+    cfg = run.get("config") or {}
+    bars = (cfg.get("request") or {}).get("bars") or cfg.get("bars") or {}
+    start, end = bars.get("start") or run.get("window_start"), bars.get("end")
+    return f"{display.window_text(start, end)} (requested)" if start or end else display.DASH
+
+
 @runs_app.command("list")
 def runs_list(
     limit: int = typer.Option(20, "--limit", min=1, max=1000, help="Runs per page."),
@@ -316,14 +346,24 @@ def runs_list(
         except StoreError as exc:
             _fail(exc)
     t = Table(title="Runs (newest first)")
-    for col in ("run_id", "kind", "status", "created (UTC)", "data", "agents", "parent ROI %", "reason"):
-        t.add_column(col)
+    for col in ("run_id", "kind", "status", "traded window (UTC)", "created (UTC)", "data", "agents",
+                "ROI %", "reason"):
+        # run ids are kept whole (they are what other commands take); the traded window and the
+        # data label are folded over lines when the terminal is narrow, never cut with "…"
+        if col == "run_id":
+            t.add_column(col, no_wrap=True, min_width=max((len(r["run_id"]) for r in rows), default=6))
+        elif col in ("kind", "status", "agents", "ROI %"):  # short values: never squeezed into "…"
+            t.add_column(col, no_wrap=True, min_width={"kind": 8, "status": 9, "agents": 6}.get(col, 7),
+                         justify="right" if col in ("agents", "ROI %") else "left")
+        else:
+            t.add_column(col, overflow="fold" if col in ("traded window (UTC)", "data") else "ellipsis")
     for r in rows:
         s = r.get("summary") or {}
         roi = s.get("parent", {}).get("roi") if "parent" in s else s.get("total_return")
-        t.add_row(r["run_id"], r.get("kind", ""), r.get("status", ""), r.get("created_at", "")[:19],
-                  str(r.get("data_label", "")), str(len(r.get("genomes", []))),
-                  "" if roi is None else f"{roi * 100:+.3f}", escape(r.get("reason") or ""))
+        t.add_row(r["run_id"], r.get("kind", ""), r.get("status", ""), _traded_window(r),
+                  r.get("created_at", "")[:19].replace("T", " "), escape(str(r.get("data_label", ""))),
+                  str(len(r.get("genomes", []))), "" if roi is None else display.pct(roi, 3, signed=True, suffix=""),
+                  escape(r.get("reason") or ""))
     console.print(t)
     if len(rows) == limit:
         console.print(f"next page: cohortlab runs list --before {rows[-1]['run_id']}")
@@ -350,7 +390,7 @@ def runs_show(
     if run.get("kind") == "backtest":
         console.print_json(data={k: v for k, v in summary.items() if k not in ("trades", "final_state")})
         return
-    console.print(_leaderboard_table(summary["agents"], summary.get("quote", ""), top))
+    console.print(_leaderboard_table(summary["agents"], summary.get("quote", ""), top, summary.get("window")))
     console.print(_parent_table(summary))
     if csv_path:
         write_leaderboard_csv(csv_path, summary["agents"])
@@ -424,29 +464,42 @@ class _Generations:
         self.progress.__exit__(*exc)
 
 
+def _roi(value) -> str:
+    """A fraction as a signed percentage with 3 decimals, no unit (``+1.234``; 0 as ``0.000``)."""
+    return display.pct(value, 3, signed=True, suffix="")
+
+
+def _window_length(window) -> str:
+    return display.duration_text((window.end - window.start).total_seconds())
+
+
 def _cycle_table(result, top: int) -> Table:
-    t = Table(title=f"{result.mode} cycle {result.cycle_id}: train {result.split.train} | "
-                    f"out of sample {result.split.validation}")
+    sp = result.split
+    t = Table(title=f"{result.mode} cycle {result.cycle_id}: train {sp.train} | out of sample {sp.validation}",
+              caption=f"Sharpe annualised (per-bar Sharpe × √bars a year) from short samples: in sample "
+                      f"{_window_length(sp.train)}, out of sample {_window_length(sp.validation)}")
     for h in ("#", "genome", "family", "gen", "IS ROI %", "IS Sharpe", "IS trades", "OOS ROI %", "OOS Sharpe",
               "OOS trades", "deflated Sharpe"):
         t.add_column(h, justify="left" if h in ("genome", "family") else "right", no_wrap=True)
     for i, r in enumerate(result.table[:top]):
         a, b = r["in_sample"], r["out_of_sample"]
         t.add_row(str(i + 1), r["genome_id"], r["family"], str(r["genome"]["generation"]),
-                  f"{a['roi'] * 100:+.3f}", f"{a['sharpe']:.2f}", str(a["trades"]), f"{b['roi'] * 100:+.3f}",
-                  f"{b['sharpe']:.2f}", str(b["trades"]), f"{r['deflated_sharpe']:.2f}")
+                  _roi(a["roi"]), display.num(a["sharpe"]), str(a["trades"]), _roi(b["roi"]),
+                  display.num(b["sharpe"]), str(b["trades"]), display.num(r["deflated_sharpe"]))
     return t
 
 
 def _print_cycle(result, top: int) -> None:
+    if getattr(result, "note", None):  # nothing was evolved: say why before the tables of zeros
+        console.print(f"[bold yellow]nothing evolved:[/] {escape(result.note)}")
     console.print(_cycle_table(result, top))
     a, b = result.in_sample, result.out_of_sample
-    t = Table(title="Population: in sample vs out of sample", show_header=True)
+    t = Table(title="Population: in sample vs out of sample (Sharpe annualised as above)", show_header=True)
     for h in ("", "best Sharpe", "median Sharpe", "mean ROI %", "best ROI %"):
         t.add_column(h, justify="right")
     for name, x in (("in sample", a), ("out of sample", b)):
-        t.add_row(name, f"{x['best_sharpe']:.2f}", f"{x['median_sharpe']:.2f}", f"{x['mean_roi'] * 100:+.3f}",
-                  f"{x['best_roi'] * 100:+.3f}")
+        t.add_row(name, display.num(x["best_sharpe"]), display.num(x["median_sharpe"]), _roi(x["mean_roi"]),
+                  _roi(x["best_roi"]))
     console.print(t)
     console.print(f"{result.evolution.trials} genomes tried; deflated Sharpe uses N = {result.evolution.trials} "
                   f"trials and V[SR] = {result.var_trial_sharpe:.3g} (per bar)")
@@ -466,6 +519,7 @@ def _cycle_command(req, store_url, progress: bool, label: str, json_path, top: i
     except USER_ERRORS as exc:
         _fail(exc)
     _print_cycle(result, top)
+    console.print(f"started from {escape(result.seeded_from)}: {escape(result.seeding_note)}")
     console.print(f"stored population, hall of fame and knowledge record as [bold]{result.cycle_id}[/]")
     if json_path:
         write_json(json_path, _cycle_json(result))
@@ -495,8 +549,9 @@ def evolve(
     min_per_family: int = MIN_FAMILY,
     max_leverage: float = MAX_LEV,
     seed: int = typer.Option(7, "--seed", help="Seed of every random choice."),
-    genomes: Optional[Path] = typer.Option(None, "--genomes", help="Start from these genomes (JSON file) "
-                                           "instead of the store's latest population."),
+    genomes: Optional[Path] = typer.Option(None, "--genomes", help="Start from these genomes (JSON file; "
+                                           "same as --seed-from FILE)."),
+    seed_from: str = SEED_FROM,
     warmup_bars: int = WARMUP,
     fee_bps: float = FEE,
     slippage_bps: float = SLIP,
@@ -521,7 +576,7 @@ def evolve(
                            ga=_ga(generations, population, selection, cxpb, mutpb, tournsize, min_per_family),
                            engine=EngineConfig(fee_bps=fee_bps, slippage_bps=slippage_bps, allow_short=allow_short),
                            seed=seed, max_leverage=max_leverage, warmup_bars=warmup_bars,
-                           genomes_path=str(genomes) if genomes else None)
+                           genomes_path=str(genomes) if genomes else None, seed_from=seed_from)
     except USER_ERRORS as exc:
         _fail(exc)
     _cycle_command(req, store_url, progress, "evolving", json_path, top)
@@ -549,7 +604,9 @@ def learn(
     min_per_family: int = MIN_FAMILY,
     max_leverage: float = MAX_LEV,
     seed: int = typer.Option(7, "--seed", help="Seed of every random choice."),
-    genomes: Optional[Path] = typer.Option(None, "--genomes", help="Start from these genomes (JSON file)."),
+    genomes: Optional[Path] = typer.Option(None, "--genomes", help="Start from these genomes (JSON file; "
+                                           "same as --seed-from FILE)."),
+    seed_from: str = SEED_FROM,
     warmup_bars: int = WARMUP,
     fee_bps: float = FEE,
     slippage_bps: float = SLIP,
@@ -573,7 +630,7 @@ def learn(
                            ga=_ga(gens, population, selection, cxpb, mutpb, tournsize, min_per_family),
                            engine=EngineConfig(fee_bps=fee_bps, slippage_bps=slippage_bps, allow_short=allow_short),
                            seed=seed, max_leverage=max_leverage, warmup_bars=warmup_bars,
-                           genomes_path=str(genomes) if genomes else None)
+                           genomes_path=str(genomes) if genomes else None, seed_from=seed_from)
     except USER_ERRORS as exc:
         _fail(exc)
     _cycle_command(req, store_url, progress, f"{mode} cycle", json_path, top)
@@ -596,7 +653,9 @@ def campaign(
     mutpb: float = MUTPB,
     tournsize: int = TOURNSIZE,
     min_per_family: int = MIN_FAMILY,
-    genomes: Optional[Path] = typer.Option(None, "--genomes", help="Day-1 starting genomes (JSON file)."),
+    genomes: Optional[Path] = typer.Option(None, "--genomes", help="Day-1 starting genomes (JSON file; "
+                                           "same as --seed-from FILE)."),
+    seed_from: str = SEED_FROM,
     allocation: str = typer.Option("equal", "--allocation", help=f"Allocation policy: {', '.join(POLICIES)}."),
     reserve: float = typer.Option(0.0, "--reserve", min=0.0, max=0.99, help="Fraction of the bankroll kept unallocated."),
     max_leverage: float = MAX_LEV,
@@ -627,7 +686,8 @@ def campaign(
         req = CampaignRequest(
             source=_source(data, symbols, quote, seed), start=start, days=days, lookback=lookback,
             cohort=CohortRequest(bankroll=bankroll, agents=agents, seed=seed,
-                                 genomes_path=str(genomes) if genomes else None, allocation=allocation,
+                                 genomes_path=str(genomes) if genomes else None, seed_from=seed_from,
+                                 allocation=allocation,
                                  reserve=reserve, max_leverage=max_leverage, engine=engine_cfg),
             ga=_ga(generations, agents, selection, cxpb, mutpb, tournsize, min_per_family),
             warmup_bars=warmup_bars, min_trades=min_trades, dsr_threshold=dsr_threshold)
@@ -636,25 +696,28 @@ def campaign(
             report = run_campaign(req, store, (lambda m: err.print(escape(m))) if progress else (lambda m: None))
     except USER_ERRORS as exc:
         _fail(exc)
+    console.print(f"day 1 started from {escape(report['seeded_from'])}: {escape(report['seeding_note'])}")
     t = Table(title=f"Campaign ({report['data']}, money in {report['quote']}; ROI and max DD of the parent; "
-                    "IS/OOS = the evolved population in / out of sample)")
+                    "IS/OOS = the evolved population in / out of sample)",
+              caption=f"Sharpe annualised (per-bar Sharpe × √bars a year) from short samples: in sample the "
+                      f"{report.get('lookback')} lookback before each day, out of sample and 24 h the day itself")
     for h in ("day", "run_id", "ROI %", "max DD %", "IS med. Sharpe", "OOS med. Sharpe", "best agent",
               "best ROI %", "trials"):
         t.add_column(h, no_wrap=h in ("day", "run_id"), justify="left" if h in ("day", "run_id", "best agent")
                      else "right")
     for d in report["days"]:
         best = d["agents"][0]
-        t.add_row(d["date"], d["run_id"], f"{d['parent']['roi'] * 100:+.3f}", f"{d['parent']['max_drawdown'] * 100:.2f}",
-                  f"{d['in_sample']['median_sharpe']:.2f}", f"{d['out_of_sample']['median_sharpe']:.2f}",
-                  f"{best['agent_id']} {best['family']}", f"{best['roi'] * 100:+.3f}", str(d["trials"]))
+        t.add_row(d["date"], d["run_id"], _roi(d["parent"]["roi"]), display.pct(d["parent"]["max_drawdown"], 2, suffix=""),
+                  display.num(d["in_sample"]["median_sharpe"]), display.num(d["out_of_sample"]["median_sharpe"]),
+                  f"{best['agent_id']} {best['family']}", _roi(best["roi"]), str(d["trials"]))
     console.print(t)
     c = Table(title=f"Promotion candidates (>= {min_trades} trades, deflated Sharpe >= {dsr_threshold}; "
                     "ranked by 24 h ROI, then Sharpe)")
     for h in ("#", "agent", "family", "ROI 24h %", "Sharpe 24h", "trades", "deflated Sharpe"):
         c.add_column(h, no_wrap=True)
     for i, x in enumerate(report["candidates"]):
-        c.add_row(str(i + 1), x["agent_id"], x["genome"]["family"], f"{x['roi_24h'] * 100:+.3f}",
-                  f"{x['sharpe_24h']:.2f}", str(x["trades"]), f"{x['deflated_sharpe']:.2f}")
+        c.add_row(str(i + 1), x["agent_id"], x["genome"]["family"], _roi(x["roi_24h"]),
+                  display.num(x["sharpe_24h"]), str(x["trades"]), display.num(x["deflated_sharpe"]))
     console.print(c if report["candidates"] else "no agent meets the promotion rule")
     if json_path:
         write_json(json_path, report)

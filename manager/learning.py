@@ -18,7 +18,8 @@ from evolution.genome import Genome
 from learning.cycle import CycleResult, run_cycle
 from learning.search import SearchResult, family_space, ga_space, run_search
 from learning.walkforward import Split, Window, parse_duration, split_lookback
-from manager.runner import CohortRequest, RunError, run_cohort, seed_genomes
+from manager.runner import CohortRequest, RunError, run_cohort
+from manager.seeding import STORED_KINDS, Seed, SeedError, market_identity, resolve_seed
 from manager.store import Store
 from simulator import metrics
 from simulator.data import data_dir_default, load_market
@@ -88,43 +89,30 @@ def duration(value: str, name: str) -> pd.Timedelta:
         raise RunError(f"--{name}: {exc}") from None
 
 
-def start_population(store: Store | None, mode: str, genomes_path: str | None, market: MarketData,
-                     max_leverage: float) -> tuple[list[Genome], str]:
-    """The population a cycle starts from: ``--genomes`` file; else, in intraday
-    mode, the genomes of the latest completed cohort run (the current cohort);
-    else the store's latest population of this mode (then of any mode), else its
-    hall of fame, else none (random genomes)."""
-    from evolution.genome import load_genomes
+def start_population(store: Store | None, mode: str, seed_from: str | None, market: MarketData,
+                     max_leverage: float, *, seed: int = 0) -> Seed:
+    """The population a cycle starts from, by ``seed_from`` (:func:`manager.seeding.resolve_seed`).
+    ``latest`` looks only at what was bred on this same market: in intraday mode
+    first the genomes of its latest completed cohort run (the current cohort),
+    then its latest population of this mode, of any mode, then its hall of fame;
+    else no genomes (the cycle starts from random ones).
 
-    if genomes_path:
-        return load_genomes(genomes_path, symbols=market.symbols, max_leverage=max_leverage), "file"
-    if store is not None:
-        if mode == "intraday":  # the genomes of the cohort trading now
-            runs = store.list_runs(limit=1, status="completed", kind="cohort")
-            if runs:
-                gs = [Genome.from_dict(d) for d in store.get_run(runs[0]["run_id"])["genomes"]]
-                gs = [g for g in gs if set(g.symbols) <= set(market.symbols) and g.leverage <= max_leverage]
-                if gs:
-                    return gs, f"cohort:{runs[0]['run_id']}"
-        for m in (mode, None):
-            pop = store.latest_population(m)
-            if pop:
-                gs = [Genome.from_dict(d) for d in pop["genomes"]]
-                gs = [g for g in gs if set(g.symbols) <= set(market.symbols) and g.leverage <= max_leverage]
-                if gs:
-                    return gs, f"population:{pop['cycle_id']}"
-        hof = store.latest_hall_of_fame()
-        if hof:
-            gs = [Genome.from_dict(d) for d in hof]
-            gs = [g for g in gs if set(g.symbols) <= set(market.symbols) and g.leverage <= max_leverage]
-            if gs:
-                return gs, "hall_of_fame"
-    return [], "random"
+    Raises:
+        RunError: an unknown run id or a run of another market.
+        GenomeError: a genomes file invalid for this market.
+    """
+    try:
+        return resolve_seed(seed_from, market, None, seed=seed, max_leverage=max_leverage, store=store,
+                            kinds=STORED_KINDS.get(mode, STORED_KINDS["daily"]))
+    except SeedError as exc:
+        raise RunError(str(exc)) from None
 
 
-def persist_cycle(store: Store, result: CycleResult, source: str) -> str:
-    """Store the cycle's population, hall of fame and knowledge record; returns
-    the stored cycle id (suffixed when the same cycle was stored before)."""
+def persist_cycle(store: Store, result: CycleResult, source: str, market: MarketData) -> str:
+    """Store the cycle's population, hall of fame and knowledge record, each
+    tagged with the market key of ``market`` (the bars it was bred on; see
+    :mod:`manager.seeding`); returns the stored cycle id (suffixed when the same
+    cycle was stored before)."""
     cid = result.cycle_id
     n = 1
     while True:
@@ -135,10 +123,11 @@ def persist_cycle(store: Store, result: CycleResult, source: str) -> str:
         n += 1
         cid = f"{result.cycle_id}-{n}"
     result.cycle_id = cid
+    key = market_identity(market).key
     store.save_population(cid, [g.to_dict() for g in result.population],
-                          {"mode": result.mode, "train": str(result.split.train),
+                          {"mode": result.mode, "market": key, "train": str(result.split.train),
                            "validation": str(result.split.validation), "start": source})
-    store.save_hall_of_fame([g.to_dict() for g, _ in result.evolution.hall_of_fame], source=cid)
+    store.save_hall_of_fame([g.to_dict() for g, _ in result.evolution.hall_of_fame], source=cid, market=key)
     store.save_knowledge({**result.knowledge(), "started_from": source})
     return cid
 
@@ -159,6 +148,7 @@ class CycleRequest:
     max_leverage: float = 2.0
     warmup_bars: int = 200
     genomes_path: str | None = None
+    seed_from: str = "latest"
 
 
 def resolve_split(req: CycleRequest) -> Split:
@@ -192,11 +182,13 @@ def learning_cycle(req: CycleRequest, store: Store | None,
     """
     split = resolve_split(req)
     market = req.source.load(split.train.start, split.validation.end, req.warmup_bars)
-    start, source = start_population(store, req.mode, req.genomes_path, market, req.max_leverage)
-    result = run_cycle(market, split, mode=req.mode, start=start, ga=req.ga, engine=req.engine, seed=req.seed,
-                       max_leverage=req.max_leverage, warmup_bars=req.warmup_bars, progress=progress)
+    seeded = start_population(store, req.mode, req.genomes_path or req.seed_from, market, req.max_leverage,
+                              seed=req.seed)
+    result = run_cycle(market, split, mode=req.mode, start=seeded.genomes, ga=req.ga, engine=req.engine,
+                       seed=req.seed, max_leverage=req.max_leverage, warmup_bars=req.warmup_bars, progress=progress)
+    result.seeded_from, result.seeding_note = seeded.seeded_from, seeded.note
     if store is not None:
-        persist_cycle(store, result, source)
+        persist_cycle(store, result, seeded.seeded_from, market)
     return result
 
 
@@ -240,7 +232,7 @@ def campaign_day(req: CampaignRequest, market: MarketData, day: pd.Timestamp, ge
     cyc = run_cycle(market, split, mode="daily", start=genomes, ga=replace(req.ga, population=c.agents),
                     engine=c.engine, seed=seed, max_leverage=c.max_leverage, warmup_bars=req.warmup_bars)
     if store is not None:
-        persist_cycle(store, cyc, source)
+        persist_cycle(store, cyc, source, market)
     evolved = cyc.population[: c.agents]
     day_market = market.between(day, day + DAY, req.warmup_bars)
     rid, result, report = run_cohort(day_market, evolved, f"cycle:{cyc.cycle_id}", c, store,
@@ -277,12 +269,13 @@ def run_campaign(req: CampaignRequest, store: Store | None,
     lookback = duration(req.lookback, "lookback")
     market = req.source.load(first - lookback, first + req.days * DAY, req.warmup_bars)
     c = req.cohort
-    genomes, source = seed_genomes(market, c.agents, seed=c.seed, max_leverage=c.max_leverage,
-                                   genomes_path=c.genomes_path, store=None)
-    if c.genomes_path is None and store is not None:
-        pop, src = start_population(store, "daily", None, market, c.max_leverage)
-        if pop:
-            genomes, source = pop, src
+    try:
+        seeded = resolve_seed(c.seed_choice(), market, c.agents, seed=c.seed, max_leverage=c.max_leverage,
+                              store=store, kinds=STORED_KINDS["daily"])
+    except SeedError as exc:
+        raise RunError(str(exc)) from None
+    genomes, source = seeded.genomes, seeded.seeded_from
+    progress(f"day 1 starts from {seeded.note}")
     days, last = [], []
     for d in range(req.days):
         day = first + d * DAY
@@ -304,6 +297,7 @@ def run_campaign(req: CampaignRequest, store: Store | None,
         "rule": {"min_trades": req.min_trades, "deflated_sharpe_min": req.dsr_threshold,
                  "rank_by": ["roi_24h", "sharpe_24h"]},
         "data": market.label(), "quote": market.quote, "seed": c.seed, "lookback": req.lookback,
+        "seeded_from": seeded.seeded_from, "seeding_note": seeded.note,
     }
 
 

@@ -16,10 +16,10 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from evolution.genome import Genome, load_genomes
-from evolution.toolbox import random_genomes
+from evolution.genome import Genome
 from manager.cache import cohort_feature_cache, invalidate_venue
 from manager.report import backtest_report, cohort_report
+from manager.seeding import STORED_KINDS, Seed, SeedError, market_identity, resolve_seed
 from manager.store import RunNotFound, Store
 from simulator.allocation import check_allocation
 from simulator.cohort import CohortResult, simulate_cohort
@@ -116,51 +116,40 @@ def load_bars(req: BarsRequest) -> MarketData:
 
 
 def seed_genomes(market: MarketData, n: int, *, seed: int, max_leverage: float,
-                 genomes_path: str | None, store: Store | None) -> tuple[list[Genome], str]:
-    """The cohort's genomes: from ``genomes_path``, else the store's latest hall of
-    fame, else DEAP random initialisation with ``seed`` (families round-robin).
-    A file or hall of fame with fewer than ``n`` genomes is topped up with random
-    ones; extra genomes are ignored.
-
-    Returns:
-        ``(genomes, source)`` with source ``file``, ``hall_of_fame``, ``random``
-        (or ``file+random`` / ``hall_of_fame+random``).
+                 seed_from: str | None, store: Store | None) -> Seed:
+    """The cohort's ``n`` genomes per ``seed_from`` (see :func:`manager.seeding.resolve_seed`):
+    ``latest`` = the newest hall of fame bred on this same market, else random.
 
     Raises:
-        GenomeError: a genome is invalid for this market (family, params,
-            symbols, leverage over ``max_leverage``); the message names it.
+        RunError: an unknown run id or a run of another market (``--seed-from``).
+        GenomeError: a genomes file invalid for this market; the message names it.
     """
-    if n < 1:
-        raise RunError(f"--agents {n} must be >= 1")
-    genomes: list[Genome] = []
-    source = "random"
-    if genomes_path:
-        genomes = load_genomes(genomes_path, symbols=market.symbols, max_leverage=max_leverage)
-        source = "file"
-    elif store is not None:
-        hof = store.latest_hall_of_fame()
-        if hof:
-            genomes = [Genome.from_dict(d, symbols=market.symbols, max_leverage=max_leverage)
-                       for d in hof]
-            source = "hall_of_fame"
-    genomes = genomes[:n]
-    if len(genomes) < n:
-        extra = random_genomes(n - len(genomes), market.symbols, seed=seed, max_leverage=max_leverage)
-        if genomes:
-            source += "+random"
-        genomes += extra
-    return genomes, source
+    try:
+        return resolve_seed(seed_from, market, n, seed=seed, max_leverage=max_leverage, store=store,
+                            kinds=STORED_KINDS["run"])
+    except SeedError as exc:
+        raise RunError(str(exc)) from None
 
 
 @dataclass
 class CohortRequest:
-    """Everything ``cohortlab run`` needs (units as in ``cohortlab run --help``)."""
+    """Everything ``cohortlab run`` needs (units as in ``cohortlab run --help``).
+
+    ``seed_from`` is ``latest``, ``random``, a stored run id or a genomes file
+    (:mod:`manager.seeding`); ``genomes_path``, when set, wins (``--genomes FILE``).
+    """
+
+    def seed_choice(self) -> str:
+        """The effective ``--seed-from`` choice (``genomes_path`` when set)."""
+        return self.genomes_path or self.seed_from
+
 
     bars: BarsRequest = field(default_factory=BarsRequest)
     bankroll: float = 1000.0
     agents: int = 30
     seed: int = 7
     genomes_path: str | None = None
+    seed_from: str = "latest"
     allocation: str = "equal"
     reserve: float = 0.0
     max_leverage: float = 2.0
@@ -261,9 +250,10 @@ def launch_intraday_cohort(req: CohortRequest, store: Store | None,
     progress("load")
     market = load_bars(req.bars)
     progress("seed")
-    genomes, source = seed_genomes(market, req.agents, seed=req.seed, max_leverage=req.max_leverage,
-                                   genomes_path=req.genomes_path, store=store)
-    return run_cohort(market, genomes, source, req, store, progress)
+    seeded = seed_genomes(market, req.agents, seed=req.seed, max_leverage=req.max_leverage,
+                          seed_from=req.seed_choice(), store=store)
+    return run_cohort(market, seeded.genomes, seeded.seeded_from, req, store, progress,
+                      extra={"seeding_note": seeded.note})
 
 
 def run_cohort(market: MarketData, genomes: Sequence[Genome], source: str, req: CohortRequest,
@@ -287,9 +277,11 @@ def run_cohort(market: MarketData, genomes: Sequence[Genome], source: str, req: 
         is_final: whether an error ends the run as ``failed`` (default: every
             error); return False for transient errors a retry will resolve.
     """
+    notes = {"seeding_note": (extra or {}).get("seeding_note", source)}
     doc = {
         "kind": "cohort",
-        "config": {"request": _jsonable(asdict(req)), "seeded_from": source, **(extra or {})},
+        "config": {"request": _jsonable(asdict(req)), "seeded_from": source,
+                   "market": market_identity(market).key, **notes, **(extra or {})},
         "genomes": [g.to_dict() for g in genomes],
         "data_label": market.label(),
     }
@@ -299,7 +291,7 @@ def run_cohort(market: MarketData, genomes: Sequence[Genome], source: str, req: 
         store, doc,
         lambda: simulate_cohort(market, list(genomes), bankroll=req.bankroll, config=req.engine,
                                 allocation=req.allocation, reserve=req.reserve),
-        lambda rid, res: {**cohort_report(rid, req.seed, res), "seeded_from": source},
+        lambda rid, res: {**cohort_report(rid, req.seed, res), "seeded_from": source, **notes},
         progress, is_final,
     )
 

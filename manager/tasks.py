@@ -122,14 +122,16 @@ def run_cohort_task(self, run_id: str, request: dict, genomes: list[dict] | None
         market = load_bars(req.bars)
         if genomes:
             agents = [Genome.from_dict(g, symbols=market.symbols, max_leverage=req.max_leverage) for g in genomes]
-            source = "task"
+            source, note = "task", "genomes sent with the task"
         else:
-            agents, source = seed_genomes(market, req.agents, seed=req.seed, max_leverage=req.max_leverage,
-                                          genomes_path=req.genomes_path, store=store)
+            seeded = seed_genomes(market, req.agents, seed=req.seed, max_leverage=req.max_leverage,
+                                  seed_from=req.seed_choice(), store=store)
+            agents, source, note = seeded.genomes, seeded.seeded_from, seeded.note
         try:
             _, result, report = run_cohort(market, agents, source, req, store,
                                            lambda name: stage(runner_stages.get(name, name)), run_id=run_id,
-                                           extra={"task_id": self.request.id}, is_final=is_final)
+                                           extra={"task_id": self.request.id, "seeding_note": note},
+                                           is_final=is_final)
         except RunAlreadyFinished as done:  # a duplicate delivery finished it first
             return _brief(done.run)
         metrics.record_cohort(time.perf_counter() - t0, len(result.failed_agents),
@@ -194,7 +196,9 @@ def run_campaign_day(self, run_id: str, request: dict, day: str, day_number: int
         if genomes:
             start, source = [Genome.from_dict(g) for g in genomes], "task"
         else:
-            start, source = start_population(store, "daily", None, market, cohort.max_leverage)
+            seeded = start_population(store, "daily", cohort.seed_choice(), market, cohort.max_leverage,
+                                      seed=cohort.seed)
+            start, source = seeded.genomes, seeded.seeded_from
         t0 = time.perf_counter()
         try:
             report, _ = campaign_day(creq, market, d, start, source, store, seed=cohort.seed * 1000 + day_number,

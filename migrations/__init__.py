@@ -71,12 +71,14 @@ class Migration:
 
 
 def _load() -> tuple[Migration, ...]:
-    from migrations import m0001_intraday_indexes, m0002_store_indexes, m0003_cohort_listing
+    from migrations import (m0001_intraday_indexes, m0002_store_indexes, m0003_cohort_listing,
+                            m0004_market_of_learning)
 
     found = (
         m0001_intraday_indexes.MIGRATION,
         m0002_store_indexes.MIGRATION,
         m0003_cohort_listing.MIGRATION,
+        m0004_market_of_learning.MIGRATION,
     )
     versions = [m.version for m in found]
     assert versions == list(range(1, len(found) + 1)), versions

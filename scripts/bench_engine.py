@@ -7,9 +7,10 @@
    excluded; the best of ``--repeat`` runs is reported, with the median.
 2. The single ``sma_cross`` backtest of the README (ETH_BTC, fast=10, slow=30,
    size 1.0, fee 10 bps, slippage 0, bankroll 1000) timed the same way, next to
-   vectorbt's ``Portfolio.from_signals`` on the same bars and the same entries
-   and exits (if vectorbt is installed: ``pip install -e .[bench]``), and the
-   final equity of both as a cross-check.
+   vectorbt's ``Portfolio.from_signals`` on the same bars, with entries and
+   exits vectorbt computes itself (``MA`` + ``ma_crossed_above`` /
+   ``ma_crossed_below``; if vectorbt is installed: ``pip install -e .[bench]``),
+   and the final equity of both as an independent cross-check.
 
 Usage: python scripts/bench_engine.py [--data ../shared/data/binance-5m] [--repeat 7]
 """
@@ -22,7 +23,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -88,16 +88,13 @@ def main() -> None:
     except ImportError:
         print("vectorbt not installed: pip install -e '.[bench]' for the comparison")
         return
-    sig, _ = build_signals(eth, [g])
-    s = np.clip(sig[0, :, 0], 0, 1)
-    prev = np.concatenate(([0.0], s[:-1]))
-    # decided at the close of bar t, filled at the open of t+1
-    entries = np.concatenate(([False], ((s > 0) & (prev <= 0))[:-1]))
-    exits = np.concatenate(([False], ((s <= 0) & (prev > 0))[:-1]))
     idx = pd.DatetimeIndex(eth.timestamps)
     close = pd.Series(eth.close[:, 0], index=idx)
     open_ = pd.Series(eth.open[:, 0], index=idx)
-    en, ex = pd.Series(entries, index=idx), pd.Series(exits, index=idx)
+    # vectorbt's own signals (its MAs and crosses), decided at the close of bar t, filled at the open of t+1
+    fast, slow = vbt.MA.run(close, 10), vbt.MA.run(close, 30)
+    en = fast.ma_crossed_above(slow).shift(1, fill_value=False)
+    ex = fast.ma_crossed_below(slow).shift(1, fill_value=False)
 
     def vbt_backtest():
         return vbt.Portfolio.from_signals(close, en, ex, price=open_, fees=0.001, init_cash=1000.0,

@@ -141,8 +141,13 @@ def download(
         ValueError: unknown exchange id (suggests close ids), exchange without
             OHLCV, timeframe the exchange lacks (lists its timeframes), unknown
             symbol, bad ``fmt`` / ``days``, or a symbol with no bars.
+        ImportError: ccxt is not installed (the message names the ``download`` extra).
     """
-    import ccxt  # optional dependency
+    try:
+        import ccxt  # optional dependency
+    except ImportError as exc:
+        raise ImportError("ccxt is not installed; install the download extra: pip install -e '.[download]'",
+                          name="ccxt") from exc
 
     if fmt not in ("parquet", "csv"):
         raise ValueError(f"fmt={fmt!r}; allowed: parquet, csv")

@@ -17,7 +17,9 @@ Units
     work on the **per-bar** (non-annualised) Sharpe.
 
 Finite by construction
-    Results go into JSON reports, so no function returns NaN or inf. Degenerate
+    Results go into JSON reports, so no function returns NaN or inf (the one
+    undefined figure, :func:`win_rate` with no closed trade, is ``None``: JSON
+    ``null``, shown as "—"). Degenerate
     but legal inputs (too few bars, zero variance, a liquidated agent whose
     equity stays at 0, no trades) map to documented finite values. Inputs that
     break the engine's invariants (NaN/inf, negative equity, money on a zero
@@ -43,7 +45,7 @@ Rules for degenerate cases (also in each docstring)
       is 0 from the start; 1.0 for an agent whose equity reaches 0.
     * ``roi`` / ``hourly_roi``: 0.0 when ``initial`` is 0 (and ``final`` is 0);
       ``hourly_roi`` is 0.0 when ``hours`` is 0.
-    * ``win_rate``: 0.0 with no trades.
+    * ``win_rate``: ``None`` with no (closed) trade: a rate of nothing is not 0 %.
     * ``utilisation``: 0.0 with no bars or a zero allocation with no positions.
 """
 from __future__ import annotations
@@ -565,15 +567,19 @@ def hourly_roi(final, initial, hours):
     return float(out) if scalar else out
 
 
-def win_rate(pnls) -> float:
+def win_rate(pnls) -> float | None:
     """Fraction of round-trip trades that made money: ``count(pnl > 0) / count``.
 
     Args:
-        pnls: ``(K,) float64`` realised PnL of each round-trip trade (quote
-            currency, after fees). A trade with PnL exactly 0 is not a win.
+        pnls: ``(K,) float64`` realised PnL of each closed round-trip trade
+            (quote currency, after fees). A trade with PnL exactly 0 is not a
+            win. Positions still open are not trades yet: leave them out.
 
     Returns:
-        Win rate in ``[0, 1]`` as a float; **0.0** with no trades.
+        Win rate in ``[0, 1]`` as a float; **None** with no trades (undefined,
+        not 0 %: an agent whose positions are all still open has lost nothing
+        yet). Reports carry it as JSON ``null``, tables show "—", CSV an empty
+        cell.
 
     Raises:
         MetricsError: ``pnls`` is not 1-D or contains NaN/inf.
@@ -584,7 +590,7 @@ def win_rate(pnls) -> float:
     if not np.isfinite(p).all():
         raise MetricsError("pnls: contains NaN or inf")
     if p.size == 0:
-        return 0.0
+        return None
     return float(np.count_nonzero(p > 0) / p.size)
 
 

@@ -221,18 +221,26 @@ def test_list_rows_carry_the_parent_figures_and_filter(client, runs):
 
 
 @needs_listing
-def test_list_as_csv_has_the_same_rows(client):
-    params = {"page": 1, "page_size": 2}
-    as_json = client.get("/api/experiments/cohorts", params=params).json()
-    r = client.get("/api/experiments/cohorts", params={**params, "format": "csv"})
+def test_list_as_csv_has_every_matching_row(client, runs):
+    """CSV is every row the filters match, whatever `page` and `page_size` say (JSON pages them)."""
+    as_json = client.get("/api/experiments/cohorts", params={"page_size": 200}).json()
+    assert as_json["total"] > 1
+    r = client.get("/api/experiments/cohorts", params={"page": 1, "page_size": 1, "format": "csv"})
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/csv")
     assert r.headers["content-disposition"].startswith("attachment;") and ".csv" in r.headers["content-disposition"]
     rows = list(csv.DictReader(io.StringIO(r.text)))
     assert list(rows[0]) == ROW_FIELDS
+    assert int(r.headers["x-total-count"]) == len(rows) == as_json["total"]
     assert [row["run_id"] for row in rows] == [row["run_id"] for row in as_json["items"]]
     for got, want in zip(rows, as_json["items"]):
-        assert float(got["roi"]) == pytest.approx(want["roi"]) and got["status"] == want["status"]
+        assert got["status"] == want["status"]
+        assert got["roi"] == "" if want["roi"] is None else float(got["roi"]) == pytest.approx(want["roi"])
+    first = runs[0]
+    r = client.get("/api/experiments/cohorts", params={"format": "csv", "date": first["day"], "page": 2})
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert first["run_id"] in [row["run_id"] for row in rows] and all(row["date"] == first["day"] for row in rows)
+    assert r.headers["content-disposition"] == f'attachment; filename="cohorts-date-{first["day"]}.csv"'
 
 
 def test_list_rejects_bad_parameters_by_name(client):
@@ -627,3 +635,15 @@ def test_a_broker_that_refuses_the_job_is_a_503_problem(monkeypatch, tmp_path):
     r = client.post("/api/cohorts", json={"bankroll": 100, "agents": 2}, headers=AUTH)
     body = assert_problem(r, 503)
     assert "broker" in body["detail"] and "hunter2" not in r.text
+
+
+def test_repeated_or_lax_query_values_are_refused(client):
+    """A repeated query parameter is not silently reduced to its last value, and a
+    date is a calendar day, not a number read as a Unix timestamp."""
+    r = client.get("/api/experiments/cohorts", params=[("bankroll", "x"), ("bankroll", "309")])
+    body = assert_problem(r, 422)
+    assert [e["field"] for e in body["errors"]] == ["bankroll"]
+    for bad in ("0.0", "0", "2018-02-30", "2018-1-5"):
+        body = assert_problem(client.get("/api/experiments/cohorts", params={"date": bad}), 422)
+        assert [e["field"] for e in body["errors"]] == ["date"], (bad, body)
+    assert client.get("/api/experiments/cohorts", params={"date": "2018-01-15"}).status_code == 200

@@ -9,6 +9,8 @@ below the minimum, to see the errors next to the fields), watches its progress
 until the charts appear, sorts the leaderboard, opens an agent with trades (buy
 and sell markers on the price chart), exports the cohort list as CSV, launches a
 cohort that fails and reads the reason, and opens an unknown cohort (404 page).
+It also opens the API docs (Swagger UI at ``/docs``, ReDoc at ``/redoc``), which
+must render every operation from local assets only.
 
 Every request the browser makes must go to the test server (anything else is
 aborted and fails the test) and no page may log a JavaScript error. A PNG of
@@ -272,3 +274,38 @@ def test_operator_flow(tab, server):
     assert response.status == 404
     assert "Cohort not found" in page.inner_text("main")
     shot(page, "08-not-found")
+
+
+def test_api_docs_render_offline(tab, server):
+    """Swagger UI (``/docs``) and ReDoc (``/redoc``) render the API from local assets only
+    (the ``tab`` fixture aborts and reports every request to another host)."""
+    page = tab
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+
+    # -- Swagger UI: every operation, a known route, and its parameters once expanded
+    page.goto(server + "/docs")
+    page.wait_for_selector(".swagger-ui .opblock")
+    cohorts = page.locator('.opblock-get:has(.opblock-summary-path[data-path="/api/experiments/cohorts"])')
+    cohorts.wait_for(state="visible")
+    assert page.locator(".swagger-ui .opblock").count() >= 8
+    assert page.locator(".swagger-ui .opblock-post").count() >= 1  # POST /api/cohorts
+    cohorts.locator(".opblock-summary").click()
+    page.wait_for_selector('.opblock-get.is-open .parameters tr[data-param-name="page_size"]')
+    page.wait_for_load_state("networkidle")
+    shot(page, "09-api-docs-swagger")
+
+    # -- ReDoc: the operations are rendered from the same schema
+    page.goto(server + "/redoc")
+    page.wait_for_selector('[data-section-id^="operation/"]')
+    assert page.locator('[data-section-id^="operation/"]').count() >= 8
+    page.wait_for_function("document.body.innerText.includes('/api/experiments/cohorts')")
+    page.wait_for_load_state("networkidle")
+    shot(page, "10-api-docs-redoc")
+
+    host = urlparse(server).netloc
+    assert requested and all(urlparse(url).netloc == host or url.startswith(("data:", "blob:"))
+                             for url in requested), requested
+    for asset in ("/static/vendor/swagger-ui/swagger-ui-bundle.js", "/static/vendor/redoc/redoc.standalone.js",
+                  "/openapi.json"):
+        assert server + asset in requested, (asset, requested)

@@ -2,8 +2,10 @@
 run / backtest / runs / ledger verify, the JSON reports, and bad input."""
 from __future__ import annotations
 
+import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -209,9 +211,10 @@ def test_agents_seeded_from_file_then_hall_of_fame(tmp_path, store_url):
     rep = json.loads(out.read_text())
     assert rep["seeded_from"] == "file"
     assert sorted(a["genome"]["family"] for a in rep["agents"]) == ["rsi_reversion", "sma_cross"]
-    # with no --genomes, the store's latest hall of fame seeds the cohort, topped up at random
+    # with no --genomes, the store's latest hall of fame bred on this market seeds the cohort,
+    # topped up at random
     with open_store(store_url) as st:
-        st.save_hall_of_fame([x.to_dict() for x in g], source="test")
+        st.save_hall_of_fame([x.to_dict() for x in g], source="test", market="binance-5m|5m|BTC")
     res = cli("run", "--data", BINANCE, "--start", "2018-01-15", "--agents", 4, "--json", out,
               "--no-progress", store_url=store_url)
     assert res.exit_code == 0, res.output
@@ -225,3 +228,111 @@ def test_data_download_unknown_exchange_is_a_clear_error(tmp_path):
     res = cli("data", "download", "--exchange", "nope", "--symbols", "ETH/BTC", "--days", 1,
               "--out", tmp_path)
     assert res.exit_code != 0 and "nope" in res.output
+
+
+# ----------------------------------------------------------------- displays that do not mislead
+
+
+def _table_rows(output: str, cells: int) -> list[list[str]]:
+    """Body rows of the printed tables with ``cells`` columns, one list of stripped cells per line."""
+    rows = []
+    for line in output.splitlines():
+        if line.startswith("│"):
+            parts = [c.strip() for c in line.split("│")[1:-1]]
+            if len(parts) == cells:
+                rows.append(parts)
+    return rows
+
+
+def _columns(output: str, cells: int) -> list[list[str]]:
+    """The rows of a table whose cells may wrap over lines: each cell's fragments joined."""
+    rows: list[list[list[str]]] = []
+    for parts in _table_rows(output, cells):
+        if parts[0] or not rows:
+            rows.append([[] for _ in range(cells)])
+        for i, part in enumerate(parts):
+            if part:
+                rows[-1][i].append(part)
+    return [[" ".join(frags) for frags in row] for row in rows]
+
+
+def test_run_shows_no_misleading_figures(tmp_path, store_url):
+    """Two hours of 30 agents: agents whose positions are all still open have no win rate ("—",
+    JSON null, an empty CSV cell), not 0 %; the 1e-7 BTC left over by splitting 1,000 BTC 30
+    ways reads as 0 at the bankroll's precision; Sharpe says it is annualised from 24 bars."""
+    out, csv_out = tmp_path / "r.json", tmp_path / "r.csv"
+    res = cli("run", "--data", BINANCE, "--start", "2018-01-15T00:00", "--end", "2018-01-15T02:00",
+              "--agents", 30, "--seed", 7, "--bankroll", 1000, "--top", 30, "--json", out, "--csv", csv_out,
+              "--no-progress", store_url=store_url)
+    assert res.exit_code == 0, res.output
+    text = out.read_text()
+    rep = json.loads(text)
+    open_only = {a["agent_id"] for a in rep["agents"] if a["trades"] > 0 and a["win_rate"] is None}
+    assert open_only, "expected agents that traded but closed nothing in two hours"
+    assert '"win_rate": null' in text
+    assert all(a["win_rate"] is None or 0 <= a["win_rate"] <= 1 for a in rep["agents"])
+    assert rep["parent"]["unallocated_cash"] == pytest.approx(1e-7)  # 1,000 BTC / 30 in 1e-8 units
+    with csv_out.open() as fh:
+        csv_rows = {r["agent_id"]: r for r in csv.DictReader(fh)}
+    assert all(csv_rows[a]["win_rate"] == "" for a in open_only)
+
+    for output in (res.output, cli("runs", "show", rep["run_id"], store_url=store_url).output):
+        board = {r[1]: r for r in _table_rows(output, 11)}  # rank, agent, family, ROI, Sharpe, DD, trades, win %..
+        assert set(board) == {a["agent_id"] for a in rep["agents"]}
+        for a in rep["agents"]:
+            want = "—" if a["win_rate"] is None else f"{a['win_rate'] * 100:.0f}"
+            assert board[a["agent_id"]][7] == want, (a, board[a["agent_id"]])
+        assert re.search(r"│ unallocated cash\s+│\s+0 BTC │", output), output
+        assert "e-0" not in output
+        assert "Sharpe annualised from 2 h, 24 bars of 5m: per-bar ratio × √105,120" in output
+        assert not re.search(r"(?<![\d.])[-+]0\.0+(?![\d])", output)  # no "-0.000" nor "+0.000"
+
+
+def test_runs_list_shows_the_traded_window_and_the_whole_data_label(tmp_path, store_url, monkeypatch):
+    from rich.console import Console
+
+    from manager import cli as cli_module
+
+    res = cli("run", "--data", BINANCE, "--start", "2018-01-15T00:00", "--end", "2018-01-15T02:00",
+              "--agents", 2, "--no-progress", store_url=store_url)
+    assert res.exit_code == 0, res.output
+    with open_store(store_url) as st:
+        done = st.list_runs()[0]
+        pending = st.create_run({"kind": "cohort", "genomes": [], "data_label": "SYNTHETIC",
+                                 "config": {"request": {"bars": {"start": "2018-01-20T06:00",
+                                                                 "end": "2018-01-21T06:00"}}}})
+    monkeypatch.setattr(cli_module, "console", Console(width=120))  # a terminal narrower than the table
+    res = cli("runs", "list", store_url=store_url)
+    assert res.exit_code == 0, res.output
+    assert "…" not in res.output
+    rows = {r[0]: r for r in _columns(res.output, 9)}
+    assert set(rows) == {done["run_id"], pending}
+
+    def squeezed(s: str) -> str:
+        return s.replace(" ", "")
+
+    # folded over lines, never cut: the fragments put together give the whole label back
+    assert squeezed(rows[done["run_id"]][5]) == squeezed(done["data_label"])
+    assert squeezed(rows[done["run_id"]][3]) == squeezed("2018-01-15 00:00 .. 2018-01-15 02:00")
+    assert squeezed(rows[pending][3]) == squeezed("2018-01-20 06:00 .. 2018-01-21 06:00 (requested)")
+    assert rows[done["run_id"]][4].startswith(done["created_at"][:10])  # the creation time is still there
+
+
+def test_shared_display_rules():
+    """manager.display, used by the CLI and the dashboard: honest zeros, "—" for unknown."""
+    from manager import display as d
+
+    assert [d.pct(v) for v in (-1e-9, -4e-5, -5.1e-5, None, float("nan"))] == [
+        "0.00 %", "0.00 %", "-0.01 %", "—", "—"]
+    assert d.pct(0.0, 3, signed=True) == "0.000 %" and d.pct(0.01234, signed=True) == "+1.23 %"
+    assert [d.sign(v) for v in (-4e-5, -5.1e-5, 4e-5, 1e-3)] == ["", "neg", "", "pos"]
+    assert d.sign(-4e-10, 8, 1.0) == "" and d.sign(-4e-8, 8, 1.0) == "neg"
+    assert d.num(-0.004) == "0.00" and d.num(12345.678) == "12,345.68"
+    assert d.money(1e-7, 1000) == "0" and d.money(-1e-7, 1000) == "0"  # below 1,000's 8 digits
+    assert d.money(0.0002, 1000) == "0.0002" and d.money(989.24119171) == "989.24119"
+    assert d.money(0.00012345) == "0.00012345" and d.money(1e-9) == "0" and d.money(1000) == "1,000"
+    assert d.annualisation({"bars": 288, "timeframe": "5m"})["short"] == "annualised from 1 day, 288 bars of 5m"
+    assert d.annualisation({"bars": 390, "timeframe": "1m"})["long"] == (
+        "annualised from 6.5 h, 390 bars of 1m: per-bar ratio × √525,600 (bars in a 365-day year)")
+    assert d.annualisation({"bars": 0, "timeframe": "5m"}) is None and d.annualisation(None) is None
+    assert d.window_text("2018-01-15T00:00:00Z", "2018-01-16T00:00:00+00:00") == "2018-01-15 00:00 .. 2018-01-16 00:00"

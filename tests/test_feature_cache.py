@@ -486,7 +486,8 @@ def test_cohort_report_same_with_and_without_cache(runner_redis, tmp_path, monke
         assert isinstance(current_cache(), NullCache)
         res = simulate_cohort(market, genomes, bankroll=req.bankroll, config=req.engine,
                               allocation=req.allocation, reserve=req.reserve)
-        return {**cohort_report("unsaved", req.seed, res), "seeded_from": "random"}
+        return {**cohort_report("unsaved", req.seed, res), "seeded_from": "random",
+                "seeding_note": "random genomes: no store"}
 
     baseline = uncached()
     with_redis = launch_intraday_cohort(req, None)[2]  # cold: every array misses

@@ -235,3 +235,32 @@ def test_intraday_learn_starts_from_the_current_cohort(tmp_path):
         assert g["genome_id"] in cohort_ids or set(g["parents"]) & (cohort_ids | {r["genome_id"] for r in rep["population"]})
     dsr = [r["deflated_sharpe"] for r in rep["population"]]
     assert dsr == sorted(dsr, reverse=True)  # ranked by the Deflated Sharpe
+
+
+def test_intraday_cycle_without_short_horizon_genomes_says_why_nothing_evolved(tmp_path):
+    """Every genome's longest window (100+ bars) exceeds a quarter of 4.5 h of 5-minute bars (54 -> 13):
+    nothing can be evolved, and the output and the JSON say so instead of a bare 0/10."""
+    genomes = tmp_path / "long.json"
+    genomes.write_text(json.dumps([
+        {"family": "sma_cross", "params": {"fast": 20, "slow": 100}, "symbols": ["ETH_BTC"]},
+        {"family": "sma_cross", "params": {"fast": 30, "slow": 120}, "symbols": ["LTC_BTC"]}]))
+    out = tmp_path / "l.json"
+    res = runner.invoke(app, ["learn", "--mode", "intraday", "--lookback", "6h", "--end", "2018-01-16T12:00",
+                              "--data", str(BINANCE), "--genomes", str(genomes), "--json", str(out),
+                              "--no-progress", "--store", f"sqlite:///{tmp_path / 'n.db'}"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    rep = json.loads(out.read_text())
+    assert rep["tried"]["generations"] == 0
+    assert rep["note"] == ("no short-horizon genome: the longest indicator window of every genome (the shortest "
+                           "of them 100 bars) exceeds a quarter of the 54 training bars (13); 2 genomes carried "
+                           "over unchanged and re-scored, 0 generations evolved")
+    flat = " ".join(res.output.split())
+    assert "nothing evolved: no short-horizon genome" in flat and "0 generations evolved" in flat
+    assert "Sharpe annualised" in flat and "in sample 4.5 h, out of sample 1.5 h" in flat
+
+
+def test_intraday_cycle_with_short_horizon_genomes_has_no_note(market):
+    split = split_lookback(pd.Timestamp("2018-01-16", tz=UTC), pd.Timedelta(hours=12), pd.Timedelta(hours=3))
+    start = [Genome("sma_cross", {"fast": 3, "slow": 12}, symbols=("ETH_BTC",)).validated()]
+    res = run_cycle(market, split, mode="intraday", start=start, ga=GAConfig(generations=1, population=4), seed=1)
+    assert res.note is None and res.knowledge()["note"] is None

@@ -461,7 +461,8 @@ def test_hourly_roi_compounds_back(final, initial, hours):
 
 def test_win_rate():
     assert m.win_rate(np.array([1.5, -1.0, 0.0, 2.0])) == 0.5  # 0 is not a win
-    assert m.win_rate(np.array([])) == 0.0
+    assert m.win_rate(np.array([])) is None  # no closed trade: undefined, not 0 %
+    assert m.win_rate([-1.0]) == 0.0  # a real 0 %: one closed trade, lost
     assert m.win_rate([3.0]) == 1.0
     with pytest.raises(MetricsError):
         m.win_rate(np.ones((2, 2)))

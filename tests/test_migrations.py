@@ -31,12 +31,12 @@ from tests.test_store_contract import (  # noqa: F401
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-ALL_IDS = ["0001_intraday_indexes", "0002_store_indexes", "0003_cohort_listing"]
+ALL_IDS = ["0001_intraday_indexes", "0002_store_indexes", "0003_cohort_listing", "0004_market_of_learning"]
 
 
 def test_migrations_are_numbered_in_order() -> None:
     assert [m.id for m in MIGRATIONS] == ALL_IDS
-    assert [m.version for m in MIGRATIONS] == [1, 2, 3]
+    assert [m.version for m in MIGRATIONS] == [1, 2, 3, 4]
     assert all(m.name and m.description and callable(m.sqlite) and callable(m.mongo) for m in MIGRATIONS)
 
 
@@ -140,7 +140,7 @@ def test_first_migration_creates_the_intraday_indexes(target: Target) -> None:
         tables = {row[1] for row in schema["objects"] if row[0] == "table"}
         assert {"promotion_log", "schema_migrations", "ledger", "cohort_summaries"} <= tables
         records = schema["records"]
-        assert [r[0] for r in records] == ALL_IDS and [r[1] for r in records] == [1, 2, 3]
+        assert [r[0] for r in records] == ALL_IDS and [r[1] for r in records] == [1, 2, 3, 4]
         return
     assert {"sim_runs_intraday", "cohort_summaries", "ledger", "promotion_log", "audit_events",
             "schema_migrations"} <= set(schema["collections"])
@@ -156,6 +156,7 @@ def test_first_migration_creates_the_intraday_indexes(target: Target) -> None:
         ("0001_intraday_indexes", 1, "intraday_indexes"),
         ("0002_store_indexes", 2, "store_indexes"),
         ("0003_cohort_listing", 3, "cohort_listing"),
+        ("0004_market_of_learning", 4, "market_of_learning"),
     ]
 
 
@@ -251,7 +252,7 @@ def test_concurrent_migrators_apply_each_migration_once(target: Target) -> None:
         t.join()
     assert errors == []
     assert sorted(i for r in results for i in r) == ALL_IDS  # every migration recorded once
-    assert [s["applied"] for s in migration_status(stores[0])] == [True, True, True]
+    assert [s["applied"] for s in migration_status(stores[0])] == [True] * len(ALL_IDS)
 
 
 def test_open_store_applies_pending_migrations_unless_told_not_to(target: Target) -> None:
@@ -309,14 +310,14 @@ def test_cli_migrate_and_status(target: Target) -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["migrate", "--status", "--store", target.url])
     assert result.exit_code == 0, result.output
-    assert result.output.count("pending") == 3
+    assert result.output.count("pending") == 4
     result = runner.invoke(app, ["migrate", "--store", target.url])
     assert result.exit_code == 0, result.output
-    assert "applied: 0001_intraday_indexes, 0002_store_indexes, 0003_cohort_listing" in result.output
+    assert "applied: 0001_intraday_indexes, 0002_store_indexes, 0003_cohort_listing, 0004_market_of_learning" in result.output
     result = runner.invoke(app, ["migrate", "--store", target.url])
     assert result.exit_code == 0, result.output
     assert "nothing to apply; the store is up to date" in result.output
-    assert "pending" not in result.output and result.output.count("applied 20") == 3
+    assert "pending" not in result.output and result.output.count("applied 20") == 4
 
 
 def test_cli_migrate_reports_store_errors() -> None:
@@ -330,7 +331,7 @@ def test_script_calls_the_same_function(target: Target) -> None:
     run = [sys.executable, str(script), "--store", target.url]
     first = subprocess.run(run, capture_output=True, text=True, timeout=60)
     assert first.returncode == 0, first.stderr
-    assert "applied: 0001_intraday_indexes, 0002_store_indexes, 0003_cohort_listing" in first.stdout
+    assert "applied: 0001_intraday_indexes, 0002_store_indexes, 0003_cohort_listing, 0004_market_of_learning" in first.stdout
     second = subprocess.run(run, capture_output=True, text=True, timeout=60)
     assert second.returncode == 0, second.stderr
     assert "nothing to apply" in second.stdout

@@ -1228,6 +1228,41 @@ def test_hall_of_fame_refuses_bad_input(store: Store) -> None:
     assert store.latest_hall_of_fame() is None
 
 
+def test_hall_of_fame_filtered_by_market(open_same: Opener) -> None:
+    """Seeding never crosses markets: the latest version *of a market* is found,
+    and a version saved without a market (unknown) matches no market filter."""
+    store = open_same()
+    btc = [{"family": "sma_cross", "params": {"fast": 5}}]
+    usd = [{"family": "rsi_reversion", "params": {"period": 9}}]
+    store.save_hall_of_fame([{"family": "legacy"}], source="old")
+    assert store.latest_hall_of_fame(market="binance-5m|5m|BTC") is None
+    store.save_hall_of_fame(btc, source="c1", market="binance-5m|5m|BTC")
+    store.save_hall_of_fame(usd, source="c2", market="coinbase-1m|1m|USD")
+    assert store.latest_hall_of_fame(market="binance-5m|5m|BTC") == btc
+    assert store.latest_hall_of_fame(market="coinbase-1m|1m|USD") == usd
+    assert store.latest_hall_of_fame() == usd
+    assert store.latest_hall_of_fame(market="SYNTHETIC|5m|USD") is None
+    store.close()
+    assert open_same().latest_hall_of_fame(market="binance-5m|5m|BTC") == btc
+    with pytest.raises(InvalidDocument):
+        open_same().latest_hall_of_fame(market="")
+
+
+def test_latest_population_filtered_by_market_and_mode(store: Store) -> None:
+    g = [{"family": "sma_cross", "params": {}}]
+    store.save_population("p-btc-daily", g, {"mode": "daily", "market": "binance-5m|5m|BTC"})
+    store.save_population("p-usd-daily", g, {"mode": "daily", "market": "coinbase-1m|1m|USD"})
+    store.save_population("p-btc-intra", g, {"mode": "intraday", "market": "binance-5m|5m|BTC"})
+    store.save_population("p-none", g, {"mode": "daily"})
+    assert store.latest_population(market="binance-5m|5m|BTC")["cycle_id"] == "p-btc-intra"
+    assert store.latest_population("daily", market="binance-5m|5m|BTC")["cycle_id"] == "p-btc-daily"
+    assert store.latest_population("daily", market="coinbase-1m|1m|USD")["cycle_id"] == "p-usd-daily"
+    assert store.latest_population("intraday", market="coinbase-1m|1m|USD") is None
+    assert store.latest_population("daily")["cycle_id"] == "p-none"
+    with pytest.raises(InvalidDocument):
+        store.save_population("p-bad", g, {"mode": "daily", "market": 5})
+
+
 # -- audit events -------------------------------------------------------------------
 
 
@@ -2167,8 +2202,8 @@ def test_sqlite_upgrades_a_version_1_database_and_keeps_its_data(tmp_path: Path)
     assert not _LEARNING_TABLES & _tables(path)
 
     with SQLiteStore(path) as store:
-        assert SCHEMA_VERSION == 3
-        assert _user_version(path) == 3
+        assert SCHEMA_VERSION == 4
+        assert _user_version(path) == SCHEMA_VERSION
         assert _LEARNING_TABLES <= _tables(path)
         run = store.get_run("v1-run")
         assert run["status"] == "running" and run["config"] == {"agents": 3}
@@ -2183,7 +2218,7 @@ def test_sqlite_upgrades_a_version_1_database_and_keeps_its_data(tmp_path: Path)
         store.save_study_meta("s", {"space": {"x": [0, 1]}})
 
     with SQLiteStore(path) as store:  # the upgrade is idempotent
-        assert _user_version(path) == 3
+        assert _user_version(path) == SCHEMA_VERSION
         assert store.get_population("cy1")["genomes"] == [{"g": 1}]
         assert store.get_knowledge("cy1")["mode"] == "daily"
         assert store.save_trial("s", {"params": {"x": 2}, "value": 0.25}) == 1
@@ -2216,7 +2251,7 @@ def test_sqlite_upgrade_by_two_openers_at_once(tmp_path: Path) -> None:
         t.join()
     try:
         assert errors == []
-        assert _user_version(path) == 3
+        assert _user_version(path) == SCHEMA_VERSION
         assert stores[0].get_run("v1-run")["data_label"] == "binance:1m"
         assert [s.save_trial("race", {"params": {}, "value": 1.0}) for s in stores] == [0, 1, 2, 3]
     finally:
@@ -2317,7 +2352,7 @@ def test_sqlite_upgrade_to_version_3_backfills_the_cohort_listing(tmp_path: Path
     assert _user_version(path) == 2
 
     with SQLiteStore(path) as store:  # upgraded and backfilled on open
-        assert _user_version(path) == 3
+        assert _user_version(path) == SCHEMA_VERSION
         assert store.list_cohort_summaries() == listing
         assert store.list_cohort_summaries(date="2025-03-03")["total"] == 1  # done-2, in UTC
     assert _listing_columns(path) == columns  # exactly what the writes had stored

@@ -103,21 +103,61 @@ def targets_of(name: str, market: MarketData, **params) -> np.ndarray:
 
 def test_sma_cross_hand_example():
     # SMA2: -, 1.5, 2.5, 2.5, 1.5, 1, 2 ; SMA3: -, -, 2, 2.33, 2, 1.33, 1.67
+    # above at bars 2-3 is no cross (flat); crosses down at bar 4, up at bar 6
     got = targets_of("sma_cross", make_market([1, 2, 3, 2, 1, 1, 3]), fast=2, slow=3)
-    np.testing.assert_array_equal(got, [0, 0, 1, 1, -1, -1, 1])
+    np.testing.assert_array_equal(got, [0, 0, 0, 0, -1, -1, 1])
 
 
 def test_sma_cross_tie_holds_previous_target():
-    # SMA2: -, 2.5, 1.5, 1, 1, 1 ; SMA3: -, -, 2, 1.33, 1, 1 -> equal from bar 4
-    got = targets_of("sma_cross", make_market([3, 2, 1, 1, 1, 1]), fast=2, slow=3)
-    np.testing.assert_array_equal(got, [0, 0, -1, -1, -1, -1])
+    # SMA2: -, 1.5, 2.5, 2.5, 1.5, 1, 1, 1 ; SMA3: -, -, 2, 2.33, 2, 1.33, 1, 1
+    # -> cross down at bar 4, equal from bar 6: the tie holds the short
+    got = targets_of("sma_cross", make_market([1, 2, 3, 2, 1, 1, 1, 1]), fast=2, slow=3)
+    np.testing.assert_array_equal(got, [0, 0, 0, 0, -1, -1, -1, -1])
+
+
+def test_sma_cross_fires_on_the_cross_not_on_warmup():
+    # SMA2: -, 1.5, 2.5, 3.5, 4.5, 4.5, 3.5, 2.5, 2.5, 3.5, 4.5
+    # SMA3: -, -,   2,   3,   4,   4.33, 4, 3,   2.67, 3,   4
+    # fast > slow from the first defined bar (2) to bar 5: no cross, flat;
+    # cross down at bar 6, cross up at bar 9 (the old rule went long at bar 2)
+    got = targets_of("sma_cross", make_market([1, 2, 3, 4, 5, 4, 3, 2, 3, 4, 5]), fast=2, slow=3)
+    np.testing.assert_array_equal(got, [0, 0, 0, 0, 0, 0, -1, -1, -1, 1, 1])
+    # a trend that never crosses never trades, on either side
+    up = targets_of("sma_cross", make_market(np.arange(1.0, 60.0)), fast=5, slow=20)
+    down = targets_of("sma_cross", make_market(np.arange(60.0, 1.0, -1.0)), fast=5, slow=20)
+    assert (up == 0).all() and (down == 0).all()
+
+
+@pytest.mark.parametrize("kernel", ["cross", "sign"])
+def test_cross_kernels_wait_for_a_cross_after_warmup_and_after_nan(kernel):
+    """The cross state machines on a hand-made difference d = a - b (close 1,
+    so the tie tolerance is TIE_RTOL): NaN = undefined, |d| <= 1e-12 = tie."""
+    from simulator.strategies.families import TIE_RTOL, _cross_fill, _sign_fill
+
+    nan = np.nan
+    d = np.array([nan, 1, -5e-13, 1, -1, 5e-13, 0, 1, 1, nan, -1, -1, 1])
+    want = [0, 0, 0, 0, -1, -1, -1, 1, 1, 0, 0, 0, 1]
+    # bar 1: above on the first defined bar -> no cross ; bar 2: a tie of the
+    # other sign is no cross (an exact comparison would call it one) ; bar 3:
+    # back above: touched and returned ; bar 4: cross down ; bars 5-6: ties
+    # hold ; bar 7: cross up (through the ties) ; bar 9: NaN resets ; bars
+    # 10-11: below, no cross yet ; bar 12: cross up
+    out = np.zeros((1, len(d), 1))
+    close = np.ones((len(d), 1))
+    if kernel == "cross":
+        b = np.full((1, len(d), 1), 3.0)
+        _cross_fill(b + d[None, :, None], np.array([0]), b, np.array([0]), close, TIE_RTOL, out)
+    else:
+        _sign_fill(d[None, :, None].copy(), np.array([0]), close, TIE_RTOL, out)
+    np.testing.assert_array_equal(out[0, :, 0], want)
 
 
 def test_ema_macd_hand_example():
     # fast 2 / slow 3 / signal 2 (TA-Lib seeding, see test_indicators): the
-    # histogram is undefined until bar 3, then 1/4, 23/54, -605/648.
+    # histogram is undefined until bar 3, then 1/4, 23/54, -605/648: positive
+    # from the first defined bar is no cross (flat), the cross down at bar 5 is
     got = targets_of("ema_macd", make_market([1, 2, 4, 8, 16, 0]), fast=2, slow=3, signal=2)
-    np.testing.assert_array_equal(got, [0, 0, 0, 1, 1, -1])
+    np.testing.assert_array_equal(got, [0, 0, 0, 0, 0, -1])
 
 
 def test_rsi_reversion_hand_example():
@@ -297,7 +337,15 @@ def test_sma_cross_follows_the_sign_of_the_sma_difference(market):
     out = s.targets(short, [{"fast": 7, "slow": 40}])[0]
     d = ind.sma(short.close, 7) - ind.sma(short.close, 40)
     clear = np.abs(d) > 1e-9 * np.abs(short.close)
-    np.testing.assert_array_equal(out[clear], np.sign(d[clear]))
+    # flat until the first change of sign (per symbol), then the sign of d
+    crossed = np.zeros_like(clear)
+    for k in range(d.shape[1]):
+        bars = np.flatnonzero(clear[:, k])
+        sides = np.sign(d[bars, k])
+        cross = bars[np.flatnonzero(sides[1:] != sides[:-1])[0] + 1]
+        assert (out[:cross, k] == 0).all()
+        crossed[cross:, k] = True
+    np.testing.assert_array_equal(out[clear & crossed], np.sign(d[clear & crossed]))
 
 
 # --------------------------------------------------------------------------

@@ -66,6 +66,7 @@ from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Res
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from manager import display
 from manager.store import NotFound, Store, StoreError
 
 from . import figures
@@ -159,30 +160,32 @@ def _phrase(status: int) -> str:
 # ----------------------------------------------------------------- templates
 
 
+# The number filters are the shared rules of manager.display (also the CLI's): a value that
+# rounds to zero at the displayed precision shows as 0 in the neutral colour, unknown as "—".
+
+
 def _money(value: Any) -> str:
     v = _f(value)
     if v is None:
-        return "—"
+        return display.DASH
     if v.is_integer() and abs(v) < 1e15:
-        return f"{v:,.0f}"
+        return display.num(v, 0)
     if abs(v) >= 1:
-        return f"{v:,.2f}"
-    return f"{v:.6g}"
+        return display.num(v, 2)
+    return display.money(v, digits=6)  # small amounts: 6 significant digits, residues below 1e-8 are 0
 
 
 def _pct(value: Any, digits: int = 2) -> str:
-    v = _f(value)
-    return "—" if v is None else f"{v * 100:.{digits}f} %"
+    return display.pct(_f(value), digits)
 
 
 def _num(value: Any, digits: int = 2) -> str:
-    v = _f(value)
-    return "—" if v is None else f"{v:,.{digits}f}"
+    return display.num(_f(value), digits)
 
 
-def _sign(value: Any) -> str:
-    v = _f(value)
-    return "" if not v else ("pos" if v > 0 else "neg")
+def _sign(value: Any, digits: int = 2, scale: float = 100.0) -> str:
+    """Colour class of a value as shown: by default as ``_pct(value)`` shows it."""
+    return display.sign(_f(value), digits, scale)
 
 
 def _dt(value: Any) -> str:
@@ -207,13 +210,8 @@ def _basename(value: Any) -> str:
 
 
 def _f(value: Any) -> float | None:
-    if value is None or isinstance(value, (bool, jinja2.Undefined)):
-        return None
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
+    """A finite float, or None (also for a template's undefined value)."""
+    return None if isinstance(value, jinja2.Undefined) else display.finite(value)
 
 
 @lru_cache(maxsize=1)
@@ -386,8 +384,8 @@ def cohorts_page(request: Request, date: str | None = None, bankroll: str | None
     context = {
         "nav": "cohorts", "filters": filters, "result": result, "error": error,
         "filtered": bool(filters["date"] or filters["bankroll"] or error),
-        # the whole filtered list (up to the API's largest page), not only the page shown
-        "csv_url": "/api/experiments/cohorts?" + urlencode({"format": "csv", **csv_query, "page_size": 200}),
+        # every cohort the filters match (the API streams them all), not only the page shown
+        "csv_url": "/api/experiments/cohorts?" + urlencode({"format": "csv", **csv_query}),
         "page_url": lambda n: "/trading/cohorts?" + urlencode(_list_query(filters, page=n)),
     }
     headers = {"Vary": "HX-Request"}
@@ -430,7 +428,10 @@ def _sorted_leaderboard(agents: list[dict], sort: str | None, order: str | None)
     return sorted(agents, key=value, reverse=order == "desc"), key, order
 
 
-def _leaderboard_context(run_id: str, agents: list[dict], sort: str | None, order: str | None) -> dict[str, Any]:
+def _leaderboard_context(run_id: str, agents: list[dict], sort: str | None, order: str | None,
+                         window: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The leaderboard partial's context; ``window`` (the report's) words how Sharpe and
+    Sortino were annualised (``annualised``: see :func:`manager.display.annualisation`)."""
     rows, key, order = _sorted_leaderboard(agents, sort, order)
 
     def sort_url(column: str) -> str:
@@ -444,7 +445,8 @@ def _leaderboard_context(run_id: str, agents: list[dict], sort: str | None, orde
         return sort_url(column).replace("/leaderboard?", "?", 1) + "#leaderboard"
 
     return {"leaderboard": [_leaderboard_row(run_id, a) for a in rows], "sort": key, "order": order,
-            "columns": LEADERBOARD_COLUMNS, "sort_url": sort_url, "sort_page_url": sort_page_url}
+            "columns": LEADERBOARD_COLUMNS, "sort_url": sort_url, "sort_page_url": sort_page_url,
+            "annualised": display.annualisation(window)}
 
 
 class _LeaderboardRow(NamedTuple):
@@ -576,7 +578,7 @@ def cohort_page(request: Request, run_id: str, job: str | None = None, sort: str
         raise PageError(404, "Cohort not found", f"There is no cohort {run_id!r} in this store.")
     context: dict[str, Any] = {"nav": "cohorts", "charts": False, "limits": {}, "summary": None, "quote": "",
                                "bankroll": None, "allocation": None, "window": None, "settings": None,
-                               "stored": detail is not None}
+                               "stored": detail is not None, "annualised": None}
     context.update(_progress_context(run_id, detail, job_info, job))
     if detail is not None:
         summary = detail.get("summary")
@@ -597,7 +599,8 @@ def cohort_page(request: Request, run_id: str, job: str | None = None, sort: str
                 "exposure": figures.to_json(figures.exposure_figure(curves, limits)),
                 "gauges": figures.to_json(figures.gauges_figure(summary.get("parent") or {}, limits)),
             }
-            context.update(_leaderboard_context(run_id, list(summary.get("agents") or []), sort, order))
+            context.update(_leaderboard_context(run_id, list(summary.get("agents") or []), sort, order,
+                                                summary.get("window")))
     return render(request, "cohort.html", context)
 
 
@@ -626,8 +629,9 @@ def cohort_leaderboard(request: Request, run_id: str, sort: str | None = None, o
     detail = _detail_or_none(store, run_id)
     if detail is None:
         raise PageError(404, "Cohort not found", f"There is no cohort {run_id!r} in this store.")
-    agents = list((detail.get("summary") or {}).get("agents") or [])
-    context = {"run": detail["run"], **_leaderboard_context(run_id, agents, sort, order)}
+    summary = detail.get("summary") or {}
+    agents = list(summary.get("agents") or [])
+    context = {"run": detail["run"], **_leaderboard_context(run_id, agents, sort, order, summary.get("window"))}
     return render(request, "partials/leaderboard.html", context)
 
 
@@ -671,11 +675,16 @@ def _genome_rows(genome: Mapping[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _metric_rows(agent: Mapping[str, Any], quote: str) -> list[tuple[str, str]]:
+def _metric_rows(agent: Mapping[str, Any], quote: str,
+                 annualised: Mapping[str, Any] | None = None) -> list[tuple[str, str]]:
     rows = []
     for key, label, kind in _METRIC_ROWS:
         if key not in agent:
             continue
+        if key in ("sharpe", "sortino") and annualised:
+            label = f"{label} ({annualised['short']})"
+        elif key == "win_rate" and agent[key] is None:
+            label = f"{label} (no closed trade yet)"
         v = agent[key]
         text = {"money": lambda: f"{_money(v)} {quote}".strip(), "pct": lambda: _pct(v),
                 "pct4": lambda: _pct(v, 4), "num": lambda: _num(v, 3), "bool": lambda: "yes" if v else "no",
@@ -708,7 +717,7 @@ def _trade_row(t: Mapping[str, Any]) -> _TradeRow:
         symbol=_text(get("symbol")), side=_text(get("side")), entry_time=_dt(get("entry_time")),
         entry_price=_num(get("entry_price"), 8), exit_time=_dt(get("exit_time")) if get("exit_time") else "open",
         exit_price=_num(get("exit_price"), 8), qty=_num(get("qty"), 4), fees=_num(get("fees"), 8),
-        pnl_class=f"num {_sign(pnl)}", pnl=_num(pnl, 8), exit_reason=_text(get("exit_reason")))
+        pnl_class=f"num {_sign(pnl, 8, 1.0)}", pnl=_num(pnl, 8), exit_reason=_text(get("exit_reason")))
 
 
 def _text(value: Any) -> str:
@@ -729,6 +738,7 @@ def agent_page(request: Request, run_id: str, agent_id: str, store: Store = Depe
                            else f" yet (the cohort is {detail['run'].get('status')})") + ".") from None
     summary = detail.get("summary") or {}
     quote = summary.get("quote") or ""
+    annualised = display.annualisation(summary.get("window"))
     agent = data.get("agent") or {}
     trades = data.get("trades") or []
     prices = data.get("prices") or {}
@@ -736,7 +746,8 @@ def agent_page(request: Request, run_id: str, agent_id: str, store: Store = Depe
         "nav": "cohorts", "charts": True, "run": detail["run"], "agent": agent, "quote": quote,
         "trades": trades, "trade_rows": [_trade_row(t) for t in trades], "prices": prices,
         "prices_error": data.get("prices_error"),
-        "genome_rows": _genome_rows(agent.get("genome") or {}), "metric_rows": _metric_rows(agent, quote),
+        "genome_rows": _genome_rows(agent.get("genome") or {}),
+        "metric_rows": _metric_rows(agent, quote, annualised), "annualised": annualised,
         "figures": {
             "prices": figures.to_json(figures.price_figure(prices, trades, quote)),
             "equity": figures.to_json(figures.agent_equity_figure(data.get("equity") or {}, quote,

@@ -91,9 +91,22 @@ def _preflight(body: CohortLaunch, settings: Settings) -> str | None:
     return str(path)
 
 
+def _check_seed_from(choice: str, store: Store) -> None:
+    """``seed_from`` over HTTP: ``latest``, ``random`` or a stored run id (never a server file)."""
+    if choice in ("latest", "random"):
+        return
+    try:
+        store.get_run(choice)
+    except RunNotFound:
+        message = f"no stored run {choice!r}; allowed: latest, random, or the id of a stored run"
+        raise ApiProblem(422, f"seed_from: {message}", type_="validation-error", title="Request validation failed",
+                         errors=[{"field": "seed_from", "message": message}]) from None
+
+
 @router.post("", status_code=202, response_model=JobAccepted, summary="Launch a cohort (bearer token)",
              dependencies=[Depends(require_token)], responses=problem_responses(401, 422, 503))
-def launch_cohort(body: CohortLaunch, settings: Settings = Depends(get_settings_dep)):
+def launch_cohort(body: CohortLaunch, settings: Settings = Depends(get_settings_dep),
+                  store: Store = Depends(get_store)):
     """Queue one intraday cohort. Needs `Authorization: Bearer <COHORTLAB_API_TOKEN>`; with
     no token configured the route answers 401 (set `COHORTLAB_API_TOKEN`).
 
@@ -101,10 +114,12 @@ def launch_cohort(body: CohortLaunch, settings: Settings = Depends(get_settings_
     thread pool of this API process. Poll `status_url` until `state` is `completed` or
     `failed`; the cohort then appears in `GET /api/experiments/cohorts`."""
     data = _preflight(body, settings)
+    _check_seed_from(body.seed_from, store)
     req = CohortRequest(
         bars=BarsRequest(data=data, symbols=body.symbols, start=body.start, end=body.end, quote=body.quote,
                          seed=body.seed),
-        bankroll=body.bankroll, agents=body.agents, seed=body.seed, allocation=body.allocation)
+        bankroll=body.bankroll, agents=body.agents, seed=body.seed, allocation=body.allocation,
+        seed_from=body.seed_from)
     try:
         job = jobs.submit_cohort(req)
     except Exception as exc:  # noqa: BLE001 - the broker refused or is down

@@ -63,7 +63,10 @@ return; one evolved population per learning cycle, never overwritten)::
         "saved_at": str,          # set by the store, ISO 8601 UTC (canonical)
         "genomes": list[dict],    # at least one genome, in the order given
         "meta": dict,             # as given; meta["mode"] (str), when present,
-                                  # is what latest_population(mode=...) matches
+                                  # is what latest_population(mode=...) matches,
+                                  # and meta["market"] (str: the market key of
+                                  # manager.seeding, e.g. "binance-5m|5m|BTC")
+                                  # what latest_population(market=...) matches
     }
 
 Knowledge record (one per learning cycle: what was tried, what won, in- and
@@ -936,18 +939,19 @@ def prepare_audit_event(event: Any) -> dict[str, Any]:
 
 def prepare_population(
     cycle_id: Any, genomes: Any, meta: Any
-) -> tuple[str, list[dict[str, Any]], dict[str, Any], str | None]:
+) -> tuple[str, list[dict[str, Any]], dict[str, Any], str | None, str | None]:
     """Validate a population for :meth:`Store.save_population`.
 
     Args:
         cycle_id: id of the learning cycle (rules of :func:`check_id`).
         genomes: non-empty list of genome dicts of JSON-able values.
-        meta: dict of JSON-able values; ``meta["mode"]``, if present and not
-            None, must be a non-empty str.
+        meta: dict of JSON-able values; ``meta["mode"]`` and ``meta["market"]``,
+            if present and not None, must be non-empty strs.
 
     Returns:
-        ``(cycle_id, genomes, meta, mode)``: copies of the documents, and the
-        mode (``meta["mode"]`` or None) the population is listed under.
+        ``(cycle_id, genomes, meta, mode, market)``: copies of the documents,
+        and the mode and market key (``meta["mode"]`` / ``meta["market"]`` or
+        None) the population is listed under.
 
     Raises:
         InvalidDocument: any of the above not met; the message names the value.
@@ -964,7 +968,8 @@ def prepare_population(
     ]
     meta_doc = to_document(require_mapping(meta, "population meta"), "population.meta")
     mode = check_mode(meta_doc.get("mode"), "population meta mode")
-    return cycle_id, docs, meta_doc, mode
+    market = check_mode(meta_doc.get("market"), "population meta market")
+    return cycle_id, docs, meta_doc, mode, market
 
 
 def prepare_knowledge(record: Any) -> dict[str, Any]:
@@ -1361,20 +1366,30 @@ class Store(ABC):
     # -- hall of fame --------------------------------------------------------
 
     @abstractmethod
-    def save_hall_of_fame(self, entries: list[dict[str, Any]], source: str) -> None:
+    def save_hall_of_fame(self, entries: list[dict[str, Any]], source: str,
+                          market: str | None = None) -> None:
         """Save a new version of the hall of fame (earlier versions are kept).
 
         Args:
             entries: genome dicts, best first.
             source: what produced it (e.g. a run id or ``"learning:2025-01-31"``).
+            market: key of the market it was bred on (``manager.seeding.MarketIdentity.key``,
+                e.g. ``"binance-5m|5m|BTC"``); None = unknown (never matched by a market filter).
 
         Raises:
-            InvalidDocument: bad entries or empty source.
+            InvalidDocument: bad entries, empty source, or a market that is not a non-empty str.
         """
 
     @abstractmethod
-    def latest_hall_of_fame(self) -> list[dict[str, Any]] | None:
-        """Return the entries of the most recently saved version, or None if none."""
+    def latest_hall_of_fame(self, market: str | None = None) -> list[dict[str, Any]] | None:
+        """Return the entries of the most recently saved version, or None if none.
+
+        Args:
+            market: only versions saved with this market key; None = any version.
+
+        Raises:
+            InvalidDocument: ``market`` is neither None nor a non-empty str.
+        """
 
     # -- audit -----------------------------------------------------------------
 
@@ -1415,7 +1430,8 @@ class Store(ABC):
         """
 
     @abstractmethod
-    def latest_population(self, mode: str | None = None) -> dict[str, Any] | None:
+    def latest_population(self, mode: str | None = None,
+                          market: str | None = None) -> dict[str, Any] | None:
         """Return the most recently saved population, or None if there is none.
 
         "Most recent" is save order (the last :meth:`save_population` call that
@@ -1424,13 +1440,15 @@ class Store(ABC):
         Args:
             mode: only populations whose ``meta["mode"]`` equals this str;
                 ``None`` = any population.
+            market: only populations whose ``meta["market"]`` equals this
+                market key; ``None`` = any market.
 
         Returns:
             ``{"cycle_id", "saved_at", "genomes", "meta"}`` (see the module
             docstring), or None.
 
         Raises:
-            InvalidDocument: ``mode`` is neither None nor a non-empty str.
+            InvalidDocument: ``mode`` or ``market`` is neither None nor a non-empty str.
         """
 
     @abstractmethod

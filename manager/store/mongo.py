@@ -1151,17 +1151,23 @@ class MongoStore(Store):
                 await asyncio.sleep(0)
         raise StoreError(f"MongoDB {self._shown}: could not number a new {name} document")
 
-    def save_hall_of_fame(self, entries: list[dict[str, Any]], source: str) -> None:
+    def save_hall_of_fame(self, entries: list[dict[str, Any]], source: str,
+                          market: str | None = None) -> None:
         docs, source = prepare_hall_of_fame(entries, source)
+        market = check_mode(market, "hall of fame market")
         self._call(self._insert_numbered(
             HALL_OF_FAME, "version",
-            lambda n: {"version": n, "saved_at": utc_now(), "source": source, "entries": docs},
+            lambda n: {"version": n, "saved_at": utc_now(), "source": source, "market": market,
+                       "entries": docs},
         ))
 
-    def latest_hall_of_fame(self) -> list[dict[str, Any]] | None:
+    def latest_hall_of_fame(self, market: str | None = None) -> list[dict[str, Any]] | None:
+        market = check_mode(market, "market")
+
         async def read() -> Any:
+            query = {} if market is None else {"market": {"$eq": market}}
             return await self._coll(HALL_OF_FAME).find_one(
-                {}, {"entries": 1}, sort=[("version", -1)])
+                query, {"entries": 1}, sort=[("version", -1)])
 
         row = self._call(read())
         return None if row is None else row["entries"]
@@ -1196,7 +1202,7 @@ class MongoStore(Store):
     def save_population(
         self, cycle_id: str, genomes: list[dict[str, Any]], meta: dict[str, Any]
     ) -> None:
-        cycle_id, docs, meta_doc, mode = prepare_population(cycle_id, genomes, meta)
+        cycle_id, docs, meta_doc, mode, market = prepare_population(cycle_id, genomes, meta)
         coll = self._coll(POPULATIONS)
 
         async def exists() -> bool:
@@ -1207,8 +1213,8 @@ class MongoStore(Store):
                 await self._insert_numbered(
                     POPULATIONS, "seq",
                     lambda n: {"_id": cycle_id, "cycle_id": cycle_id, "seq": n,
-                               "saved_at": utc_now(), "mode": mode, "genomes": docs,
-                               "meta": meta_doc},
+                               "saved_at": utc_now(), "mode": mode, "market": market,
+                               "genomes": docs, "meta": meta_doc},
                     exists=exists,
                 )
             except DuplicateKeyError:
@@ -1219,11 +1225,13 @@ class MongoStore(Store):
 
         self._call(insert())
 
-    def latest_population(self, mode: str | None = None) -> dict[str, Any] | None:
+    def latest_population(self, mode: str | None = None,
+                          market: str | None = None) -> dict[str, Any] | None:
         mode = check_mode(mode)
+        market = check_mode(market, "market")
 
         async def read() -> Any:
-            query = {} if mode is None else {"mode": mode}
+            query = {k: {"$eq": v} for k, v in (("market", market), ("mode", mode)) if v is not None}
             return await self._coll(POPULATIONS).find_one(query, sort=[("seq", -1)])
 
         row = self._call(read())

@@ -50,7 +50,10 @@ stored runs (:func:`ensure_cohort_listing`, also migration
 ``0003_cohort_listing``). Opening a file of an older version upgrades it in
 place, in one ``BEGIN IMMEDIATE`` transaction; every statement is ``CREATE ...
 IF NOT EXISTS`` or checks first (columns are added only when missing, and
-backfilled in the same transaction), so the upgrade is idempotent (a second
+backfilled in the same transaction); 4 = adds the ``market`` column (the
+market key a population or hall of fame was bred on) to ``populations`` and
+``genomes``, with indexes (:func:`ensure_market_columns`, also migration
+``0004_market_of_learning``), so the upgrade is idempotent (a second
 opener, or a crash before the commit, leaves nothing half done) and keeps all
 data. A file of a newer version is refused.
 """
@@ -104,9 +107,9 @@ from manager.store.base import (
     utc_now,
 )
 
-__all__ = ["SCHEMA_VERSION", "SQLiteStore", "ensure_cohort_listing"]
+__all__ = ["SCHEMA_VERSION", "SQLiteStore", "ensure_cohort_listing", "ensure_market_columns"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Version of the table layout written to ``PRAGMA user_version``."""
 
 # Version 1: runs and their results, the hall of fame, audit events.
@@ -266,6 +269,37 @@ def _listing_values(kind: str, body: Any, summary: Any = None) -> tuple[Any, ...
     return tuple(fields[name] for name in COHORT_LISTING_FIELDS)
 
 
+# Version 4 (ensure_market_columns): the market a population / hall of fame was bred on.
+_MARKET_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS populations_by_market ON populations (market, mode, seq)",
+    "CREATE INDEX IF NOT EXISTS genomes_by_market ON genomes (market, version)",
+)
+
+
+def ensure_market_columns(conn: sqlite3.Connection) -> bool:
+    """Schema version 4: the ``market`` column of ``populations`` and ``genomes``
+    and their indexes. Populations saved before get their ``meta["market"]``
+    (when it has one); hall-of-fame versions saved before stay NULL (unknown
+    market: never matched by a market filter). Runs inside the caller's write
+    transaction; idempotent.
+
+    Returns:
+        Whether columns were added.
+    """
+    added = False
+    for table in ("populations", "genomes"):
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if "market" not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN market TEXT")
+            added = True
+    if added:
+        conn.execute("UPDATE populations SET market = json_extract(meta, '$.market') "
+                     "WHERE market IS NULL AND json_type(meta, '$.market') = 'text'")
+    for statement in _MARKET_INDEXES:
+        conn.execute(statement)
+    return added
+
+
 def ensure_cohort_listing(conn: sqlite3.Connection) -> bool:
     """Schema version 3: the cohort listing columns, their indexes, and a backfill.
 
@@ -381,6 +415,7 @@ class SQLiteStore(Store):
                 for statement in _statements(_SCHEMA):
                     conn.execute(statement)
                 ensure_cohort_listing(conn)
+                ensure_market_columns(conn)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("COMMIT")
             except BaseException:
@@ -785,19 +820,23 @@ class SQLiteStore(Store):
 
     # -- hall of fame --------------------------------------------------------------
 
-    def save_hall_of_fame(self, entries: list[dict[str, Any]], source: str) -> None:
+    def save_hall_of_fame(self, entries: list[dict[str, Any]], source: str,
+                          market: str | None = None) -> None:
         docs, source = prepare_hall_of_fame(entries, source)
+        market = check_mode(market, "hall of fame market")
         with self._transaction(write=True) as conn:
             conn.execute(
-                "INSERT INTO genomes (saved_at, source, entries) VALUES (?, ?, ?)",
-                (utc_now(), source, _dumps(docs)),
+                "INSERT INTO genomes (saved_at, source, entries, market) VALUES (?, ?, ?, ?)",
+                (utc_now(), source, _dumps(docs), market),
             )
 
-    def latest_hall_of_fame(self) -> list[dict[str, Any]] | None:
+    def latest_hall_of_fame(self, market: str | None = None) -> list[dict[str, Any]] | None:
+        market = check_mode(market, "market")
+        sql, params = "SELECT entries FROM genomes", ()
+        if market is not None:
+            sql, params = sql + " WHERE market = ?", (market,)
         with self._transaction(write=False) as conn:
-            row = conn.execute(
-                "SELECT entries FROM genomes ORDER BY version DESC LIMIT 1"
-            ).fetchone()
+            row = conn.execute(f"{sql} ORDER BY version DESC LIMIT 1", params).fetchone()
         return None if row is None else json.loads(row["entries"])
 
     # -- audit -------------------------------------------------------------------
@@ -832,13 +871,13 @@ class SQLiteStore(Store):
     def save_population(
         self, cycle_id: str, genomes: list[dict[str, Any]], meta: dict[str, Any]
     ) -> None:
-        cycle_id, docs, meta_doc, mode = prepare_population(cycle_id, genomes, meta)
+        cycle_id, docs, meta_doc, mode, market = prepare_population(cycle_id, genomes, meta)
         with self._transaction(write=True) as conn:
             try:
                 conn.execute(
-                    "INSERT INTO populations (cycle_id, saved_at, mode, genomes, meta) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (cycle_id, utc_now(), mode, _dumps(docs), _dumps(meta_doc)),
+                    "INSERT INTO populations (cycle_id, saved_at, mode, genomes, meta, market) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (cycle_id, utc_now(), mode, _dumps(docs), _dumps(meta_doc), market),
                 )
             except sqlite3.IntegrityError as exc:
                 raise StoreError(
@@ -846,13 +885,15 @@ class SQLiteStore(Store):
                     "populations are never overwritten"
                 ) from exc
 
-    def latest_population(self, mode: str | None = None) -> dict[str, Any] | None:
+    def latest_population(self, mode: str | None = None,
+                          market: str | None = None) -> dict[str, Any] | None:
         mode = check_mode(mode)
+        market = check_mode(market, "market")
         sql = "SELECT cycle_id, saved_at, genomes, meta FROM populations"
-        params: tuple[Any, ...] = ()
-        if mode is not None:
-            sql += " WHERE mode = ?"
-            params = (mode,)
+        where = [(col, v) for col, v in (("market", market), ("mode", mode)) if v is not None]
+        params: tuple[Any, ...] = tuple(v for _, v in where)
+        if where:
+            sql += " WHERE " + " AND ".join(f"{col} = ?" for col, _ in where)
         with self._transaction(write=False) as conn:
             row = conn.execute(f"{sql} ORDER BY seq DESC LIMIT 1", params).fetchone()
         return None if row is None else self._population_doc(row)

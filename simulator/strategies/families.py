@@ -34,6 +34,18 @@ Conventions shared by every family:
   flip positions on flat stretches. Cross families *hold* the previous target
   on a tie. RSI and Donchian comparisons are exact (RSI is in points, Donchian
   levels are actual prices).
+* Cross families (``sma_cross``, ``ema_macd``) fire on the cross, not on
+  warm-up: when their indicators become defined (at the end of warm-up, or
+  after a NaN) the target stays 0 until the first actual cross -- the side of
+  fast vs slow (MACD line vs signal line) changing from one strict side to the
+  other, a tie in between holding the old side -- and then follows the side
+  as before. Being above on the first defined bar is no cross, as in
+  vectorbt's ``ma_crossed_above``, freqtrade's ``qtpylib.crossed_above`` and
+  backtesting.py's ``crossover``. The other four families are *level* rules
+  ("RSI below 30", "close below the lower band", "close beyond the channel",
+  "close stretched from VWAP"): the level is an observed fact on the first
+  defined bar, so they may enter there. Their exits are levels too and only
+  apply to an open position.
 * Each distinct indicator configuration in the batch is computed once per
   call (``np.unique`` over the batch) into a reusable per-thread scratch
   array; Donchian channels of every window are read from one sparse table per
@@ -100,46 +112,64 @@ __all__ = [
 @njit(cache=True)
 def _cross_fill(a, ia, b, ib, close, rtol, out):
     """out[p] = +1 while a[ia[p]] > b[ib[p]], -1 while below, previous on a tie
-    (|a - b| <= rtol*|close|), 0 (and reset) where either is NaN."""
+    (|a - b| <= rtol*|close|), 0 (and reset) where either is NaN -- but only
+    from the first cross on: after warm-up (or a NaN) the target stays 0 until
+    the side of a vs b changes (see :func:`_sign_fill`)."""
     n_p, n_t, n_s = out.shape
-    pos = np.zeros(n_s)
+    state = np.zeros(n_s)  # see _sign_fill
     for p in range(n_p):
         ap = a[ia[p]]
         bp = b[ib[p]]
         op = out[p]
-        pos[:] = 0.0
+        state[:] = 0.0
         for t in range(n_t):
             for s in range(n_s):
                 d = ap[t, s] - bp[t, s]
                 tol = rtol * abs(close[t, s])
-                q = pos[s]
-                q = 1.0 if d > tol else q
-                q = -1.0 if d < -tol else q
+                q = state[s]
+                n = 1.0 if d > tol else 0.0
+                n = -1.0 if d < -tol else n
+                m = 2.0 if n * q < 0.0 or q * q > 1.0 else 1.0
+                q = n * m if n != 0.0 else q
                 q = q if d == d else 0.0
-                pos[s] = q
-                op[t, s] = q
+                state[s] = q
+                op[t, s] = 0.5 * q if q * q > 1.0 else 0.0
 
 
 @njit(cache=True)
 def _sign_fill(h, idx, close, rtol, out):
     """out[p] = +1 while h[idx[p]] > 0, -1 while < 0, previous on a tie
-    (|h| <= rtol*|close|), 0 (and reset) where h is NaN."""
+    (|h| <= rtol*|close|), 0 (and reset) where h is NaN -- from the first
+    zero cross on.
+
+    Fires on the cross, not on warm-up: the side of h is tracked (a tie holds
+    it; none since warm-up or the last NaN) and the target stays 0 until that
+    side changes, however far from 0 the first defined value is. A cross
+    through a tie (+, tie, -) counts; touching a tie and returning (+, tie, +)
+    does not.
+
+    One state per symbol, so the loop stays branch-free: 0 = no side yet,
+    +-1 = side seen but no cross yet (target 0), +-2 = side after a cross
+    (target +-1). A clear side n moves the state to 2n on a cross (opposite
+    sign) or once crossed, else to n; a tie keeps it; NaN resets it to 0."""
     n_p, n_t, n_s = out.shape
-    pos = np.zeros(n_s)
+    state = np.zeros(n_s)
     for p in range(n_p):
         hp = h[idx[p]]
         op = out[p]
-        pos[:] = 0.0
+        state[:] = 0.0
         for t in range(n_t):
             for s in range(n_s):
                 d = hp[t, s]
                 tol = rtol * abs(close[t, s])
-                q = pos[s]
-                q = 1.0 if d > tol else q
-                q = -1.0 if d < -tol else q
+                q = state[s]
+                n = 1.0 if d > tol else 0.0
+                n = -1.0 if d < -tol else n
+                m = 2.0 if n * q < 0.0 or q * q > 1.0 else 1.0
+                q = n * m if n != 0.0 else q
                 q = q if d == d else 0.0
-                pos[s] = q
-                op[t, s] = q
+                state[s] = q
+                op[t, s] = 0.5 * q if q * q > 1.0 else 0.0
 
 
 @njit(cache=True)
@@ -468,10 +498,16 @@ def _need_less(family: str, lo: str, a: Any, hi: str, b: Any) -> None:
 
 
 class SmaCross(_Family):
-    """Moving-average cross: +1 while SMA(fast) > SMA(slow), -1 while below.
+    """Moving-average cross: +1 while SMA(fast) > SMA(slow), -1 while below,
+    from the first cross on.
 
-    A tie (within the tie tolerance) keeps the previous target, so the
-    position changes only at a cross. Rule: ``fast < slow``.
+    Fires on the cross, never on warm-up: from the first bar where both SMAs
+    are defined the target is 0 until SMA(fast) actually crosses SMA(slow)
+    (same entries as vectorbt's ``ma_crossed_above`` / ``ma_crossed_below``);
+    being above (below) there is not a cross. A tie (``|fast - slow| <=``
+    :data:`TIE_RTOL` x |close|) keeps the previous side, so the position
+    changes only at a cross and last-bit rounding noise of the averages never
+    counts as one. Rule: ``fast < slow``.
     """
 
     name = "sma_cross"
@@ -499,8 +535,11 @@ class SmaCross(_Family):
 
 class EmaMacd(_Family):
     """MACD momentum: +1 while the MACD line is above its signal line, -1 while
-    below; a tie keeps the previous target. TA-Lib's MACD seeding (see
-    :func:`simulator.indicators.macd_many`). Rule: ``fast < slow``."""
+    below, from the first cross on: where the histogram becomes defined the
+    target is 0 until the line actually crosses the signal line (as
+    ``qtpylib.crossed_above(macd, macdsignal)``). A tie (``|line - signal| <=``
+    :data:`TIE_RTOL` x |close|) keeps the previous side. TA-Lib's MACD seeding
+    (see :func:`simulator.indicators.macd_many`). Rule: ``fast < slow``."""
 
     name = "ema_macd"
     description = "long while the MACD line is above its signal line, short while below"
@@ -535,6 +574,10 @@ class RsiReversion(_Family):
     """RSI mean reversion: enter +1 when RSI < ``oversold`` and hold until
     RSI >= ``exit_level``; enter -1 when RSI > ``overbought`` and hold until
     RSI <= ``exit_level``. Wilder RSI (TA-Lib seeding).
+
+    A level rule, not a cross: an RSI already below ``oversold`` on its first
+    defined bar enters there (the reading is real, not a warm-up artefact);
+    the exit is a level reached from the position's side.
 
     Rules: ``oversold < overbought`` and ``oversold <= exit_level <= overbought``.
     """

@@ -103,6 +103,7 @@
     if (v("start") !== "") body.start = v("start");
     if (v("end") !== "") body.end = v("end");
     if (v("quote") !== "") body.quote = v("quote");
+    if (v("seed_from") !== "") body.seed_from = v("seed_from");
     return body;
   }
 
