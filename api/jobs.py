@@ -18,7 +18,7 @@ Where a job runs:
 Every job submitted by this process is kept in an in-memory registry
 (:data:`REGISTRY`, the most recent :data:`MAX_JOBS`), which records the stages
 of in-process jobs: ``queued -> loading -> simulating -> storing -> completed |
-failed``. A job id the registry does not know (another API process, a restart,
+failed`` (:data:`manager.launch.STAGES` in between). A job id the registry does not know (another API process, a restart,
 a run started from the CLI) is answered from the Celery result backend (when a
 broker is configured) and from the store: ``running`` / ``completed`` /
 ``failed`` runs map to the same job states.
@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from manager import metrics
-from manager.runner import CohortRequest, load_bars, run_cohort, seed_genomes
+from manager.launch import execute_cohort
+from manager.runner import CohortRequest
 from manager.store import NotFound, RunNotFound, Store, StoreError, new_run_id, open_store
 
 __all__ = ["JOB_WORKERS", "MAX_JOBS", "REGISTRY", "Job", "JobRegistry", "celery_enabled", "job_status",
@@ -150,24 +150,13 @@ def submit_cohort(req: CohortRequest) -> Job:
     return job
 
 
-_RUNNER_STAGES = {"simulate": "simulating", "store": "storing"}
-
-
 def _run_in_process(job_id: str, req: CohortRequest) -> None:
-    """The body of an in-process job (same steps as ``manager.tasks.run_cohort_task``)."""
-    t0 = time.perf_counter()
+    """The body of an in-process job: :func:`manager.launch.execute_cohort` with the registry as stage sink."""
     REGISTRY.update(job_id, state="running", stage="loading")
     try:
         with open_store() as store:
-            market = load_bars(req.bars)
-            seeded = seed_genomes(market, req.agents, seed=req.seed, max_leverage=req.max_leverage,
-                                  seed_from=req.seed_choice(), store=store)
-            _, result, report = run_cohort(
-                market, seeded.genomes, seeded.seeded_from, req, store,
-                lambda stage: REGISTRY.update(job_id, stage=_RUNNER_STAGES.get(stage, stage)),
-                run_id=job_id, extra={"job_id": job_id, "launched_by": "api", "seeding_note": seeded.note})
-        metrics.record_cohort(time.perf_counter() - t0, len(result.failed_agents),
-                              report["parent"]["peak_utilisation"])
+            execute_cohort(req, store, run_id=job_id, on_stage=lambda stage: REGISTRY.update(job_id, stage=stage),
+                           extra={"job_id": job_id, "launched_by": "api"})
         REGISTRY.update(job_id, state="completed", stage="completed", finished=time.time())
     except Exception as exc:  # noqa: BLE001 - the job's outcome, reported through /api/jobs
         if not isinstance(exc, (ValueError, StoreError, OSError)):

@@ -12,7 +12,7 @@ Modes:
     only in their family parameters; the others are carried over unchanged.
 
 Pure computation on a :class:`~simulator.market.MarketData` that covers the
-cycle's windows; :mod:`manager.learning` loads bars and persists results.
+cycle's windows; :mod:`manager.learning_jobs` loads bars and persists results.
 """
 from __future__ import annotations
 

@@ -19,7 +19,9 @@ from rich.table import Table
 from evolution.genome import GenomeError
 from manager import display
 from manager.report import LEADERBOARD_COLUMNS, write_json, write_leaderboard_csv
-from manager.runner import BarsRequest, CohortRequest, RunError, launch_intraday_cohort, run_backtest
+from manager.launch import STAGES as LAUNCH_STAGES
+from manager.launch import execute_cohort
+from manager.runner import BarsRequest, CohortRequest, RunError, run_backtest
 from manager.seeding import SEED_FROM_HELP
 from manager.store import Store, StoreError, open_store
 from simulator.allocation import POLICIES, AllocationError, check_allocation
@@ -77,14 +79,14 @@ def _symbols(value: Optional[str]) -> Optional[list[str]]:
 class _Stages:
     """A progress bar over the stages of a run."""
 
-    STAGES = ("load", "seed", "simulate", "store")
+    STAGES = LAUNCH_STAGES
 
     def __init__(self, enabled: bool):
         self.progress = Progress(TextColumn("{task.description:<28}"), BarColumn(), TimeElapsedColumn(),
                                  console=err, disable=not enabled, transient=False)
         self.task = None
-        self.labels = {"load": "loading bars", "seed": "seeding agents",
-                       "simulate": "simulating (JIT on first run)", "store": "storing run + ledger"}
+        self.labels = {"loading": "loading bars", "seeding": "seeding agents",
+                       "simulating": "simulating (JIT on first run)", "storing": "storing run + ledger"}
 
     def __enter__(self):
         self.progress.__enter__()
@@ -226,7 +228,7 @@ def run(
         )
         store = _store(store_url)
         with store, _Stages(progress) as stages:
-            run_id, result, report = launch_intraday_cohort(req, store, stages)
+            run_id, result, report = execute_cohort(req, store, on_stage=stages)
     except USER_ERRORS as exc:
         _fail(exc)
     if report["data"] == "SYNTHETIC":
@@ -511,7 +513,7 @@ def _cycle_json(result) -> dict:
 
 def _cycle_command(req, store_url, progress: bool, label: str, json_path, top: int) -> None:
     """Run a learning cycle with a progress bar, print it, store it, write JSON."""
-    from manager.learning import learning_cycle
+    from manager.learning_jobs import learning_cycle
     try:
         store = _store(store_url)
         with store, _Generations(progress, req.ga.generations, label) as bar:
@@ -527,7 +529,7 @@ def _cycle_command(req, store_url, progress: bool, label: str, json_path, top: i
 
 
 def _source(data, symbols, quote, seed):
-    from manager.learning import Source
+    from manager.learning_jobs import Source
     return Source(data=str(data) if data else None, symbols=_symbols(symbols), quote=quote, seed=seed)
 
 
@@ -566,7 +568,7 @@ def evolve(
     The population, hall of fame and a knowledge record are stored; `run` then seeds
     its agents from the hall of fame."""
     from learning.walkforward import Split, Window
-    from manager.learning import CycleRequest, duration, utc
+    from manager.learning_jobs import CycleRequest, duration, utc
     try:
         t0, t1 = utc(train_start, "train-start"), utc(train_end, "train-end")
         if t1 <= t0:
@@ -620,7 +622,7 @@ def learn(
 
     Evolve, score walk-forward, and store the new population, hall of fame and
     knowledge record."""
-    from manager.learning import CycleRequest
+    from manager.learning_jobs import CycleRequest
     gens = generations if generations is not None else (40 if mode == "daily" else 10)
     try:
         if mode not in ("daily", "intraday"):
@@ -678,7 +680,7 @@ def campaign(
 
     Before each day a learning cycle on the preceding lookback, then the cohort with
     the evolved agents; at the end, promotion candidates ranked by the promotion rule."""
-    from manager.learning import CampaignRequest, run_campaign
+    from manager.learning_jobs import CampaignRequest, run_campaign
     try:
         check_allocation(allocation, reserve=reserve, bankroll=bankroll)
         engine_cfg = EngineConfig(fee_bps=fee_bps, slippage_bps=slippage_bps, max_gross_leverage=max_gross_leverage,
@@ -756,7 +758,7 @@ def optimize(
 
     scikit-optimize ask/tell; every trial is stored, so re-running continues the study."""
     from learning.search import SearchError
-    from manager.learning import optimize_family, optimize_ga
+    from manager.learning_jobs import optimize_family, optimize_ga
     engine_cfg = EngineConfig(fee_bps=fee_bps, slippage_bps=slippage_bps, allow_short=allow_short)
     src = _source(data, symbols, quote, seed)
     show = (lambda t: err.print(escape(f"trial {t['index']}: {t['params']} -> {t['value']:.4f}")))

@@ -1,8 +1,9 @@
 """Experiment runner: load bars, seed agents, run a cohort or a backtest,
 persist it, and return the report.
 
-``launch_intraday_cohort`` is the one entry point the CLI (and later Celery
-tasks and the API) call for a cohort day. A run is stored as ``running``
+:func:`manager.launch.execute_cohort` is the one entry point the CLI, the
+Celery task and the API's job executor call for a cohort day; it uses the
+steps defined here. A run is stored as ``running``
 before the simulation starts; it ends ``completed`` with everything written in
 one transaction, or ``failed`` with its reason and no partial ledger.
 """
@@ -19,6 +20,7 @@ import pandas as pd
 from evolution.genome import Genome
 from manager.cache import cohort_feature_cache, invalidate_venue
 from manager.report import backtest_report, cohort_report
+from manager.times import RunError, utc
 from manager.seeding import STORED_KINDS, Seed, SeedError, market_identity, resolve_seed
 from manager.store import RunNotFound, Store
 from simulator.allocation import check_allocation
@@ -31,10 +33,6 @@ from simulator.synthetic import synthetic_market
 Progress = Callable[[str], None]
 
 DEFAULT_WINDOW = pd.Timedelta(days=1)
-
-
-class RunError(ValueError):
-    """A request that cannot run as given; the message says what to change."""
 
 
 @dataclass
@@ -65,18 +63,9 @@ class BarsRequest:
     whole: bool = False
 
 
-def _ts(value: str, name: str) -> pd.Timestamp:
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        raise RunError(f"--{name} {value!r} is not a date/time (use e.g. 2018-01-15 or "
-                       "2018-01-15T06:00)") from None
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
 def _window(req: BarsRequest) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
-    start = _ts(req.start, "start") if req.start else None
-    end = _ts(req.end, "end") if req.end else None
+    start = utc(req.start, "start") if req.start else None
+    end = utc(req.end, "end") if req.end else None
     if start is not None and end is None:
         end = start + DEFAULT_WINDOW
     if end is not None and start is None:
@@ -172,6 +161,33 @@ def _persist(store: Store, run_id: str, result: CohortResult, report: dict,
     )
 
 
+def _iso(ts: np.datetime64) -> str:
+    return pd.Timestamp(ts, tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def run_header(market: MarketData, *, bankroll: float, agents: int, seeded_from: str) -> dict:
+    """The typed header of a run document: what listings, queries and pages read
+    (never the request blob). Written when the run is created.
+
+    Returns:
+        ``{"day", "window_start", "window_end", "bankroll", "quote", "agents",
+        "data_label", "market", "seeded_from"}``: ``day`` is the UTC date
+        (``YYYY-MM-DD``) of the first traded bar; ``window_start`` /
+        ``window_end`` the traded window ``[start, end)`` in ISO 8601 UTC
+        (``...Z``; end = last traded bar's open + one bar); ``bankroll`` in the
+        quote currency ``quote``; ``agents`` the cohort size; ``data_label``
+        the data source (:meth:`~simulator.market.MarketData.label`);
+        ``market`` the seeding market key (:mod:`manager.seeding`);
+        ``seeded_from`` where the genomes came from.
+    """
+    traded = market.timestamps[market.warmup:]
+    start = traded[0] if len(traded) else market.timestamps[0]
+    end = (traded[-1] if len(traded) else market.timestamps[-1]) + np.timedelta64(int(market.timeframe_s), "s")
+    return {"day": _iso(start)[:10], "window_start": _iso(start), "window_end": _iso(end),
+            "bankroll": float(bankroll), "quote": market.quote, "agents": int(agents),
+            "data_label": market.label(), "market": market_identity(market).key, "seeded_from": seeded_from}
+
+
 class RunAlreadyFinished(RunError):
     """The run id is already completed or failed: nothing was run again.
 
@@ -229,33 +245,6 @@ def _execute(store: Store | None, doc: dict, simulate: Callable[[], CohortResult
     return run_id, result, report
 
 
-def launch_intraday_cohort(req: CohortRequest, store: Store | None,
-                           progress: Progress = lambda stage: None) -> tuple[str, CohortResult, dict]:
-    """Run one intraday cohort and persist it.
-
-    Args:
-        req: the request.
-        store: where to persist (None = do not persist).
-        progress: called with a stage name (``load``, ``seed``, ``simulate``, ``store``).
-
-    Returns:
-        ``(run_id, result, report)`` — report is the ``--json`` document.
-
-    Raises:
-        RunError, MarketDataError, GenomeError, AllocationError, EngineError:
-            invalid input (nothing is stored); any error during the run itself
-            is stored as a failed run and re-raised.
-    """
-    check_allocation(req.allocation, reserve=req.reserve, bankroll=req.bankroll)
-    progress("load")
-    market = load_bars(req.bars)
-    progress("seed")
-    seeded = seed_genomes(market, req.agents, seed=req.seed, max_leverage=req.max_leverage,
-                          seed_from=req.seed_choice(), store=store)
-    return run_cohort(market, seeded.genomes, seeded.seeded_from, req, store, progress,
-                      extra={"seeding_note": seeded.note})
-
-
 def run_cohort(market: MarketData, genomes: Sequence[Genome], source: str, req: CohortRequest,
                store: Store | None, progress: Progress = lambda stage: None,
                extra: dict | None = None, run_id: str | None = None,
@@ -280,6 +269,7 @@ def run_cohort(market: MarketData, genomes: Sequence[Genome], source: str, req: 
     notes = {"seeding_note": (extra or {}).get("seeding_note", source)}
     doc = {
         "kind": "cohort",
+        "header": run_header(market, bankroll=req.bankroll, agents=len(genomes), seeded_from=source),
         "config": {"request": _jsonable(asdict(req)), "seeded_from": source,
                    "market": market_identity(market).key, **notes, **(extra or {})},
         "genomes": [g.to_dict() for g in genomes],
@@ -314,7 +304,7 @@ def run_backtest(bars: BarsRequest, family: str, params: dict, *, symbols: Seque
             ``leverage`` (see :class:`evolution.genome.Genome`).
 
     Raises:
-        Like :func:`launch_intraday_cohort`.
+        Like :func:`manager.launch.execute_cohort`.
     """
     check_allocation("equal", reserve=0.0, bankroll=bankroll)
     progress("load")
@@ -323,6 +313,7 @@ def run_backtest(bars: BarsRequest, family: str, params: dict, *, symbols: Seque
                                "symbols": list(symbols or market.symbols), **risk_genes},
                               symbols=market.symbols)
     doc = {"kind": "backtest",
+           "header": run_header(market, bankroll=bankroll, agents=1, seeded_from="backtest"),
            "config": {"bars": _jsonable(asdict(bars)), "bankroll": bankroll,
                       "engine": _jsonable(asdict(engine))},
            "genomes": [genome.to_dict()], "data_label": market.label()}
@@ -367,6 +358,6 @@ def _jsonable(obj):
 
 
 __all__: Sequence[str] = (
-    "BarsRequest", "CohortRequest", "RunError", "MarketDataError", "launch_intraday_cohort",
+    "BarsRequest", "CohortRequest", "RunError", "RunAlreadyFinished", "MarketDataError", "run_cohort",
     "run_backtest", "load_bars", "seed_genomes",
 )

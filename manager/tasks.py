@@ -24,13 +24,13 @@ from datetime import datetime, timedelta, timezone
 from celery import signals
 
 from evolution.evolve import GAConfig
-from evolution.genome import Genome
 from manager import metrics
 from manager.celery_app import app
-from manager.learning import CampaignRequest, CycleRequest, Source, campaign_day, learning_cycle, utc
-from manager.runner import BarsRequest, CohortRequest, RunAlreadyFinished, load_bars, run_cohort, seed_genomes
+from manager.learning_jobs import CampaignRequest, CycleRequest, Source, execute_campaign_day, learning_cycle
+from manager.launch import execute_cohort
+from manager.runner import BarsRequest, CohortRequest, RunAlreadyFinished
 from manager.settings import get_settings
-from manager.store import StoreError, open_store
+from manager.store import open_store
 from simulator.engine import EngineConfig
 
 
@@ -97,11 +97,10 @@ def run_cohort_task(self, run_id: str, request: dict, genomes: list[dict] | None
         ``{"run_id", "status", "reason", "parent", "failed_agents"}``.
 
     Progress: on a worker (not eager) the task reports its stage as the custom
-    state ``PROGRESS`` with ``meta={"stage": "loading" | "simulating" |
+    state ``PROGRESS`` with ``meta={"stage": "loading" | "seeding" | "simulating" |
     "storing", "run_id"}`` (read by ``GET /api/jobs/{id}`` via ``AsyncResult``).
     """
     req = cohort_request_from_dict(request)
-    t0 = time.perf_counter()
 
     def stage(name: str) -> None:  # best effort: a result backend hiccup never fails the run
         if not self.request.is_eager and self.request.id:
@@ -110,32 +109,12 @@ def run_cohort_task(self, run_id: str, request: dict, genomes: list[dict] | None
             except Exception:  # noqa: BLE001
                 pass
 
-    runner_stages = {"simulate": "simulating", "store": "storing"}
     with open_store() as store:
         try:
-            run = store.get_run(run_id)
-            if run["status"] != "running":
-                return _brief(run)
-        except StoreError:
-            pass
-        stage("loading")
-        market = load_bars(req.bars)
-        if genomes:
-            agents = [Genome.from_dict(g, symbols=market.symbols, max_leverage=req.max_leverage) for g in genomes]
-            source, note = "task", "genomes sent with the task"
-        else:
-            seeded = seed_genomes(market, req.agents, seed=req.seed, max_leverage=req.max_leverage,
-                                  seed_from=req.seed_choice(), store=store)
-            agents, source, note = seeded.genomes, seeded.seeded_from, seeded.note
-        try:
-            _, result, report = run_cohort(market, agents, source, req, store,
-                                           lambda name: stage(runner_stages.get(name, name)), run_id=run_id,
-                                           extra={"task_id": self.request.id, "seeding_note": note},
-                                           is_final=is_final)
-        except RunAlreadyFinished as done:  # a duplicate delivery finished it first
+            execute_cohort(req, store, run_id=run_id, on_stage=stage, genomes=genomes,
+                           extra={"task_id": self.request.id}, is_final=is_final)
+        except RunAlreadyFinished as done:  # a redelivery of a finished run, or a duplicate that finished first
             return _brief(done.run)
-        metrics.record_cohort(time.perf_counter() - t0, len(result.failed_agents),
-                              report["parent"]["peak_utilisation"])
         return _brief(store.get_run(run_id))
 
 
@@ -154,10 +133,8 @@ def run_learning_cycle(self, mode: str = "intraday", lookback: str = "12h", end:
     req = CycleRequest(source=Source(data=data or s.data_dir, symbols=symbols, seed=seed), mode=mode, end=end,
                        lookback=lookback, validation=validation, ga=GAConfig(generations=gens, population=population),
                        seed=seed)
-    t0 = time.perf_counter()
     with open_store() as store:
         result = learning_cycle(req, store)
-    metrics.LEARNING_CYCLE.labels(mode=mode).observe(time.perf_counter() - t0)
     k = result.knowledge()
     return {key: k[key] for key in ("cycle_id", "mode", "train", "validation", "in_sample", "out_of_sample")}
 
@@ -183,30 +160,12 @@ def run_campaign_day(self, run_id: str, request: dict, day: str, day_number: int
                            start=day, days=1, lookback=request.get("lookback", "3d"), cohort=cohort,
                            ga=GAConfig(generations=int(request.get("generations", 20))),
                            warmup_bars=int(request.get("warmup_bars", 200)))
-    d = utc(day, "day").normalize()
-    from manager.learning import DAY, duration, start_population
     with open_store() as store:
         try:
-            run = store.get_run(run_id)
-            if run["status"] != "running":
-                return _brief(run)
-        except StoreError:
-            pass
-        market = creq.source.load(d - duration(creq.lookback, "lookback"), d + DAY, creq.warmup_bars)
-        if genomes:
-            start, source = [Genome.from_dict(g) for g in genomes], "task"
-        else:
-            seeded = start_population(store, "daily", cohort.seed_choice(), market, cohort.max_leverage,
-                                      seed=cohort.seed)
-            start, source = seeded.genomes, seeded.seeded_from
-        t0 = time.perf_counter()
-        try:
-            report, _ = campaign_day(creq, market, d, start, source, store, seed=cohort.seed * 1000 + day_number,
-                                     day_number=day_number, run_id=run_id, is_final=is_final)
+            report = execute_campaign_day(creq, store, run_id=run_id, day_number=day_number, genomes=genomes,
+                                          is_final=is_final)
         except RunAlreadyFinished as done:
             return _brief(done.run)
-        metrics.record_cohort(time.perf_counter() - t0, report["parent"].get("failed_agents", 0),
-                              report["parent"]["peak_utilisation"])
         return {**_brief(store.get_run(run_id)), "date": report["date"], "cycle_id": report["cycle_id"]}
 
 

@@ -1,11 +1,22 @@
-"""Small builders shared by tests (bars from literal prices, single-agent arrays)."""
+"""Small builders and paths shared by tests (bars from literal prices, single-agent arrays,
+the repository root and the shared market data beside it)."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
 from simulator.engine import AgentArrays
 from simulator.kernel import UNITS
 from simulator.market import MarketData
+
+ROOT = Path(__file__).resolve().parents[1]
+"""The repository root (the folder holding ``pyproject.toml``)."""
+SHARED_DATA = ROOT.parent / "shared" / "data"
+"""``../shared/data``: real bars for tests (read-only)."""
+BINANCE = SHARED_DATA / "binance-5m"
+COINBASE = SHARED_DATA / "coinbase-1m"
+EQUITIES = SHARED_DATA / "us-equities-1m"
 
 
 def market_from_prices(open_, high=None, low=None, close=None, tradable=None, warmup=0,

@@ -27,7 +27,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from manager.runner import BarsRequest, CohortRequest, launch_intraday_cohort, load_bars
+from manager.runner import BarsRequest, CohortRequest, load_bars
+from manager.launch import execute_cohort
 from manager.store import SQLiteStore, open_store
 from simulator.engine import EngineConfig
 
@@ -66,7 +67,7 @@ def seed_store(folder: Path) -> tuple[str, list[dict]]:
                                                        ("2018-01-16", 500.0, "risk_weighted", 8, 0.8)):
             req = CohortRequest(bars=BarsRequest(data=str(BINANCE), start=day), bankroll=bankroll, agents=6,
                                 seed=seed, allocation=allocation, engine=EngineConfig(max_gross_leverage=gross))
-            run_id, _, report = launch_intraday_cohort(req, store)
+            run_id, _, report = execute_cohort(req, store)
             runs.append({"run_id": run_id, "day": day, "bankroll": bankroll, "report": report, "gross": gross})
     return url, runs
 
@@ -336,7 +337,7 @@ def test_launch_a_cohort_and_poll_the_job(client, runs):
     assert job["state"] == "completed", job
     assert job["error"] is None and job["run_id"] == run_id and job["elapsed_s"] > 0
     assert stages[-1] == "completed"
-    order = ["queued", "loading", "simulating", "storing", "completed"]
+    order = ["queued", "loading", "seeding", "simulating", "storing", "completed"]
     assert [order.index(s) for s in stages] == sorted(order.index(s) for s in stages)  # never backwards
     detail = client.get(f"/api/cohorts/{run_id}").json()
     assert detail["run"]["status"] == "completed"
@@ -532,7 +533,7 @@ def test_launch_on_a_celery_worker(seeded, tmp_path):
                 run_id = r.json()["run_id"]
                 job, stages = wait_for_job(c, r.json()["status_url"], timeout=120)
                 assert job["state"] == "completed", (job, (tmp_path / "worker.log").read_text()[-3000:])
-                order = ["queued", "started", "loading", "simulating", "storing", "completed"]
+                order = ["queued", "started", "loading", "seeding", "simulating", "storing", "completed"]
                 assert stages[-1] == "completed" and set(stages) <= set(order), stages
                 assert [order.index(s) for s in stages] == sorted(order.index(s) for s in stages)
                 assert c.get(f"/api/cohorts/{run_id}").json()["run"]["status"] == "completed"
@@ -583,7 +584,7 @@ def test_queries_downsample_long_runs_and_regenerate_synthetic_bars(tmp_path, mo
     with open_store(f"sqlite:///{tmp_path / 'long.db'}") as store:
         req = CohortRequest(bars=BarsRequest(start="2024-03-01", end="2024-03-09", seed=5), bankroll=1000, agents=3,
                             seed=5)
-        run_id, _, report = launch_intraday_cohort(req, store)
+        run_id, _, report = execute_cohort(req, store)
         assert report["data"] == "SYNTHETIC" and report["window"]["bars"] == 8 * 288  # 2,304 bars
         detail = queries.cohort_detail(store, run_id)
         curves = detail["curves"]

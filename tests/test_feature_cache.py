@@ -28,7 +28,8 @@ from manager.cache import (
     invalidate_venue,
 )
 from manager.report import cohort_report
-from manager.runner import BarsRequest, CohortRequest, download_bars, launch_intraday_cohort, load_bars
+from manager.runner import BarsRequest, CohortRequest, download_bars, load_bars
+from manager.launch import execute_cohort
 from simulator import indicators as ind
 from simulator.cohort import simulate_cohort
 from simulator.data import load_market
@@ -438,7 +439,7 @@ def test_runner_invalidates_venue_when_cohort_completes(runner_redis, tmp_path, 
     other = feature_key("/another/venue", "5m", "X", (0, 1, 2), "sma@close", {"window": 2})
     stale = feature_key("SYNTHETIC", "5m", "BTC_USD", (0, 1, 2), "sma@close", {"window": 2})
     cache.put_many([(other, np.arange(2.0)), (stale, np.arange(2.0))])
-    report = launch_intraday_cohort(_request(start="2024-01-02"), None)[2]
+    report = execute_cohort(_request(start="2024-01-02"), None)[2]
     assert report["data"] == "SYNTHETIC"
     st = cache.stats()
     # arrays were stored during the run, and the venue's were dropped when it completed
@@ -453,7 +454,7 @@ def test_runner_on_a_folder_and_download_refresh(runner_redis, tmp_path, monkeyp
     # a cohort on real bars: its venue is the resolved folder, dropped at completion
     req = _request(data=str(BINANCE), start="2018-01-15", symbols=["ETH_BTC", "LTC_BTC"])
     cache = feature_cache_from_settings()
-    launch_intraday_cohort(req, None)
+    execute_cohort(req, None)
     assert cache.stats()["puts"] > 0 and _keys(runner_redis, DEFAULT_PREFIX) == []
 
     # `data download` refreshes a folder: its entries are dropped (the exchange is
@@ -490,17 +491,17 @@ def test_cohort_report_same_with_and_without_cache(runner_redis, tmp_path, monke
                 "seeding_note": "random genomes: no store"}
 
     baseline = uncached()
-    with_redis = launch_intraday_cohort(req, None)[2]  # cold: every array misses
+    with_redis = execute_cohort(req, None)[2]  # cold: every array misses
     cache = feature_cache_from_settings()
     assert cache.stats()["misses"] > 0 and cache.stats()["hits"] < cache.stats()["misses"]
     # warm Redis first (no invalidation), so the run reads every array from it
     with use_cache(cache):
         simulate_cohort(market, genomes, bankroll=req.bankroll, config=req.engine)
     h0, m0 = cache.stats()["hits"], cache.stats()["misses"]
-    warm = launch_intraday_cohort(req, None)[2]
+    warm = execute_cohort(req, None)[2]
     assert cache.stats()["misses"] == m0 and cache.stats()["hits"] > h0
     monkeypatch.delenv("COHORTLAB_REDIS_URL")
-    in_process = launch_intraday_cohort(req, None)[2]
+    in_process = execute_cohort(req, None)[2]
     same = [json.dumps(r, sort_keys=True, default=str) for r in (baseline, with_redis, warm, in_process)]
     assert same[0] == same[1] == same[2] == same[3]
     assert baseline["agents"] and baseline["ledger"]["balanced"]

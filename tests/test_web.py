@@ -20,7 +20,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from api import deps  # noqa: E402
 from api.app import create_app  # noqa: E402
-from manager.runner import BarsRequest, CohortRequest, launch_intraday_cohort  # noqa: E402
+from manager.runner import BarsRequest, CohortRequest  # noqa: E402
+from manager.launch import execute_cohort
 from manager.store import open_store  # noqa: E402
 from simulator.engine import EngineConfig  # noqa: E402
 from web.routes import LEADERBOARD_COLUMNS  # noqa: E402
@@ -43,7 +44,7 @@ def stored(tmp_path_factory):
                 ("b", "2018-01-16", 250.0, 3, "risk_weighted", 0.8)):
             req = CohortRequest(bars=BarsRequest(data=str(DATA), start=day), bankroll=bankroll, agents=agents,
                                 seed=11, allocation=allocation, engine=EngineConfig(max_gross_leverage=gross))
-            run_id, _, report = launch_intraday_cohort(req, store)
+            run_id, _, report = execute_cohort(req, store)
             runs[name] = {"run_id": run_id, "report": report, "day": day, "bankroll": bankroll,
                           "agents": agents, "gross": gross}
         doc = {"kind": "cohort", "config": {"request": {"bankroll": 500.0, "allocation": "equal"}},
@@ -546,7 +547,7 @@ def displays(tmp_path_factory):
     with open_store(url) as store:
         req = CohortRequest(bars=BarsRequest(data=str(DATA), start="2018-01-15T00:00", end="2018-01-15T02:00"),
                             bankroll=1000.0, agents=30, seed=7)
-        run_id, _, report = launch_intraday_cohort(req, store)
+        run_id, _, report = execute_cohort(req, store)
         for i in range(450):
             day, bankroll = ("2018-02-01", 1000.0) if i % 3 else ("2018-02-02", 250.0)
             store.create_run({"kind": "cohort", "genomes": [], "data_label": "SYNTHETIC",

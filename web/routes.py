@@ -80,7 +80,7 @@ TEMPLATES_DIR = WEB_DIR / "templates"
 STATIC_DIR = WEB_DIR / "static"
 NPM_HINT = "run `npm install --prefix web` in the cohortlab checkout (installs htmx.org from web/package.json)"
 PAGE_SIZE = 20
-STAGES = ("queued", "loading", "simulating", "storing", "completed")
+STAGES = ("queued", "loading", "seeding", "simulating", "storing", "completed")
 _STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".svg": "image/svg+xml", ".png": "image/png", ".ico": "image/x-icon"}
 

@@ -5,6 +5,7 @@ Bayesian searches and multi-day campaigns, and persist what they produce
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -17,8 +18,10 @@ from evolution.fitness import evaluate
 from evolution.genome import Genome
 from learning.cycle import CycleResult, run_cycle
 from learning.search import SearchResult, family_space, ga_space, run_search
-from learning.walkforward import Split, Window, parse_duration, split_lookback
-from manager.runner import CohortRequest, RunError, run_cohort
+from learning.walkforward import Split, Window, split_lookback
+from manager.launch import finished_run, record_cohort_metrics
+from manager.runner import CohortRequest, RunAlreadyFinished, run_cohort
+from manager.times import RunError, duration, utc
 from manager.seeding import STORED_KINDS, Seed, SeedError, market_identity, resolve_seed
 from manager.store import Store
 from simulator import metrics
@@ -62,31 +65,6 @@ class Source:
             return pd.Timestamp("2024-01-08", tz="UTC")
         m = load_market(folder, self.symbols, quote=self.quote)
         return pd.Timestamp(m.timestamps[-1], tz="UTC") + pd.Timedelta(seconds=m.timeframe_s)
-
-
-def utc(value: str | pd.Timestamp, name: str) -> pd.Timestamp:
-    """Parse a CLI time as a tz-aware UTC timestamp.
-
-    Raises:
-        RunError: not a date/time (the message names the option and the value).
-    """
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        raise RunError(f"--{name} {value!r} is not a date/time (use e.g. 2018-01-15 or 2018-01-15T06:00)") from None
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
-def duration(value: str, name: str) -> pd.Timedelta:
-    """Parse a CLI duration (``6h``, ``3d``).
-
-    Raises:
-        RunError: naming the option and the allowed units.
-    """
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise RunError(f"--{name}: {exc}") from None
 
 
 def start_population(store: Store | None, mode: str, seed_from: str | None, market: MarketData,
@@ -180,6 +158,7 @@ def learning_cycle(req: CycleRequest, store: Store | None,
     Raises:
         RunError, MarketDataError, CycleError, EvolutionError: bad input.
     """
+    t0 = time.perf_counter()
     split = resolve_split(req)
     market = req.source.load(split.train.start, split.validation.end, req.warmup_bars)
     seeded = start_population(store, req.mode, req.genomes_path or req.seed_from, market, req.max_leverage,
@@ -189,7 +168,17 @@ def learning_cycle(req: CycleRequest, store: Store | None,
     result.seeded_from, result.seeding_note = seeded.seeded_from, seeded.note
     if store is not None:
         persist_cycle(store, result, seeded.seeded_from, market)
+    record_cycle_metrics(req.mode, time.perf_counter() - t0)
     return result
+
+
+def record_cycle_metrics(mode: str, seconds: float) -> None:
+    """Record a learning cycle's wall time in the Prometheus metrics (no-op without prometheus-client)."""
+    try:
+        from manager import metrics
+    except ImportError:  # the base install has no prometheus-client: nothing to export to
+        return
+    metrics.LEARNING_CYCLE.labels(mode=mode).observe(seconds)
 
 
 # --------------------------------------------------------------------------- campaigns
@@ -247,6 +236,47 @@ def campaign_day(req: CampaignRequest, market: MarketData, day: pd.Timestamp, ge
         "in_sample": cyc.in_sample, "out_of_sample": cyc.out_of_sample,
         "generations": cyc.evolution.history[-1]["generation"], "trials": cyc.evolution.trials,
     }, cyc
+
+
+def execute_campaign_day(req: CampaignRequest, store: Store, *, run_id: str, day_number: int = 1,
+                         genomes: list[dict] | None = None,
+                         is_final: Callable[[BaseException], bool] = lambda exc: True) -> dict:
+    """Execute one campaign day under ``run_id`` (what the Celery task wraps):
+    the finished-run guard, the bars of the lookback and the day, the starting
+    population (``genomes`` dicts, else per ``req.cohort``'s ``--seed-from``),
+    :func:`campaign_day`, and the cohort's metrics.
+
+    Args:
+        req: the campaign; ``req.start`` is the day traded.
+        store: where the cycle and the day's run are stored.
+        run_id: the day's cohort run id (idempotency key).
+        day_number: 1-based day of the campaign.
+        genomes: the population to start from (None = seeded from the store).
+        is_final: see :func:`manager.runner.run_cohort`.
+
+    Returns:
+        The day report of :func:`campaign_day`.
+
+    Raises:
+        RunAlreadyFinished: ``run_id`` is already completed or failed.
+        RunError, MarketDataError: bad input (nothing stored).
+    """
+    done = finished_run(store, run_id)
+    if done is not None:
+        raise RunAlreadyFinished(done)
+    c = req.cohort
+    day = utc(req.start, "start").normalize()
+    market = req.source.load(day - duration(req.lookback, "lookback"), day + DAY, req.warmup_bars)
+    if genomes:
+        start, source = [Genome.from_dict(g) for g in genomes], "task"
+    else:
+        seeded = start_population(store, "daily", c.seed_choice(), market, c.max_leverage, seed=c.seed)
+        start, source = seeded.genomes, seeded.seeded_from
+    t0 = time.perf_counter()
+    report, _ = campaign_day(req, market, day, start, source, store, seed=c.seed * 1000 + day_number,
+                             day_number=day_number, run_id=run_id, is_final=is_final)
+    record_cohort_metrics(time.perf_counter() - t0, report["parent"])
+    return report
 
 
 def run_campaign(req: CampaignRequest, store: Store | None,
