@@ -1,17 +1,17 @@
-"""FastAPI dependencies: the settings, the shared store, and bearer-token auth.
+"""FastAPI dependencies: the settings, the shared store, bearer-token auth and
+single-valued query strings.
 
-``get_store`` hands every request the process-wide store for the configured
-``COHORTLAB_STORE`` URL (opened on first use, re-opened when the URL changes).
-Both adapters may be shared by threads (SQLite: one connection behind a lock;
-MongoDB: one client pool), so a request never pays for opening a database.
-The dashboard (``web/``) uses the same dependency::
+``get_store`` hands every request the process-wide store of
+:func:`manager.services.shared_store` (one per process for the configured
+``COHORTLAB_STORE`` URL, re-opened when the URL changes), so a request never pays
+for opening a database::
 
     from api.deps import get_store
-    from api import queries
+    from manager import read_model
 
-    @router.get("/trading/cohorts/{run_id}")
-    def page(run_id: str, store: Store = Depends(get_store)):
-        data = queries.cohort_detail(store, run_id)
+    @router.get("/api/cohorts/{run_id}")
+    def detail(run_id: str, store: Store = Depends(get_store)):
+        return read_model.cohort_detail(store, run_id)
 
 Auth: state-changing routes depend on :func:`require_token`. They need
 ``Authorization: Bearer <COHORTLAB_API_TOKEN>``; when no token is configured they
@@ -21,92 +21,36 @@ serve``) or put it behind a proxy that authenticates.
 """
 from __future__ import annotations
 
-import os
 import secrets
-import threading
-
 from collections import Counter
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-import manager.store as store_module
 from api.problems import ApiProblem
-from manager.settings import Settings, get_settings
-from manager.store import Store, StoreError
+from manager import services
+from manager.settings import Settings
+from manager.store import Store
 
-__all__ = ["bearer", "close_shared_store", "current_settings", "get_settings_dep", "get_store", "require_token",
-           "shared_store"]
-
-_lock = threading.Lock()
-_shared: tuple[str, Store] | None = None
-_settings_cache: tuple[tuple, Settings] | None = None
-
-
-def current_settings() -> Settings:
-    """The settings for the environment as it is now.
-
-    Parsing the settings costs about a millisecond, so the parsed object is reused
-    while no ``COHORTLAB_*`` variable changed (a snapshot of them is compared on
-    every call); a changed variable is picked up by the next request.
-
-    Raises:
-        StoreError: the settings do not validate (answered 503 like a store outage).
-    """
-    global _settings_cache
-    key = tuple(sorted((k.upper(), v) for k, v in os.environ.items() if k.upper().startswith("COHORTLAB_")))
-    cached = _settings_cache
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    try:
-        settings = get_settings()
-    except ValueError as exc:  # pydantic ValidationError: a bad COHORTLAB_* variable
-        raise StoreError(f"the COHORTLAB_* settings do not validate ({type(exc).__name__})") from exc
-    _settings_cache = (key, settings)
-    return settings
+__all__ = ["bearer", "get_settings_dep", "get_store", "require_token", "single_query_values"]
 
 
 def get_settings_dep() -> Settings:
-    """Dependency: :func:`current_settings`."""
-    return current_settings()
-
-
-def shared_store(url: str | None = None) -> Store:
-    """The process-wide store for ``url`` (default: the ``store`` setting, read now).
+    """Dependency: the current settings (:func:`manager.services.current_settings`).
 
     Raises:
-        StoreError: the store cannot be opened.
+        StoreError: the settings do not validate (answered 503).
     """
-    global _shared
-    url = url or current_settings().store
-    current = _shared
-    if current is not None and current[0] == url:
-        return current[1]
-    with _lock:
-        if _shared is not None and _shared[0] == url:
-            return _shared[1]
-        store = store_module.open_store(url)
-        old, _shared = _shared, (url, store)
-    if old is not None:
-        try:
-            old[1].close()
-        except Exception:  # noqa: BLE001 - closing a replaced store is best effort
-            pass
-    return store
-
-
-def close_shared_store() -> None:
-    """Close the process-wide store (tests, shutdown); the next request reopens it."""
-    global _shared
-    with _lock:
-        old, _shared = _shared, None
-    if old is not None:
-        old[1].close()
+    return services.current_settings()
 
 
 def get_store() -> Store:
-    """Dependency: the process-wide store (see the module docstring)."""
-    return shared_store()
+    """Dependency: the process-wide store (:func:`manager.services.shared_store`).
+
+    Raises:
+        StoreError: the store cannot be opened (answered 503).
+    """
+    return services.shared_store()
 
 
 bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <COHORTLAB_API_TOKEN>`; required by "
@@ -143,12 +87,9 @@ def single_query_values(request: Request) -> None:
     Raises:
         ApiProblem: 422 ``validation-error`` with one error per repeated name.
     """
-    from api.problems import ApiProblem
-
     counts = Counter(k for k, _ in request.query_params.multi_items())
     repeated = sorted(k for k, n in counts.items() if n > 1)
     if repeated:
         errors = [{"field": k, "message": "given more than once; give each query parameter once"} for k in repeated]
         raise ApiProblem(422, f"query parameter(s) given more than once: {', '.join(repeated)}",
                          type_="validation-error", title="Request validation failed", errors=errors)
-

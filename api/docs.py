@@ -29,13 +29,14 @@ and the asset routes answer 503 with that hint instead of a blank page.
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
+
+from web.vendor import node_modules
 
 __all__ = ["DOCS_ASSETS", "REWRITES", "asset_bytes", "asset_path", "install_docs", "node_modules"]
 
@@ -66,13 +67,6 @@ REWRITES: dict[str, tuple[tuple[bytes, bytes], ...]] = {
 }
 
 _ASSET_HEADERS = {"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"}
-
-
-def node_modules() -> Path:
-    """``web/node_modules`` (next to this package, in a checkout and in an installed wheel),
-    or the folder named by ``COHORTLAB_WEB_NODE_MODULES``."""
-    base = os.environ.get("COHORTLAB_WEB_NODE_MODULES")
-    return Path(base) if base else Path(__file__).resolve().parents[1] / "web" / "node_modules"
 
 
 def asset_path(url: str) -> Path:

@@ -15,6 +15,8 @@ UNMATCHED = "<unmatched>"
 
 
 def route_template(scope: dict) -> str:
+    """The template of the route an ASGI ``scope`` matched (``/api/cohorts/{run_id}``), or
+    :data:`UNMATCHED` when no route matched."""
     route = scope.get("route")
     if route is None:
         return UNMATCHED

@@ -21,8 +21,8 @@ raised                                    status  ``type`` (``urn:cohortlab:prob
 FastAPI ``RequestValidationError``        422     ``validation-error``
 :class:`manager.store.NotFound`           404     ``not-found``
 :class:`manager.store.InvalidDocument`    400     ``bad-request``
-:class:`api.queries.QueryError`          422     ``validation-error``
-:class:`api.queries.Unsupported`         501     ``not-supported``
+:class:`manager.read_model.QueryError`    422     ``validation-error``
+:class:`manager.read_model.Unsupported`   501     ``not-supported``
 other :class:`manager.store.StoreError`   503     ``store-unavailable`` (message not echoed)
 Starlette ``HTTPException`` (404, 405..)  its     ``http-<status>``
 anything else                             500     ``internal-error`` (logged, never shown)
@@ -43,7 +43,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.queries import QueryError, Unsupported
+from manager.read_model import QueryError, Unsupported
 from manager.store import InvalidDocument, NotFound, StoreError
 
 __all__ = ["PROBLEM_JSON", "ApiProblem", "FieldError", "Problem", "install_problem_handlers",

@@ -1,7 +1,7 @@
 """Pydantic schemas at the edge of the API: the launch request and the response
 models that document (and, for the light routes, check) what the routes answer.
 
-The query layer (:mod:`api.queries`) returns plain dicts; these models only
+The read model (:mod:`manager.read_model`) returns plain dicts; these models only
 describe them for OpenAPI. Money is in the run's quote currency (``quote``: BTC
 for ``*_BTC`` pairs, USD for USD pairs and equities); fractions are fractions.
 """
@@ -137,6 +137,8 @@ class CohortRow(BaseModel):
 
 
 class Paged(BaseModel):
+    """One page of a listing."""
+
     total: int = Field(description="Rows matching.")
     page: int
     page_size: int
@@ -145,20 +147,43 @@ class Paged(BaseModel):
 
 
 class CohortPage(Paged):
+    """A page of stored cohorts, newest first (`GET /api/experiments/cohorts`)."""
+
     items: list[CohortRow]
 
 
+class RunHeader(BaseModel):
+    """What the run is, known from the moment it is stored (None: not recorded for a run
+    stored before runs had a header)."""
+
+    day: str | None = Field(description="UTC day of the first traded bar, YYYY-MM-DD.")
+    window_start: str | None = Field(description="First traded bar's open, ISO 8601 UTC.")
+    window_end: str | None = Field(description="End of the traded window (exclusive), ISO 8601 UTC.")
+    bankroll: float | None = Field(description="Parent bankroll, quote currency.")
+    quote: str | None = Field(description="Quote currency of every money figure.")
+    agents: int | None = Field(description="Agents in the cohort.")
+    data_label: str | None = Field(description="Data source (`SYNTHETIC` for generated bars).")
+    market: str | None = Field(description="Seeding market key (data folder, timeframe, quote).")
+    seeded_from: str | None = Field(description="Where the genomes came from (`random`, `hall_of_fame`, "
+                                                "`run:<id>`, ...).")
+
+
 class RunBrief(BaseModel):
+    """A run: its id, status, times, failure reason, typed header and the request it ran."""
+
     run_id: str
     status: Literal["running", "completed", "failed"]
     created_at: str | None
     finished_at: str | None
     reason: str | None
     data_label: str | None
+    header: RunHeader
     request: dict[str, Any] | None = Field(description="The cohort request as run (bars, bankroll, engine, ...).")
 
 
 class Curves(BaseModel):
+    """Per-bar curves of a cohort, downsampled to at most 2,000 bars (empty lists until completed)."""
+
     timestamps: list[str] = Field(description="Bar-open times, ISO 8601 UTC (at most 2,000, evenly spread).")
     parent_equity: list[float | None]
     agent_equity: dict[str, list[float | None]]
@@ -167,11 +192,15 @@ class Curves(BaseModel):
 
 
 class Limits(BaseModel):
+    """The parent's exposure ceilings the cohort ran with."""
+
     max_gross_leverage: float | None = Field(description="Parent gross-exposure ceiling, multiple of equity.")
     max_symbol_exposure: float | None = Field(description="Per-symbol cap, fraction of parent equity.")
 
 
 class CohortDetail(BaseModel):
+    """A cohort: the run, its report, its curves and the parent limits (`GET /api/cohorts/{run_id}`)."""
+
     run: RunBrief
     summary: dict[str, Any] | None = Field(description="The stored report (`cohortlab run --json`); None until "
                                                        "the run completed.")
@@ -180,11 +209,15 @@ class CohortDetail(BaseModel):
 
 
 class Series(BaseModel):
+    """A time series: ISO 8601 UTC timestamps and their values."""
+
     timestamps: list[str]
     values: list[float | None]
 
 
 class OHLC(BaseModel):
+    """Bars of one symbol: ISO 8601 UTC open times and open, high, low, close prices (quote currency)."""
+
     timestamps: list[str]
     open: list[float | None]
     high: list[float | None]
@@ -193,6 +226,8 @@ class OHLC(BaseModel):
 
 
 class AgentDetail(BaseModel):
+    """One agent of a cohort (`GET /api/cohorts/{run_id}/agents/{agent_id}`)."""
+
     agent: dict[str, Any] = Field(description="Leaderboard row incl. `genome`.")
     trades: list[dict[str, Any]] = Field(description="Round trips: symbol, side, entry/exit time and price, qty, "
                                                      "fees, pnl, exit_reason, open.")
@@ -202,6 +237,8 @@ class AgentDetail(BaseModel):
 
 
 class Posting(BaseModel):
+    """One posting of a ledger transaction (amounts as exact decimal strings)."""
+
     model_config = ConfigDict(extra="allow")
     account: str
     amount: str = Field(description="Exact decimal string.")
@@ -210,6 +247,8 @@ class Posting(BaseModel):
 
 
 class Transaction(BaseModel):
+    """One ledger transaction; its postings sum to exactly zero."""
+
     model_config = ConfigDict(extra="allow")
     txn_id: str
     seq: int
@@ -221,10 +260,14 @@ class Transaction(BaseModel):
 
 
 class LedgerPage(Paged):
+    """A page of a cohort's ledger journal, in `seq` order."""
+
     items: list[Transaction]
 
 
 class StatusRow(BaseModel):
+    """A recent cohort run and its parent figures (None until completed)."""
+
     run_id: str
     status: str
     created_at: str | None
@@ -242,18 +285,24 @@ class StatusRow(BaseModel):
 
 
 class StatusCounts(BaseModel):
+    """How many of the listed runs are running, completed and failed."""
+
     running: int
     completed: int
     failed: int
 
 
 class StatusRecent(BaseModel):
+    """The most recent cohort runs, newest first (`GET /api/assistant/cohorts/status`)."""
+
     generated_at: str
     counts: StatusCounts
     items: list[StatusRow]
 
 
 class BankrollRow(BaseModel):
+    """How one completed cohort used its bankroll (money in `quote`, fractions as fractions)."""
+
     run_id: str
     created_at: str | None
     date: str | None
@@ -268,6 +317,8 @@ class BankrollRow(BaseModel):
 
 
 class QuoteTotals(BaseModel):
+    """Totals of the listed cohorts in one quote currency."""
+
     cohorts: int
     bankroll: float
     final_equity: float
@@ -279,6 +330,8 @@ class QuoteTotals(BaseModel):
 
 
 class BankrollSummary(BaseModel):
+    """Bankroll use of recent cohorts (`GET /api/assistant/cohorts/bankroll-summary`)."""
+
     days: int
     since: str
     until: str
@@ -287,10 +340,14 @@ class BankrollSummary(BaseModel):
 
 
 class Check(BaseModel):
+    """One readiness check."""
+
     ok: bool
     error: str | None = None
 
 
 class Readiness(BaseModel):
+    """Whether this API process is ready to serve (`GET /readyz`)."""
+
     status: Literal["ready", "unavailable"]
     checks: dict[str, Check] = Field(description="`store`, and `broker` when one is configured.")

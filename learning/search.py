@@ -23,8 +23,11 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence
 
-from skopt import Optimizer
-from skopt.space import Categorical, Dimension, Integer, Real
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # scikit-optimize (and scikit-learn under it) loads on first use: ~0.8 s of CLI start-up
+    from skopt import Optimizer
+    from skopt.space import Dimension
 
 from simulator.strategies.base import Strategy
 
@@ -45,6 +48,8 @@ def ga_space(max_lookback_hours: int = 72) -> list[Dimension]:
     """GA hyper-parameters: ``cxpb`` [0.1, 0.9], ``mutpb`` [0.05, 0.9] (both
     probabilities; scaled down together when they sum above 1), ``tournsize``
     [2, 7] genomes, ``lookback_hours`` [6, max] hours of training data."""
+    from skopt.space import Integer, Real
+
     return [Real(0.1, 0.9, name="cxpb"), Real(0.05, 0.9, name="mutpb"), Integer(2, 7, name="tournsize"),
             Integer(6, max(int(max_lookback_hours), 7), name="lookback_hours")]
 
@@ -52,6 +57,8 @@ def ga_space(max_lookback_hours: int = 72) -> list[Dimension]:
 def family_space(strategy: Strategy) -> list[Dimension]:
     """The family's typed parameters as skopt dimensions (int -> Integer,
     float -> Real, categorical -> Categorical)."""
+    from skopt.space import Categorical, Integer, Real
+
     dims: list[Dimension] = []
     for p in strategy.params:
         if p.kind == "int":
@@ -65,6 +72,8 @@ def family_space(strategy: Strategy) -> list[Dimension]:
 
 def describe_space(space: Sequence[Dimension]) -> list[dict]:
     """JSON description of a space (kept with a study to check a resume)."""
+    from skopt.space import Categorical, Integer
+
     out = []
     for d in space:
         if isinstance(d, Categorical):
@@ -178,6 +187,8 @@ def replay(space: Sequence[Dimension], xs: Sequence[Sequence], ys: Sequence[floa
     """A fresh optimizer over ``space`` told the points ``xs`` and values ``ys``
     in one batch: the surrogate is fitted once (when there are at least
     ``n_initial_points`` of them), not once per point as ``tell`` in a loop would."""
+    from skopt import Optimizer
+
     opt = Optimizer(list(space), base_estimator="GP", n_initial_points=n_initial_points, random_state=seed)
     if xs:
         opt.tell([list(x) for x in xs], [float(y) for y in ys])

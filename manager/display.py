@@ -1,5 +1,5 @@
 """How numbers are shown: one set of formatting rules for the CLI (:mod:`manager.cli`)
-and the dashboard (:mod:`web.routes`), so neither can mislead on its own.
+and the dashboard (:mod:`web.formatting`), so neither can mislead on its own.
 
 Rules
     * **Honest zero.** A value is rounded to the precision it is displayed at

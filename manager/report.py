@@ -6,16 +6,47 @@ import csv
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from simulator.cohort import CohortResult
 
-LEADERBOARD_COLUMNS = (
-    "rank", "agent_id", "family", "roi", "sharpe", "max_drawdown", "trades", "utilisation",
-    "breaches", "confidence",
+
+class LeaderboardColumn(NamedTuple):
+    """One column of a cohort leaderboard (a row is :meth:`CohortResult.leaderboard`'s dict).
+
+    Attributes:
+        key: the row field shown (``roi`` is a fraction, money in the run's quote currency).
+        header: the column heading.
+        numeric: a number (right-aligned, sorted numerically) rather than text.
+        ascending: the column's best-first order is ascending (smaller is better:
+            rank, drawdown, breaches; text: agent id, family); else descending.
+    """
+
+    key: str
+    header: str
+    numeric: bool
+    ascending: bool = False
+
+
+LEADERBOARD_COLUMNS: tuple[LeaderboardColumn, ...] = (
+    LeaderboardColumn("rank", "#", True, ascending=True),
+    LeaderboardColumn("agent_id", "Agent", False, ascending=True),
+    LeaderboardColumn("family", "Family", False, ascending=True),
+    LeaderboardColumn("allocated", "Allocated", True),
+    LeaderboardColumn("final_equity", "Final equity", True),
+    LeaderboardColumn("roi", "ROI", True),
+    LeaderboardColumn("sharpe", "Sharpe", True),
+    LeaderboardColumn("sortino", "Sortino", True),
+    LeaderboardColumn("max_drawdown", "Max DD", True, ascending=True),
+    LeaderboardColumn("trades", "Trades", True),
+    LeaderboardColumn("win_rate", "Win rate", True),
+    LeaderboardColumn("utilisation", "Utilisation", True),
+    LeaderboardColumn("breaches", "Breaches", True, ascending=True),
+    LeaderboardColumn("confidence", "Confidence", True),
 )
+"""The leaderboard's columns, in display order (the dashboard's table and its sort keys)."""
 
 
 def _iso(ts) -> str:

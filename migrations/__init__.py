@@ -1,4 +1,6 @@
-"""Versioned, idempotent schema migrations of the store (indexes, collections, tables).
+"""Versioned, idempotent schema migrations of the store: the one versioning
+scheme of both adapters (SQLite tables and their DDL, MongoDB collections and
+indexes, and the backfills that go with them).
 
 Each :class:`Migration` has a version, a name (its id is ``"0001_intraday_indexes"``)
 and one apply function per adapter. Applied migrations are recorded in the
@@ -6,18 +8,32 @@ database itself -- the collection ``schema_migrations`` on MongoDB, the table
 ``schema_migrations`` on SQLite -- with their id, version, name and when they
 were applied. :func:`apply_migrations` applies the pending ones in version
 order; running it again applies nothing and changes nothing (every step is also
-idempotent on its own: ``CREATE ... IF NOT EXISTS``, ``createIndexes`` with
-fixed names and options), so two processes migrating at once are safe.
+idempotent on its own: ``CREATE ... IF NOT EXISTS``, columns added only when
+missing, ``createIndexes`` with fixed names and options), so two processes
+migrating at once are safe.
+
+This package sits above the store: it imports :mod:`manager.store`, never the
+other way round. :mod:`manager.bootstrap` installs :func:`apply_migrations` as
+the store's migrator (:mod:`manager.store.schema`), so
+:func:`manager.store.open_store`, ``SQLiteStore(path)`` and ``MongoStore(url)``
+apply pending migrations when they open a store, unless told not to
+(``migrate=False``): the adapters have no schema of their own (SQLite's tables
+are created by 0001 and 0002), and the MongoDB adapter relies on the unique
+index of migration 0001 for idempotent ledger appends.
 
 Use ``cohortlab migrate [--store URL] [--status]`` or
 ``python scripts/migrate_intraday_indexes.py --store URL``.
-:func:`manager.store.open_store` (and :class:`~manager.store.mongo.MongoStore`)
-apply pending migrations when they open a store, unless told not to
-(``migrate=False``): the MongoDB adapter relies on the unique index of
-migration 0001 for idempotent ledger appends.
+
+SQLite files written before the migrations owned the DDL carry their layout
+version (1 to 4) in ``PRAGMA user_version`` and may lack some records; every
+SQLite step is idempotent, so applying the missing ones upgrades them in place
+with their data. Since then :func:`apply_migrations` keeps ``user_version``
+equal to the latest migration it knows (a fence, not a second scheme: older
+cohortlab releases read only ``user_version`` and so refuse a file they do not
+understand) and refuses a file whose ``user_version`` is newer than that.
 
 Adding a migration: a module ``mNNNN_<name>.py`` defining ``MIGRATION``, appended
-to :data:`MIGRATIONS`. Never change or renumber one that was released.
+to :data:`MIGRATIONS`. Never renumber one that was released.
 """
 
 from __future__ import annotations
@@ -27,7 +43,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from manager.store.base import Store, StoreError, utc_now
+from manager.store import SQLiteStore, Store, StoreError, open_store
+from manager.store.documents import utc_now
 
 if TYPE_CHECKING:  # pragma: no cover
     from pymongo.asynchronous.database import AsyncDatabase
@@ -39,6 +56,7 @@ __all__ = [
     "format_status",
     "migrate_url",
     "migration_status",
+    "sqlite_columns",
 ]
 
 RECORDS = "schema_migrations"
@@ -54,7 +72,7 @@ class Migration:
         name: short snake_case name.
         description: what it does, one sentence.
         sqlite: applies it to an SQLite connection inside the caller's write
-            transaction (must not commit).
+            transaction (must not commit); idempotent.
         mongo: ``async`` function applying it to a PyMongo ``AsyncDatabase``.
     """
 
@@ -72,18 +90,18 @@ class Migration:
 
 def _load() -> tuple[Migration, ...]:
     from migrations import (m0001_intraday_indexes, m0002_store_indexes, m0003_cohort_listing,
-                            m0004_market_of_learning)
+                            m0004_market_of_learning, m0005_run_header)
 
     found = (
         m0001_intraday_indexes.MIGRATION,
         m0002_store_indexes.MIGRATION,
         m0003_cohort_listing.MIGRATION,
         m0004_market_of_learning.MIGRATION,
+        m0005_run_header.MIGRATION,
     )
     versions = [m.version for m in found]
     assert versions == list(range(1, len(found) + 1)), versions
     return found
-
 
 
 def apply_migrations(store: Store) -> list[str]:
@@ -98,13 +116,13 @@ def apply_migrations(store: Store) -> list[str]:
         database was up to date).
 
     Raises:
-        StoreError: the adapter has no migrations, or a step failed. On SQLite
-            all pending migrations run in one transaction, so nothing of them is
-            kept; on MongoDB the migrations before the failing one stay recorded
-            (index builds cannot be rolled back). Either way fix and re-run.
+        StoreError: the adapter has no migrations, an SQLite file written by a
+            newer cohortlab (``user_version`` above the latest migration), or a
+            step failed. On SQLite all pending migrations run in one
+            transaction, so nothing of them is kept; on MongoDB the migrations
+            before the failing one stay recorded (index builds cannot be rolled
+            back). Either way fix and re-run.
     """
-    from manager.store.sqlite import SQLiteStore
-
     if isinstance(store, SQLiteStore):
         return _apply_sqlite(store)
     return _mongo(store).run_async(_apply_mongo)
@@ -119,8 +137,6 @@ def migration_status(store: Store) -> list[dict[str, Any]]:
         ``{"id", "version", "name", "applied": bool, "applied_at": str | None,
         "known": bool}``.
     """
-    from manager.store.sqlite import SQLiteStore
-
     if isinstance(store, SQLiteStore):
         records = _sqlite_records(store)
     else:
@@ -159,15 +175,17 @@ def migrate_url(
     Raises:
         StoreError: the store cannot be opened, or a migration failed.
     """
-    from manager.store import open_store
-
     with open_store(url, migrate=False) as store:
         applied = [] if status_only else apply_migrations(store)
         return applied, migration_status(store)
 
 
 def format_status(rows: list[dict[str, Any]]) -> list[str]:
-    """One line per migration: id, state (applied at ... / pending), name."""
+    """One line per migration: id, then its state (``applied <when>`` / ``pending``).
+
+    Args:
+        rows: :func:`migration_status` rows.
+    """
     lines = []
     for row in rows:
         if not row["known"]:
@@ -192,14 +210,29 @@ CREATE TABLE IF NOT EXISTS {RECORDS} (
 """
 
 
-def _apply_sqlite(store: Any) -> list[str]:
-    applied: list[str] = []
+def sqlite_columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    """The column names of an SQLite ``table`` (empty if it does not exist)."""
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+
+
+def _latest() -> int:
+    return max(migration.version for migration in MIGRATIONS)
+
+
+def _apply_sqlite(store: SQLiteStore) -> list[str]:
     # One BEGIN IMMEDIATE transaction: concurrent migrators queue up, and the
-    # second one finds everything recorded. (SQLiteStore._transaction is the
-    # adapter's own transaction helper; migrations are part of the store.)
-    with store._transaction(write=True) as conn:
+    # second one finds everything recorded; a failing step keeps nothing.
+    def apply(conn: sqlite3.Connection) -> list[str]:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        latest = _latest()
+        if version > latest:
+            raise StoreError(
+                f"SQLite database {store.path!r} has schema version {version}; this "
+                f"cohortlab understands up to {latest} -- upgrade cohortlab"
+            )
         conn.execute(_SQLITE_RECORDS)
         done = {row[0] for row in conn.execute(f"SELECT id FROM {RECORDS}")}
+        applied: list[str] = []
         for migration in MIGRATIONS:
             if migration.id in done:
                 continue
@@ -209,20 +242,25 @@ def _apply_sqlite(store: Any) -> list[str]:
                 (migration.id, migration.version, migration.name, utc_now()),
             )
             applied.append(migration.id)
-    return applied
+        if version != latest:
+            conn.execute(f"PRAGMA user_version = {latest:d}")
+        return applied
+
+    return store.run_transaction(apply, write=True)
 
 
-def _sqlite_records(store: Any) -> dict[str, dict[str, Any]]:
-    with store._transaction(write=False) as conn:
+def _sqlite_records(store: SQLiteStore) -> dict[str, dict[str, Any]]:
+    def read(conn: sqlite3.Connection) -> list[Any]:
         exists = conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (RECORDS,)
         ).fetchone()
         if exists is None:
-            return {}
-        rows = conn.execute(f"SELECT id, version, name, applied_at FROM {RECORDS}").fetchall()
+            return []
+        return conn.execute(f"SELECT id, version, name, applied_at FROM {RECORDS}").fetchall()
+
     return {
         row[0]: {"id": row[0], "version": row[1], "name": row[2], "applied_at": row[3]}
-        for row in rows
+        for row in store.run_transaction(read, write=False)
     }
 
 
@@ -230,6 +268,7 @@ def _sqlite_records(store: Any) -> dict[str, dict[str, Any]]:
 
 
 def _mongo(store: Store) -> Any:
+    # imported here: the MongoDB driver is an optional dependency
     from manager.store.mongo import MongoStore
 
     if not isinstance(store, MongoStore):

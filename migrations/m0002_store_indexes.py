@@ -1,6 +1,6 @@
-"""Migration 0002: indexes of the other collections the MongoDB adapter uses.
+"""Migration 0002: the learning tables (SQLite) and the indexes of the other collections.
 
-MongoDB (collections created if missing):
+MongoDB, the indexes of the other collections the adapter uses (created if missing):
 
 - ``agent_results``: ``(run_id, rank)`` and ``(run_id, agent_id)`` unique;
 - ``trades``: ``(run_id, position)`` unique, ``(run_id, agent_id, position)``;
@@ -11,8 +11,12 @@ MongoDB (collections created if missing):
 - ``search_trials``: ``(study, index)`` unique (gapless numbering per study);
 - ``search_studies``: keyed by ``_id`` only.
 
-SQLite: nothing to do -- :class:`~manager.store.sqlite.SQLiteStore` creates these
-tables and keys itself when it opens a file; the migration is only recorded.
+SQLite: the tables of the learning loop with these keys (what schema version 2
+of the SQLite adapter added): ``populations`` (``seq`` autoincrement = save
+order, ``cycle_id`` unique, index ``(mode, seq)``), ``knowledge`` (indexes
+``(created_at, cycle_id)``, ``(mode, created_at, cycle_id)``),
+``search_trials`` (primary key ``(study, idx)``) and ``search_studies``. The
+other tables' keys come with 0001. Every statement is ``IF NOT EXISTS``.
 """
 
 from __future__ import annotations
@@ -26,15 +30,54 @@ if TYPE_CHECKING:  # pragma: no cover
     from pymongo.asynchronous.database import AsyncDatabase
 
 
+# The learning tables as schema version 2 of the SQLite adapter created them.
+_SQLITE = (
+    """CREATE TABLE IF NOT EXISTS populations (
+        seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+        cycle_id TEXT NOT NULL UNIQUE,
+        saved_at TEXT NOT NULL,
+        mode     TEXT,
+        genomes  TEXT NOT NULL,
+        meta     TEXT NOT NULL
+    )""",
+    """CREATE INDEX IF NOT EXISTS populations_by_mode ON populations (mode, seq)""",
+    """CREATE TABLE IF NOT EXISTS knowledge (
+        cycle_id   TEXT PRIMARY KEY,
+        mode       TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        doc        TEXT NOT NULL
+    )""",
+    """CREATE INDEX IF NOT EXISTS knowledge_by_created ON knowledge (created_at, cycle_id)""",
+    """CREATE INDEX IF NOT EXISTS knowledge_by_mode ON knowledge (mode, created_at, cycle_id)""",
+    """CREATE TABLE IF NOT EXISTS search_trials (
+        study    TEXT NOT NULL,
+        idx      INTEGER NOT NULL CHECK (idx >= 0),
+        value    REAL NOT NULL,
+        saved_at TEXT NOT NULL,
+        doc      TEXT NOT NULL,
+        PRIMARY KEY (study, idx)
+    )""",
+    """CREATE TABLE IF NOT EXISTS search_studies (
+        study      TEXT PRIMARY KEY,
+        meta       TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )""",
+)
+
+
 def apply_sqlite(conn: sqlite3.Connection) -> None:
-    """Nothing: the SQLite adapter's own schema has these keys."""
+    """Create the learning tables and their indexes where missing."""
+    for statement in _SQLITE:
+        conn.execute(statement)
 
 
 async def apply_mongo(db: "AsyncDatabase") -> None:
-    from pymongo import ASCENDING as UP
+    """Create the collections and indexes of results, hall of fame and learning."""
+    from pymongo import ASCENDING as UP  # the MongoDB driver is an optional dependency
     from pymongo import IndexModel
 
-    from manager.store import mongo as m
+    from manager.store.mongo import names as m
 
     await ensure_collection(db, m.AGENTS, [
         IndexModel([("run_id", UP), ("rank", UP)], name="agents_by_rank", unique=True),

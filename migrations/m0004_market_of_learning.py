@@ -11,8 +11,7 @@ they have one. Hall-of-fame versions saved before keep no market (unknown: never
 matched, so they no longer seed runs).
 
 SQLite: the ``market`` columns of ``populations`` and ``genomes`` and the same
-indexes (:func:`manager.store.sqlite.ensure_market_columns`, which the adapter
-also runs when it opens a file of schema version < 4).
+indexes; populations saved before get ``market`` from ``meta.market``.
 
 Both are idempotent: applied again they change nothing.
 """
@@ -22,23 +21,41 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING
 
-from migrations import Migration, ensure_collection
+from migrations import Migration, ensure_collection, sqlite_columns
 
 if TYPE_CHECKING:  # pragma: no cover
     from pymongo.asynchronous.database import AsyncDatabase
 
 
-def apply_sqlite(conn: sqlite3.Connection) -> None:
-    from manager.store.sqlite import ensure_market_columns
+_MARKET_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS populations_by_market ON populations (market, mode, seq)",
+    "CREATE INDEX IF NOT EXISTS genomes_by_market ON genomes (market, version)",
+)
 
-    ensure_market_columns(conn)
+
+def apply_sqlite(conn: sqlite3.Connection) -> None:
+    """Add the ``market`` column of ``populations`` and ``genomes`` where missing
+    (populations saved before get their ``meta["market"]`` when they have one;
+    hall-of-fame versions stay NULL: unknown market, never matched by a market
+    filter), then the indexes. Runs inside the caller's write transaction."""
+    added = False
+    for table in ("populations", "genomes"):
+        if "market" not in sqlite_columns(conn, table):
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN market TEXT")
+            added = True
+    if added:
+        conn.execute("UPDATE populations SET market = json_extract(meta, '$.market') "
+                     "WHERE market IS NULL AND json_type(meta, '$.market') = 'text'")
+    for statement in _MARKET_INDEXES:
+        conn.execute(statement)
 
 
 async def apply_mongo(db: "AsyncDatabase") -> None:
-    from pymongo import ASCENDING as UP
+    """Create the market indexes and copy ``meta.market`` onto older populations."""
+    from pymongo import ASCENDING as UP  # the MongoDB driver is an optional dependency
     from pymongo import IndexModel
 
-    from manager.store import mongo as m
+    from manager.store.mongo import names as m
 
     await ensure_collection(db, m.POPULATIONS, [
         IndexModel([("market", UP), ("mode", UP), ("seq", UP)], name="populations_by_market"),

@@ -125,6 +125,10 @@ def _run(rng: random.Random, k: int, run_id: str) -> tuple[dict[str, Any], dict[
     }
     run = {
         "run_id": run_id, "kind": "cohort", "created_at": created.isoformat(),
+        "header": {"day": start.date().isoformat(), "window_start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                   "window_end": end.strftime("%Y-%m-%dT%H:%M:%SZ"), "bankroll": bankroll, "quote": "BTC",
+                   "agents": AGENTS, "data_label": "binance-5m", "market": "binance-5m|15m|BTC",
+                   "seeded_from": "hall_of_fame"},
         "config": {"request": {"bankroll": bankroll, "agents": AGENTS, "seed": k,
                                "bars": {"data": "binance-5m", "symbols": None,
                                         "start": start.date().isoformat(), "end": None,
@@ -192,8 +196,8 @@ def fill_store(store: Store, n: int = 10_000, seed: int = 0, *, workers: int | N
         run, results = _run(random.Random(seed * 1_000_003 + k), k, ids[k])
         store.create_run(run)
         store.complete_run(ids[k], **results)
-        dates.add(run["config"]["request"]["bars"]["start"])
-        bankrolls.add(run["config"]["request"]["bankroll"])
+        dates.add(run["header"]["day"])
+        bankrolls.add(run["header"]["bankroll"])
 
     done = 0
     if workers <= 1:

@@ -1,5 +1,19 @@
 """Technical indicators on ``(T, S) float64`` bar arrays, all symbols at once.
 
+Why one module of about 1,100 lines: it is the indicator-kernel exception the
+module-size rule allows. About 600 of the lines are code, the rest docstrings
+(the public API is 20 thin documented wrappers), and the kernels are built from
+a handful of shared numba primitives: the double-double prefix sums serve SMA,
+rolling std/Bollinger and VWAP; the per-column warm-up profile
+(``_profile``/``_steady``) serves EMA, MACD and RSI; the sparse table serves
+rolling max/min, Donchian channels and the Donchian fill kernel of
+:mod:`simulator.strategies.kernels`. The conventions below (NaN handling,
+causality, TA-Lib agreement) are one contract over all of them. Split by kind
+(averages, oscillators, volatility, channels, VWAP) the primitives would sit in
+a common module imported by every part, and the contract would have to be
+repeated or referred to from five places, so the kernels stay together here,
+sectioned by kind.
+
 Every indicator is a numba kernel costing ``O(T*S)`` per configuration,
 independent of the window length, and the ``*_many`` variants take K
 configurations in one call so a strategy family computes each *distinct*

@@ -1,9 +1,9 @@
 """Plotly figures of the dashboard, built server-side and sent to the page as JSON.
 
 Every function takes plain read-layer data (lists of numbers and ISO timestamps from
-:mod:`api.queries`) and returns a figure *dict* (``{"data": [...], "layout": {...}}``)
+:mod:`manager.read_model`) and returns a figure *dict* (``{"data": [...], "layout": {...}}``)
 that :func:`to_json` serialises; the page hands it to ``Plotly.newPlot`` (plotly.js is
-served from the installed ``plotly`` package, see :mod:`web.routes`). Nothing here
+served from the installed ``plotly`` package, see :mod:`web.assets`). Nothing here
 reads the store or renders HTML.
 
 The figures are plain dicts in the Plotly JSON figure schema, not

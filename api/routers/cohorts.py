@@ -6,10 +6,10 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, Path as PathParam, Query
 from fastapi.responses import JSONResponse
 
-from api import jobs, queries
 from api.deps import get_settings_dep, get_store, require_token
 from api.problems import ApiProblem, problem_responses
 from api.schemas import ID_PATTERN, AgentDetail, CohortDetail, CohortLaunch, JobAccepted, LedgerPage
+from manager import jobs, read_model
 from manager.runner import BarsRequest, CohortRequest
 from manager.settings import Settings
 from manager.store import RunNotFound, Store
@@ -36,7 +36,7 @@ def cohort_detail(run_id: str = RUN_ID, store: Store = Depends(get_store)):
     curves, gross exposure (fraction of parent equity) and utilisation (fraction of
     allocated capital) per bar, downsampled to at most 2,000 bars, and the parent limits."""
     try:
-        return JSONResponse(queries.cohort_detail(store, run_id))
+        return JSONResponse(read_model.cohort_detail(store, run_id))
     except RunNotFound as exc:
         raise _not_found_yet(run_id, exc) from None
 
@@ -49,7 +49,7 @@ def agent_detail(run_id: str = RUN_ID,
     """The agent's leaderboard row (with its genome), its round-trip trades, its equity
     curve and the OHLC bars of the symbols it traded over the run window."""
     try:
-        return JSONResponse(queries.agent_detail(store, run_id, agent_id))
+        return JSONResponse(read_model.agent_detail(store, run_id, agent_id))
     except RunNotFound as exc:
         raise _not_found_yet(run_id, exc) from None
 
@@ -61,7 +61,7 @@ def ledger(run_id: str = RUN_ID, page: int = Query(1, ge=1, le=1_000_000),
     """Journal transactions in `seq` order; each posting's `amount`/`qty` is an exact
     decimal string and the postings of a transaction sum to zero."""
     try:
-        return JSONResponse(queries.ledger_page(store, run_id, page, page_size))
+        return JSONResponse(read_model.ledger_page(store, run_id, page, page_size))
     except RunNotFound as exc:
         raise _not_found_yet(run_id, exc) from None
 

@@ -10,17 +10,17 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
-from api import queries
 from api.deps import get_store
 from api.problems import ApiProblem, problem_responses
 from api.schemas import CohortPage
+from manager import read_model
 from manager.store import Store
 
 router = APIRouter(prefix="/api/experiments", tags=["experiments"])
 
 
 def rows_csv(items: Iterable[dict]) -> str:
-    """The rows as CSV (header :data:`api.queries.COHORT_ROW_FIELDS`; None as empty)."""
+    """The rows as CSV (header :data:`manager.read_model.COHORT_ROW_FIELDS`; None as empty)."""
     return "".join(csv_chunks(items))
 
 
@@ -28,10 +28,10 @@ def csv_chunks(items: Iterable[dict], rows_per_chunk: int = 500) -> Iterator[str
     """The rows as CSV text in chunks of ``rows_per_chunk`` rows, header first (for streaming)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(queries.COHORT_ROW_FIELDS)
+    writer.writerow(read_model.COHORT_ROW_FIELDS)
     n = 0
     for row in items:
-        writer.writerow(["" if row.get(k) is None else row.get(k) for k in queries.COHORT_ROW_FIELDS])
+        writer.writerow(["" if row.get(k) is None else row.get(k) for k in read_model.COHORT_ROW_FIELDS])
         n += 1
         if n % rows_per_chunk == 0:
             yield buf.getvalue()
@@ -82,10 +82,10 @@ def list_cohorts(
     store page by page."""
     date = _day(date)
     if format == "csv":
-        total, rows = queries.cohort_export(store, date=date, bankroll=bankroll)
+        total, rows = read_model.cohort_export(store, date=date, bankroll=bankroll)
         parts = ["cohorts", *(f"{k}-{v}" for k, v in (("date", date), ("bankroll", bankroll)) if v is not None)]
         name = "-".join(str(p) for p in parts) + ".csv"
         return StreamingResponse(csv_chunks(rows), media_type="text/csv; charset=utf-8",
                                  headers={"Content-Disposition": f'attachment; filename="{name}"',
                                           "X-Total-Count": str(total)})
-    return queries.cohort_list(store, date=date, bankroll=bankroll, page=page, page_size=page_size)
+    return read_model.cohort_list(store, date=date, bankroll=bankroll, page=page, page_size=page_size)

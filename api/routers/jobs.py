@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Path
 
-from api import jobs
 from api.deps import get_store
 from api.problems import problem_responses
 from api.schemas import ID_PATTERN, JobStatus
+from manager import jobs
 from manager.store import Store
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])

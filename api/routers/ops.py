@@ -5,15 +5,14 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.schemas import Readiness
+from manager import services
 
 router = APIRouter(tags=["operations"])
 
 
 def _check_store() -> dict:
-    from api.deps import shared_store
-
     try:
-        shared_store().list_runs(limit=1)
+        services.shared_store().list_runs(limit=1)
     except Exception as exc:  # noqa: BLE001 - report, never raise
         from manager.store import StoreError
 

@@ -1,10 +1,19 @@
-"""Persistence for cohortlab: the storage port and its adapters.
+"""Persistence for cohortlab: the storage ports and their adapters.
 
 Use :func:`open_store` to get a :class:`Store` for a URL (default: the
 ``COHORTLAB_STORE`` setting, itself defaulting to ``sqlite:///./cohortlab.db``):
 ``sqlite:///...`` opens the embedded :class:`SQLiteStore`,
 ``mongodb://host:port/dbname`` the :class:`~manager.store.mongo.MongoStore`
 (imported on first use, so SQLite users never load the MongoDB driver).
+
+Layout: one port per aggregate (:mod:`manager.store.ports`: :class:`RunStore`,
+:class:`LearningStore`, :class:`AuditStore`) combined in :class:`Store`
+(:mod:`manager.store.base`); the document checks every adapter shares
+(:mod:`manager.store.documents`); the errors (:mod:`manager.store.errors`);
+one module per aggregate in each adapter (:mod:`manager.store.sqlite`,
+:mod:`manager.store.mongo`). The schema belongs to the ``migrations`` package
+above this one, which this package never imports: :mod:`manager.bootstrap`
+installs it as the migrator of :mod:`manager.store.schema`.
 """
 
 from __future__ import annotations
@@ -12,24 +21,29 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from manager.store.base import (
+from manager.store.base import Store
+from manager.store.documents import RUN_HEADER_FIELDS, new_run_id
+from manager.store.errors import (
     InvalidDocument,
     NotFound,
     RunNotFound,
     RunStateError,
-    Store,
     StoreError,
     StudyMismatch,
-    new_run_id,
 )
+from manager.store.ports import AuditStore, LearningStore, RunStore
 from manager.store.sqlite import SQLiteStore
 
 __all__ = [
+    "AuditStore",
     "InvalidDocument",
+    "LearningStore",
     "MongoStore",
     "NotFound",
+    "RUN_HEADER_FIELDS",
     "RunNotFound",
     "RunStateError",
+    "RunStore",
     "SQLiteStore",
     "Store",
     "StoreError",
@@ -66,9 +80,11 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
             ``mongodb+srv://``; database name from the path, default
             ``cohortlab``). ``None`` = the ``store`` setting (``COHORTLAB_STORE``,
             read now). Missing parent folders of an SQLite file are created.
-        migrate: apply pending schema migrations (:mod:`migrations`) before
-            returning; ``False`` opens the database as it is (``cohortlab
-            migrate --status`` does that).
+        migrate: apply the pending schema migrations (the migrator installed
+            in :mod:`manager.store.schema`, i.e. the ``migrations`` package)
+            before returning: a new database gets its tables and indexes, an
+            older one is upgraded in place. ``False`` opens the database as it
+            is (``cohortlab migrate --status`` does that).
 
     Returns:
         An open :class:`Store`; close it (or use ``with``) when done.
@@ -113,7 +129,7 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
             f"allowed: {_ALLOWED}"
         )
     if path == ":memory:":
-        return _migrated(SQLiteStore(":memory:"), migrate)
+        return SQLiteStore(":memory:", migrate=migrate)
     db_path = Path(path)
     try:
         db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,16 +137,4 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
         raise StoreError(
             f"cannot create the folder {str(db_path.parent)!r} for store URL {text!r}: {exc}"
         ) from exc
-    return _migrated(SQLiteStore(db_path), migrate)
-
-
-def _migrated(store: SQLiteStore, migrate: bool) -> Store:
-    if migrate:
-        from migrations import apply_migrations
-
-        try:
-            apply_migrations(store)
-        except BaseException:
-            store.close()
-            raise
-    return store
+    return SQLiteStore(db_path, migrate=migrate)

@@ -1,0 +1,65 @@
+"""The ``cohortlab`` command line.
+
+Money is in the quote currency of the bars (USD for ``*_USD`` and equities,
+BTC for ``*_BTC``); costs in basis points (1 bps = 0.01 %); limits as
+multiples or fractions of equity; time in bars of the data's timeframe.
+
+The commands are thin adapters over the use cases in :mod:`manager`, grouped by
+domain:
+
+- :mod:`manager.cli.runs`: ``run``, ``backtest``, ``strategies``, ``runs list|show``,
+  ``ledger verify``
+- :mod:`manager.cli.learning`: ``evolve``, ``learn``, ``campaign``, ``optimize``
+- :mod:`manager.cli.service`: ``migrate``, ``serve``
+- :mod:`manager.cli.data`: ``data download``
+
+Options shared between commands are defined once in :mod:`manager.cli.options`;
+everything printed goes through :mod:`manager.cli.output`. This module assembles
+:data:`app`, the console script ``cohortlab = "manager.cli:app"`` (also
+``python -m manager.cli``). Only the base dependencies are imported here: the
+service and download extras load inside the commands that need them.
+"""
+from __future__ import annotations
+
+import typer
+
+from manager.cli import data, learning, runs, service
+
+app = typer.Typer(
+    help="cohortlab: intraday cohorts of evolved trading agents on one shared parent bankroll.\n\n"
+         "Money is in the bars' quote currency (USD, or BTC for *_BTC pairs); costs in bps "
+         "(1 bps = 0.01 %); exposure limits as multiples/fractions of equity; durations in bars.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+"""The ``cohortlab`` application: commands first, in this order, then the groups."""
+
+runs_app = typer.Typer(help="Stored runs.", no_args_is_help=True)
+"""``cohortlab runs``: stored runs."""
+ledger_app = typer.Typer(help="The bankroll ledger of a stored run.", no_args_is_help=True)
+"""``cohortlab ledger``: a stored run's bankroll ledger."""
+data_app = typer.Typer(help="Market data.", no_args_is_help=True)
+"""``cohortlab data``: market data."""
+
+app.command()(runs.run)
+app.command()(runs.backtest)
+app.command()(runs.strategies)
+app.command()(learning.evolve)
+app.command()(learning.learn)
+app.command()(learning.campaign)
+app.command()(learning.optimize)
+app.command()(service.migrate)
+app.command()(service.serve)
+runs_app.command("list")(runs.runs_list)
+runs_app.command("show")(runs.runs_show)
+ledger_app.command("verify")(runs.ledger_verify)
+data_app.command("download")(data.data_download)
+app.add_typer(runs_app, name="runs")
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(data_app, name="data")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    """Run the ``cohortlab`` command line (``sys.argv``)."""
+    app()

@@ -1,0 +1,134 @@
+"""Options shared by the ``cohortlab`` commands, each defined once, and the builders
+that turn their values into the application's request objects.
+
+Typer idiom: every shared option is a module-level ``typer.Option(...)`` constant
+(default, bounds and help text together) used as the parameter's default in each
+command's signature, e.g. ``fee_bps: float = FEE``. An option only one command has,
+or whose default or help differs between commands, stays in the command's module.
+
+Bundles:
+
+- data / bars: :data:`DATA`, :data:`SYMBOLS`, :data:`QUOTE`, :data:`WARMUP`; built with
+  :func:`bars_request` or :func:`source` (each command has its own ``--start``/``--end``).
+- GA (learning loop): :data:`POPULATION`, :data:`SELECTION`, :data:`CXPB`, :data:`MUTPB`,
+  :data:`TOURNSIZE`, :data:`MIN_FAMILY`, :data:`MAX_LEV`, :data:`SEED`, :data:`GENOMES`,
+  :data:`SEED_FROM`; built with :func:`ga_config` (``--generations`` differs per command).
+- engine / costs: :data:`BANKROLL`, :data:`FEE`, :data:`SLIP`, :data:`SHORT`, :data:`MAX_GROSS`;
+  built with :func:`engine_config`.
+- store / progress / output: :data:`STORE`, :data:`PROGRESS`, :data:`JSON`; the store is
+  opened with :func:`open_store_or_exit`.
+
+Money is in the quote currency of the bars, costs in basis points, limits as
+multiples or fractions of equity, durations in bars of the data's timeframe.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from evolution.evolve import GAConfig
+from manager.cli.output import fail
+from manager.learning_jobs import Source
+from manager.runner import BarsRequest
+from manager.seeding import SEED_FROM_HELP
+from manager.store import Store, StoreError, open_store
+from simulator.engine import EngineConfig
+
+# ------------------------------------------------------------------ data / bars
+DATA = typer.Option(None, "--data", help="Folder of per-symbol bar files (parquet/csv/feather). "
+                    "Default: ./data if it holds bars, else the built-in SYNTHETIC market.")
+SYMBOLS = typer.Option(None, "--symbols", help="Comma-separated symbols, e.g. ETH_BTC,LTC_BTC (default: all).")
+QUOTE = typer.Option(None, "--quote", help="Quote currency for files named by ticker only (SPY.csv -> USD).")
+WARMUP = typer.Option(200, "--warmup-bars", min=0, help="History bars before --start fed to indicators "
+                      "and risk-weighted allocation (bars; not traded).")
+
+# ------------------------------------------------------------------ GA (learning loop)
+POPULATION = typer.Option(30, "--population", min=2, help="Genomes per generation (mu = lambda).")
+SELECTION = typer.Option("nsga2", "--selection", help="Survivor selection: nsga2 (ROI, Sharpe, max drawdown) "
+                         "or tournament (Sharpe).")
+CXPB = typer.Option(0.5, "--cxpb", min=0.0, max=1.0, help="Probability an offspring comes from crossover.")
+MUTPB = typer.Option(0.4, "--mutpb", min=0.0, max=1.0, help="Probability an offspring comes from mutation "
+                     "(the rest are mutated copies too).")
+TOURNSIZE = typer.Option(3, "--tournsize", min=1, help="Tournament size for parent selection (genomes).")
+MIN_FAMILY = typer.Option(2, "--min-per-family", min=0, help="Genomes of every strategy family always kept "
+                          "(0 = a family may die out).")
+MAX_LEV = typer.Option(2.0, "--max-leverage", min=1.0, max=20.0, help="Cohort ceiling of an agent's leverage "
+                       "(multiple of agent equity).")
+SEED = typer.Option(7, "--seed", help="Seed of every random choice.")
+GENOMES = typer.Option(None, "--genomes", help="Start from these genomes (JSON file; "
+                       "same as --seed-from FILE).")
+SEED_FROM = typer.Option("latest", "--seed-from", metavar="latest|random|RUN_ID|FILE", help=SEED_FROM_HELP)
+
+# ------------------------------------------------------------------ engine / costs
+BANKROLL = typer.Option(1000.0, "--bankroll", help="Parent bankroll in the quote currency (USD, or BTC "
+                        "for *_BTC pairs).")
+FEE = typer.Option(10.0, "--fee-bps", min=0.0, help="Fee per fill, bps of notional (10 = 0.10 %).")
+SLIP = typer.Option(5.0, "--slippage-bps", min=0.0, help="Adverse slippage per fill, bps of price.")
+SHORT = typer.Option(False, "--allow-short", help="Allow short positions (long-only by default).")
+MAX_GROSS = typer.Option(1.0, "--max-gross-leverage", min=0.0, help="Parent gross-exposure "
+                         "ceiling, multiple of parent equity.")
+
+# ------------------------------------------------------------------ store / progress / output
+STORE = typer.Option(None, "--store", help="Store URL (default $COHORTLAB_STORE or sqlite:///./cohortlab.db).")
+PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr.")
+JSON = typer.Option(None, "--json", help="Write the report as JSON to this path.")
+
+
+DATA_OPTIONS = (DATA, SYMBOLS, QUOTE, WARMUP)
+"""The data/bars bundle."""
+GA_OPTIONS = (POPULATION, SELECTION, CXPB, MUTPB, TOURNSIZE, MIN_FAMILY, MAX_LEV, SEED, GENOMES,
+              SEED_FROM)
+"""The GA bundle of the learning-loop commands."""
+ENGINE_OPTIONS = (BANKROLL, FEE, SLIP, SHORT, MAX_GROSS)
+"""The engine/cost bundle."""
+OUTPUT_OPTIONS = (STORE, PROGRESS, JSON)
+"""The store/progress/output bundle."""
+
+
+# ------------------------------------------------------------------ builders
+def symbol_list(value: Optional[str]) -> Optional[list[str]]:
+    """``"ETH_BTC, LTC_BTC"`` -> ``["ETH_BTC", "LTC_BTC"]``; None or empty -> None (all symbols)."""
+    if not value:
+        return None
+    return [s.strip() for s in value.split(",") if s.strip()]
+
+
+def path_text(path: Optional[Path]) -> Optional[str]:
+    """A path option as the string the requests take (None when not given)."""
+    return str(path) if path else None
+
+
+def bars_request(data: Optional[Path], symbols: Optional[str], start: Optional[str], end: Optional[str],
+                 warmup_bars: int, quote: Optional[str], **more) -> BarsRequest:
+    """The data/bars options as a :class:`manager.runner.BarsRequest` (``more``: ``seed``, ``whole``)."""
+    return BarsRequest(data=path_text(data), symbols=symbol_list(symbols), start=start, end=end,
+                       warmup_bars=warmup_bars, quote=quote, **more)
+
+
+def source(data: Optional[Path], symbols: Optional[str], quote: Optional[str], seed: int) -> Source:
+    """The data options as the learning loop's :class:`manager.learning_jobs.Source`."""
+    return Source(data=path_text(data), symbols=symbol_list(symbols), quote=quote, seed=seed)
+
+
+def ga_config(generations: int, population: int, selection: str, cxpb: float, mutpb: float, tournsize: int,
+              min_per_family: int) -> GAConfig:
+    """The GA options as a :class:`evolution.evolve.GAConfig`."""
+    return GAConfig(generations=generations, population=population, selection=selection, cxpb=cxpb,
+                    mutpb=mutpb, tournsize=tournsize, min_per_family=min_per_family)
+
+
+def engine_config(fee_bps: float, slippage_bps: float, allow_short: bool, **limits) -> EngineConfig:
+    """The cost options (plus any exposure ``limits``, e.g. ``max_gross_leverage``) as an
+    :class:`simulator.engine.EngineConfig`; what is not given keeps the engine's default."""
+    return EngineConfig(fee_bps=fee_bps, slippage_bps=slippage_bps, allow_short=allow_short, **limits)
+
+
+def open_store_or_exit(url: Optional[str]) -> Store:
+    """The store at ``url`` (None: ``$COHORTLAB_STORE`` or the embedded SQLite file); a bad URL
+    exits with status 2 naming it."""
+    try:
+        return open_store(url)
+    except StoreError as exc:
+        fail(exc)

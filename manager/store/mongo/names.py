@@ -1,0 +1,36 @@
+"""Names of the MongoDB adapter's database objects (no driver import)."""
+
+from __future__ import annotations
+
+__all__ = [
+    "AGENTS", "AUDIT", "CHILDREN", "COLLECTIONS", "CURVES", "DEFAULT_DATABASE", "HALL_OF_FAME",
+    "KNOWLEDGE", "LEDGER", "MIGRATIONS", "POPULATIONS", "PROMOTIONS", "RUNS", "STUDIES",
+    "SUMMARIES", "TRADES", "TRIALS",
+]
+
+DEFAULT_DATABASE = "cohortlab"
+"""Database used when the URL has no path and no ``database`` is given."""
+
+RUNS = "sim_runs_intraday"
+SUMMARIES = "cohort_summaries"
+AGENTS = "agent_results"
+TRADES = "trades"
+LEDGER = "ledger"
+CURVES = "equity_curves"
+HALL_OF_FAME = "genomes"
+AUDIT = "audit_events"
+POPULATIONS = "populations"
+KNOWLEDGE = "knowledge"
+TRIALS = "search_trials"
+STUDIES = "search_studies"
+MIGRATIONS = "schema_migrations"
+PROMOTIONS = "promotion_log"
+
+COLLECTIONS: tuple[str, ...] = (
+    RUNS, SUMMARIES, AGENTS, TRADES, LEDGER, CURVES, HALL_OF_FAME, AUDIT,
+    POPULATIONS, KNOWLEDGE, TRIALS, STUDIES, MIGRATIONS, PROMOTIONS,
+)
+"""Every collection the store and its migrations use."""
+
+CHILDREN: tuple[str, ...] = (SUMMARIES, AGENTS, TRADES, LEDGER, CURVES)
+"""Children of a run: written by complete_run, deleted by fail_run."""

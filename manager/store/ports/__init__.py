@@ -1,0 +1,22 @@
+"""The storage ports, one per aggregate, each in its own module.
+
+- :class:`~manager.store.ports.runs.RunStore`: runs, results, the ledger
+  journal, the cohort listing;
+- :class:`~manager.store.ports.learning.LearningStore`: hall of fame,
+  populations, knowledge base, search trials and study settings;
+- :class:`~manager.store.ports.audit.AuditStore`: audit events.
+
+:class:`manager.store.base.Store` combines them (one store object implements
+every port). Adding a port (promotions, policy decisions, deployments): a
+module here with an ABC of the aggregate's operations and document shapes, its
+document checks in :mod:`manager.store.documents`, one mixin per adapter
+(``manager/store/sqlite/<aggregate>.py``, ``manager/store/mongo/<aggregate>.py``),
+its tables/collections in a new migration, and the ABC and mixins added to the
+bases of ``Store``, ``SQLiteStore`` and ``MongoStore``.
+"""
+
+from manager.store.ports.audit import AuditStore
+from manager.store.ports.learning import LearningStore
+from manager.store.ports.runs import RunStore
+
+__all__ = ["AuditStore", "LearningStore", "RunStore"]

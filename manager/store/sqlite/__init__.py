@@ -1,0 +1,87 @@
+"""SQLite adapter of the storage port: the embedded default (stdlib ``sqlite3``).
+
+:class:`SQLiteStore` combines one mixin per port -- :mod:`~manager.store.sqlite.runs`
+(runs, results, ledger, listing), :mod:`~manager.store.sqlite.learning` and
+:mod:`~manager.store.sqlite.audit` -- on one connection
+(:mod:`~manager.store.sqlite.connection`: WAL mode, foreign keys on, every
+write one ``BEGIN IMMEDIATE`` transaction, so several processes may share a file).
+
+The adapter creates no tables itself: the schema is the migrations' (package
+``migrations``, one versioning scheme for both adapters, recorded in the table
+``schema_migrations``), applied when a store is opened with ``migrate=True``
+(the default). Tables (documents are JSON text columns; queried fields are
+real columns)::
+
+    sim_runs_intraday  run_id PK, kind, status, created_at, finished_at,
+                       data_label, reason, timings (JSON), doc (JSON: config,
+                       genomes, other caller keys)                      -- 0001
+                       listing columns (NULL until known): date, bankroll,
+                       quote, agents, roi, final_equity, max_drawdown,
+                       peak_utilisation, breaches, failed_agents        -- 0003
+                       the typed header: date (= header day), window_start,
+                       window_end, bankroll, quote, agents, market,
+                       seeded_from (+ data_label)                       -- 0005
+                       indexes: (created_at, run_id), (status, created_at,
+                       run_id), (kind, created_at, run_id) -- the listing order
+                       --, (kind, date, created_at, run_id), (kind, bankroll,
+                       created_at, run_id) for the filtered cohort listing
+    cohort_summaries   run_id PK -> run, summary (JSON)
+    agent_results      (run_id, rank) PK, agent_id (unique per run), doc (JSON)
+    trades             (run_id, position) PK, agent_id, doc (JSON);
+                       index (run_id, agent_id, position)
+    ledger             (run_id, txn_id) PK, seq (unique per run), bar, time,
+                       kind, doc (JSON: the whole transaction incl. postings)
+    equity_curves      (run_id, name) PK, position, dtype, shape, npy (BLOB)
+    genomes            version PK (autoincrement), saved_at, source,
+                       entries (JSON), market (0004) -- the hall of fame, every
+                       version kept
+    audit_events       event_id PK (autoincrement), at, kind, actor, doc (JSON);
+                       index (at, event_id)
+    promotion_log      created by 0001 for a later feature
+    populations        seq PK (autoincrement: save order), cycle_id (unique),
+                       saved_at, mode, genomes (JSON), meta (JSON), market
+                       (0004); indexes (mode, seq), (market, mode, seq) -- 0002
+    knowledge          cycle_id PK, mode, created_at, doc (JSON); indexes
+                       (created_at, cycle_id), (mode, created_at, cycle_id)
+    search_trials      (study, idx) PK, value (REAL), saved_at, doc (JSON)
+    search_studies     study PK, meta (JSON), created_at, updated_at
+
+All child tables of a run reference ``sim_runs_intraday(run_id)`` with
+``ON DELETE CASCADE``. Files written before the migrations owned the tables
+(``PRAGMA user_version`` 1 to 4) are upgraded in place with their data.
+"""
+
+from __future__ import annotations
+
+import os
+
+from manager.store.base import Store
+from manager.store.sqlite.audit import SQLiteAudit
+from manager.store.sqlite.learning import SQLiteLearning
+from manager.store.sqlite.runs import SQLiteRuns
+
+__all__ = ["SQLiteStore"]
+
+
+class SQLiteStore(SQLiteRuns, SQLiteLearning, SQLiteAudit, Store):
+    """The storage port on an SQLite database file (stdlib ``sqlite3``).
+
+    Args:
+        path: database file (``str`` or path-like); created if it does not
+            exist. The parent folder must exist (:func:`manager.store.open_store`
+            creates it). ``":memory:"`` gives a private in-memory database.
+        migrate: apply the pending schema migrations when opening (default):
+            a new file gets every table, an older one is upgraded in place
+            with its data, in one transaction. ``False`` opens the file as it
+            is (a new file then has no tables until it is migrated).
+
+    Raises:
+        StoreError: the file cannot be opened, is not an SQLite database, or
+            migrating it failed (e.g. it was written by a newer cohortlab).
+
+    See the module docstring for the table layout and
+    :class:`~manager.store.base.Store` for the behaviour of every method.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, migrate: bool = True) -> None:
+        super().__init__(path, migrate=migrate)
