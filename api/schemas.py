@@ -134,6 +134,9 @@ class CohortRow(BaseModel):
     peak_utilisation: float | None = Field(None, description="Peak capital in positions / capital allocated.")
     breaches: int | None = Field(None, description="Orders clipped by the parent risk gate.")
     failed_agents: int | None = Field(None, description="Agents that errored and were sat out.")
+    baseline_percentile: float | None = Field(
+        None, description="The cohort's ROI percentile (0..100) among random-genome cohorts on the same "
+                          "window, bankroll and costs; null when run without baselines.")
 
 
 class Paged(BaseModel):

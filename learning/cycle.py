@@ -79,6 +79,19 @@ class CycleResult:
             why (set by the caller; see :mod:`manager.seeding`).
         note: why nothing was evolved, when nothing was (an intraday cycle
             without a short-horizon genome); None otherwise.
+        n_trials: the N of the Deflated Sharpe and where it comes from:
+            ``{"cycle": distinct genomes evaluated by this cycle, "prior": trials
+            of the lineage and optimize studies that could have been selected
+            before it (``prior_trials``), "total": their sum (the N used),
+            "effective": clusters of this cycle's trial returns}`` (see
+            :mod:`simulator.metrics.overfitting` for the sources).
+        pbo: Probability of Backtest Overfitting by CSCV over every trial's
+            per-bar returns on the training window
+            (:func:`simulator.metrics.probability_of_backtest_overfitting`, S =
+            :data:`~simulator.metrics.PBO_BLOCKS`), or None with fewer than 2
+            trials or 2·S training bars.
+        rank_correlation: Spearman's ρ between the in-sample and out-of-sample
+            Sharpe of the population's genomes (None when undefined).
     """
 
     cycle_id: str
@@ -94,9 +107,19 @@ class CycleResult:
     seeded_from: str = "random"
     seeding_note: str = ""
     note: str | None = None
+    n_trials: dict = field(default_factory=dict)
+    pbo: dict | None = None
+    rank_correlation: float | None = None
 
     def knowledge(self) -> dict:
-        """The knowledge-base record: what was tried, what won, IS vs OOS."""
+        """The knowledge-base record: what was tried, what won, IS vs OOS.
+
+        ``tried`` also says where the GA stopped (``stopped_at``,
+        ``best_generation`` — the generation returned —, ``early_stopped``)
+        and how it scored (``folds``: ``[start, stop)`` bar ranges of the fit
+        part; ``validation_bars``: the inner validation tail); ``family_shares``
+        is ``{"population": {family: fraction}, "hall_of_fame": {...}}``.
+        """
         winner = self.table[0] if self.table else {}
         return {
             "cycle_id": self.cycle_id, "mode": self.mode,
@@ -106,12 +129,37 @@ class CycleResult:
             "seeded_from": self.seeded_from, "seeding_note": self.seeding_note,
             "tried": {"trials": self.evolution.trials,
                       "generations": len(self.evolution.history) - 1,
-                      "var_trial_sharpe": self.var_trial_sharpe},
+                      "var_trial_sharpe": self.var_trial_sharpe,
+                      "n_trials": self.n_trials,
+                      "stopped_at": self.evolution.stopped_at,
+                      "best_generation": self.evolution.best_generation,
+                      "early_stopped": self.evolution.early_stopped,
+                      "folds": [list(f) for f in self.evolution.folds],
+                      "validation_bars": self.evolution.validation_bars},
+            "family_shares": self.evolution.family_shares(),
             "winner": winner,
+            "pbo": self.pbo, "rank_correlation": self.rank_correlation,
+            "genomes": [{"genome_id": r["genome_id"], "family": r["family"], "in_sample": r["in_sample"],
+                         "out_of_sample": r["out_of_sample"], "deflated_sharpe": r["deflated_sharpe"]}
+                        for r in self.table],
             "in_sample": self.in_sample, "out_of_sample": self.out_of_sample,
             "history": self.evolution.history,
             "note": self.note,
         }
+
+
+def _overfitting(evo: EvolutionResult, table: list[dict]) -> dict:
+    """PBO (CSCV, S = :data:`simulator.metrics.PBO_BLOCKS`) and effective N over the
+    ``(trials, T)`` trial returns of the training window, and the Spearman ρ of
+    the table's in- vs out-of-sample Sharpes (sources: :mod:`simulator.metrics.overfitting`)."""
+    rets = np.asarray(getattr(evo, "trial_returns", np.zeros((0, 0))), dtype=np.float64)
+    s = metrics.PBO_BLOCKS
+    ok = rets.ndim == 2 and rets.shape[0] >= 2 and rets.shape[1] >= 2 * s
+    pbo = metrics.probability_of_backtest_overfitting(rets, s) if ok else None
+    eff = metrics.effective_trials(rets) if rets.ndim == 2 and rets.size else None
+    rho = metrics.rank_correlation([r["in_sample"]["sharpe"] for r in table],
+                                   [r["out_of_sample"]["sharpe"] for r in table]) if table else None
+    return {"pbo": pbo, "effective": eff, "rank_correlation": rho}
 
 
 def cycle_id_for(mode: str, split: Split, seed: int, genomes: Sequence[Genome], ga: GAConfig) -> str:
@@ -134,6 +182,7 @@ def run_cycle(
     max_leverage: float = 2.0,
     warmup_bars: int = 200,
     progress: Callable[[int, dict], None] | None = None,
+    prior_trials: int = 0,
 ) -> CycleResult:
     """Evolve on ``split.train`` and score the result on ``split.validation``.
 
@@ -149,6 +198,11 @@ def run_cycle(
         max_leverage: cohort leverage ceiling.
         warmup_bars: indicator history before each window (bars).
         progress: per-generation callback.
+        prior_trials: trials made before this cycle that could have been
+            selected into it (its lineage's cycles and optimize studies on the
+            same market; :func:`manager.learning_jobs.prior_trials`); added to
+            the cycle's own trials for the N of the Deflated Sharpe. V[SR]
+            still comes from this cycle's trials only (same sample length).
 
     Raises:
         CycleError: unknown mode or overlapping windows; MarketDataError: a
@@ -186,7 +240,8 @@ def run_cycle(
     is_ev = evaluate(train, pop, engine)
     oos_ev = evaluate(valid, pop, engine)
     var_sr = float(np.var(evo.trial_sharpes, ddof=1)) if len(evo.trial_sharpes) > 1 else 0.0
-    dsr = np.atleast_1d(metrics.deflated_sharpe_ratio(is_ev.returns, max(evo.trials, 1), var_sr))
+    n_total = max(evo.trials + max(int(prior_trials), 0), 1)
+    dsr = np.atleast_1d(metrics.deflated_sharpe_ratio(is_ev.returns, n_total, var_sr))
     table = []
     for i, g in enumerate(pop):
         table.append({"genome_id": g.genome_id, "family": g.family, "genome": g.to_dict(),
@@ -195,7 +250,11 @@ def run_cycle(
     # ranked by the Deflated Sharpe (selection luck removed), then the plain Sharpe
     order = sorted(range(len(pop)), key=lambda i: (-table[i]["deflated_sharpe"], -table[i]["in_sample"]["sharpe"]))
     pop, table = [pop[i] for i in order], [table[i] for i in order]
+    overfit = _overfitting(evo, table)
     return CycleResult(
+        n_trials={"cycle": evo.trials, "prior": max(int(prior_trials), 0), "total": n_total,
+                  "effective": overfit["effective"]},
+        pbo=overfit["pbo"], rank_correlation=overfit["rank_correlation"],
         cycle_id=cid, mode=mode, split=split, population=pop, table=table,
         in_sample=_summary([r["in_sample"] for r in table]),
         out_of_sample=_summary([r["out_of_sample"] for r in table]),

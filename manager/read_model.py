@@ -64,8 +64,11 @@ MAX_POINTS = 2000
 
 COHORT_ROW_FIELDS: tuple[str, ...] = (
     "run_id", "created_at", "finished_at", "status", "reason", "date", "bankroll", "quote", "agents", "data_label",
-    "roi", "final_equity", "max_drawdown", "peak_utilisation", "breaches", "failed_agents")
-"""Columns of a cohort list row, in CSV order."""
+    "roi", "final_equity", "max_drawdown", "peak_utilisation", "breaches", "failed_agents",
+    "baseline_percentile")
+"""Columns of a cohort list row, in CSV order (``baseline_percentile``: the cohort's ROI
+percentile 0..100 among its random-genome cohorts, :mod:`manager.baselines`; empty when the
+run had no baselines)."""
 
 _MAX_SCAN = 1000  # most runs bankroll_summary looks through
 
@@ -325,7 +328,24 @@ def cohort_detail(store: Store, run_id: str, *, max_points: int = MAX_POINTS) ->
             curves["gross_exposure"] = _floats(np.divide(gross, pe_s, out=np.zeros_like(gross), where=pe_s > 0))
             allocated = sum(float(a.get("allocated") or 0.0) for a in (summary or {}).get("agents", []))
             curves["utilisation"] = _floats(gross / allocated if allocated > 0 else np.zeros_like(gross))
-    return {"run": _run_brief(run), "summary": summary, "curves": curves, "limits": limits}
+    return {"run": _run_brief(run), "summary": summary, "curves": curves, "limits": limits,
+            "cycle": cycle_overfitting(store, run)}
+
+
+def cycle_overfitting(store: Store, run: dict) -> dict[str, Any] | None:
+    """The overfitting figures of the learning cycle that bred a campaign day's
+    agents (the run's ``config.cycle_id``; :mod:`simulator.metrics.overfitting`):
+    ``{"cycle_id", "pbo", "rank_correlation", "n_trials"}``, or None for a run not
+    bred by a stored cycle."""
+    cid = (run.get("config") or {}).get("cycle_id")
+    if not cid:
+        return None
+    try:
+        k = store.get_knowledge(cid)
+    except Exception:  # not stored (e.g. a campaign run without a store for cycles)
+        return None
+    return {"cycle_id": cid, "pbo": (k.get("pbo") or {}).get("pbo"), "rank_correlation": k.get("rank_correlation"),
+            "n_trials": (k.get("tried") or {}).get("n_trials") or {}}
 
 
 @lru_cache(maxsize=8)

@@ -18,10 +18,11 @@ import numpy as np
 import pandas as pd
 
 from evolution.genome import Genome
+from manager.baselines import DEFAULT_BASELINES, cohort_baselines
 from manager.cache import cohort_feature_cache, invalidate_venue
 from manager.report import backtest_report, cohort_report
 from manager.times import RunError, utc
-from manager.seeding import STORED_KINDS, Seed, SeedError, market_identity, resolve_seed
+from manager.seeding import STORED_KINDS, Seed, SeedError, market_identity, resolve_seed, traded_from
 from manager.store import RunNotFound, Store
 from simulator.allocation import check_allocation
 from simulator.cohort import CohortResult, simulate_cohort
@@ -105,9 +106,14 @@ def load_bars(req: BarsRequest) -> MarketData:
 
 
 def seed_genomes(market: MarketData, n: int, *, seed: int, max_leverage: float,
-                 seed_from: str | None, store: Store | None) -> Seed:
+                 seed_from: str | None, store: Store | None, as_of: pd.Timestamp | None = None) -> Seed:
     """The cohort's ``n`` genomes per ``seed_from`` (see :func:`manager.seeding.resolve_seed`):
-    ``latest`` = the newest hall of fame bred on this same market, else random.
+    ``latest`` = the newest hall of fame bred on this same market on data that
+    ended by the run's start (the point-in-time rule), else random.
+
+    Args:
+        as_of: the run's point in time; None = the open of its first traded bar
+            (:func:`manager.seeding.traded_from`), the rule for a cohort run.
 
     Raises:
         RunError: an unknown run id or a run of another market (``--seed-from``).
@@ -115,7 +121,7 @@ def seed_genomes(market: MarketData, n: int, *, seed: int, max_leverage: float,
     """
     try:
         return resolve_seed(seed_from, market, n, seed=seed, max_leverage=max_leverage, store=store,
-                            kinds=STORED_KINDS["run"])
+                            as_of=traded_from(market) if as_of is None else as_of, kinds=STORED_KINDS["run"])
     except SeedError as exc:
         raise RunError(str(exc)) from None
 
@@ -143,6 +149,8 @@ class CohortRequest:
     reserve: float = 0.0
     max_leverage: float = 2.0
     engine: EngineConfig = field(default_factory=EngineConfig)
+    #: random cohorts in the report's ``baselines`` (:mod:`manager.baselines`); 0 = none
+    baselines: int = DEFAULT_BASELINES
 
 
 def _persist(store: Store, run_id: str, result: CohortResult, report: dict,
@@ -281,9 +289,19 @@ def run_cohort(market: MarketData, genomes: Sequence[Genome], source: str, req: 
         store, doc,
         lambda: simulate_cohort(market, list(genomes), bankroll=req.bankroll, config=req.engine,
                                 allocation=req.allocation, reserve=req.reserve),
-        lambda rid, res: {**cohort_report(rid, req.seed, res), "seeded_from": source, **notes},
+        lambda rid, res: {**cohort_report(rid, req.seed, res), "seeded_from": source, **notes,
+                          **_baselines(req, res)},
         progress, is_final,
     )
+
+
+def _baselines(req: CohortRequest, result: CohortResult) -> dict:
+    """``{"baselines": {...}}`` of the report (:func:`manager.baselines.cohort_baselines`),
+    or ``{}`` when ``req.baselines`` is 0."""
+    if not req.baselines or req.baselines < 1:
+        return {}
+    return {"baselines": cohort_baselines(result, n_cohorts=int(req.baselines), seed=req.seed,
+                                          max_leverage=req.max_leverage)}
 
 
 def run_backtest(bars: BarsRequest, family: str, params: dict, *, symbols: Sequence[str] | None,

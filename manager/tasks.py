@@ -21,10 +21,12 @@ import time
 from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 from celery import signals
 
 from evolution.evolve import GAConfig
 from manager import metrics
+from manager.baselines import baseline_percentile
 from manager.celery_app import app
 from manager.learning_jobs import CampaignRequest, CycleRequest, Source, execute_campaign_day, learning_cycle
 from manager.launch import execute_cohort
@@ -191,11 +193,17 @@ def score_day(self, date: str | None = None, scan: int = 500) -> dict:
             for r in page:
                 s = r.get("summary") or store.get_run(r["run_id"]).get("summary") or {}
                 if str(s.get("window", {}).get("start", "")).startswith(day):
+                    # a best agent is the max of the cohort's draws: the population median and the
+                    # cohort's random-baseline percentile (None without baselines) travel with it
+                    rois = sorted(a["roi"] for a in s.get("agents", []))
+                    median = float(np.median(rois)) if rois else None
                     runs.append({"run_id": r["run_id"], "roi": s["parent"]["roi"],
-                                 "max_drawdown": s["parent"]["max_drawdown"]})
+                                 "max_drawdown": s["parent"]["max_drawdown"],
+                                 "baseline_percentile": baseline_percentile(s), "median_agent_roi": median})
                     for a in s.get("agents", [])[:3]:
                         best.append({"run_id": r["run_id"], "agent_id": a["agent_id"], "family": a["family"],
-                                     "roi": a["roi"], "sharpe": a["sharpe"], "trades": a["trades"]})
+                                     "roi": a["roi"], "sharpe": a["sharpe"], "trades": a["trades"],
+                                     "median_agent_roi": median})
             seen += len(page)
             before = page[-1]["run_id"]
         best.sort(key=lambda a: (-a["roi"], -a["sharpe"]))

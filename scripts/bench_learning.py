@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Time of one learning cycle: 40 generations x 30 genomes, trained on 3 days of
 5-minute bars of the 10 symbols of ``binance-5m`` (2018-01-12 .. 2018-01-15) and
-scored out of sample on the next day. File loading and JIT warm-up are excluded;
-best and median of ``--repeat`` runs.
+scored out of sample on the next day, once with the default settings (fold
+scoring, early stopping) and once running all 40 generations (``patience=0``).
+File loading and JIT warm-up are excluded; best and median of ``--repeat`` runs.
 
 Then the Bayesian search (``cohortlab optimize --strategy rsi_reversion`` on the
 same window, through ``manager.learning_jobs.optimize_family``): a first run of
@@ -56,20 +57,28 @@ def bench_cycle(args: argparse.Namespace) -> None:
     day = pd.Timedelta(days=1)
     t1 = pd.Timestamp("2018-01-15", tz="UTC")
     split = Split(Window(t1 - 3 * day, t1), Window(t1, t1 + day))
-    ga = GAConfig(generations=40, population=30)
     run_cycle(market, split, ga=GAConfig(generations=1, population=30), seed=0)  # JIT warm-up
-    times, res = [], None
-    for i in range(args.repeat):
-        t0 = time.perf_counter()
-        res = run_cycle(market, split, ga=ga, seed=i)
-        times.append(time.perf_counter() - t0)
     train = market.between(split.train.start, split.train.end)
-    print(f"learning cycle: {ga.generations} generations x {ga.population} genomes, train {split.train} "
-          f"({train.n_bars} bars x {len(market.symbols)} symbols), out of sample {split.validation}")
-    print(f"  best {min(times):.2f} s, median {statistics.median(times):.2f} s over {args.repeat} runs "
-          f"({res.evolution.trials} distinct genomes evaluated in the last run; one process, one core)")
-    print(f"  in sample: median Sharpe {res.in_sample['median_sharpe']:.2f}; "
-          f"out of sample: median Sharpe {res.out_of_sample['median_sharpe']:.2f}")
+    # default settings (3 folds, median, early stopping with patience 5), then all 40
+    # generations (patience 0): the cost of fold scoring per generation
+    for label, ga in (("default (early stopping on)", GAConfig(generations=40, population=30)),
+                      ("all generations (--patience 0)", GAConfig(generations=40, population=30, patience=0))):
+        times, runs = [], []
+        for i in range(args.repeat):
+            t0 = time.perf_counter()
+            runs.append(run_cycle(market, split, ga=ga, seed=i))
+            times.append(time.perf_counter() - t0)
+        res = runs[-1]
+        gens = sum(r.evolution.stopped_at for r in runs)
+        print(f"learning cycle, {label}: {ga.generations} generations x {ga.population} genomes, train "
+              f"{split.train} ({train.n_bars} bars x {len(market.symbols)} symbols), out of sample {split.validation}")
+        print(f"  best {min(times):.2f} s, median {statistics.median(times):.2f} s over {args.repeat} runs; "
+              f"{sum(times) / max(gens, 1) * 1000:.1f} ms per generation run "
+              f"(stopped at {[r.evolution.stopped_at for r in runs]}, kept {[r.evolution.best_generation for r in runs]}; "
+              f"{res.evolution.trials} distinct genomes evaluated in the last run; one process, one core)")
+        print(f"  in sample: median Sharpe {statistics.median(r.in_sample['median_sharpe'] for r in runs):.2f}; "
+              f"out of sample: median Sharpe {statistics.median(r.out_of_sample['median_sharpe'] for r in runs):.2f} "
+              f"(medians over the runs)")
 
 
 def bench_search(args: argparse.Namespace) -> None:

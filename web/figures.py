@@ -29,6 +29,7 @@ from typing import Any
 
 __all__ = [
     "agent_equity_figure",
+    "baseline_figure",
     "equity_figure",
     "exposure_figure",
     "gauges_figure",
@@ -233,6 +234,44 @@ def equity_figure(curves: Mapping[str, Any], quote: str, *, max_agents_in_legend
             "type": "scatter", "x": ts, "y": _clean(values), "name": str(agent_id), "mode": "lines", "opacity": 0.8,
             "line": {"color": AGENT_COLOURS[i % len(AGENT_COLOURS)], "width": 1},
             "showlegend": i < max_agents_in_legend, **bottom})
+    return {"data": data, "layout": layout}
+
+
+def baseline_figure(baselines: Mapping[str, Any]) -> Figure:
+    """The random-cohort distribution: a histogram of the random cohorts' ROI (%) with the
+    cohort's ROI, cash (0) and buy-and-hold as vertical markers.
+
+    Args:
+        baselines: a report's ``baselines`` object (:func:`manager.baselines.cohort_baselines`):
+            ``random.roi`` (fractions), ``random.percentile``, ``cohort.roi``,
+            ``buy_and_hold.roi``.
+    """
+    rnd = baselines.get("random") or {}
+    rois = [None if v is None else 100.0 * v for v in _clean(rnd.get("roi"))]
+    cohort = _num((baselines.get("cohort") or {}).get("roi"))
+    bh = _num((baselines.get("buy_and_hold") or {}).get("roi"))
+    layout = _layout(340, hovermode="closest", bargap=0.05, showlegend=True,
+                     xaxis={"title": {"text": "ROI over the window (%)"}},
+                     yaxis={"title": {"text": "random cohorts"}})
+    shapes, notes = [], []
+    pct = _num(rnd.get("percentile"))
+    for value, label, colour in ((cohort, f"cohort ({pct:.0f}th pct)" if pct is not None else "cohort",
+                                  PARENT_COLOUR),
+                                 (0.0, "cash", "#6b7280"), (bh, "buy-and-hold", BUY_COLOUR)):
+        if value is None:
+            continue
+        x = 100.0 * value
+        shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": x, "x1": x, "y0": 0, "y1": 1,
+                       "line": {"color": colour, "width": 3 if label.startswith("cohort") else 1.5,
+                                "dash": "solid" if label.startswith("cohort") else "dot"}})
+        notes.append({"x": x, "xref": "x", "y": 1, "yref": "paper", "yanchor": "bottom", "text": label,
+                      "showarrow": False, "font": {"color": colour}})
+    layout["shapes"], layout["annotations"] = shapes, notes
+    data = [{"type": "histogram", "x": rois, "name": f"{len(rois)} random cohorts",
+             "marker": {"color": "#bab0ac"}, "nbinsx": max(5, min(30, len(rois)))}]
+    if cohort is not None:
+        data.append({"type": "scatter", "x": [100.0 * cohort], "y": [0], "mode": "markers",
+                     "name": "this cohort", "marker": {"color": PARENT_COLOUR, "size": 12, "symbol": "diamond"}})
     return {"data": data, "layout": layout}
 
 

@@ -13,7 +13,9 @@ import typer
 
 from learning.search import SearchError
 from learning.walkforward import Split, Window
-from manager.cli.options import (BANKROLL, CXPB, DATA, FEE, GENOMES, JSON, MAX_GROSS, MAX_LEV, MIN_FAMILY,
+from manager.cli.options import (FOLD_AGGREGATE, FOLDS, INNER_VALIDATION, MAX_FAMILY_SHARE, MIN_FOLD_TRADES,
+                                 PATIENCE, TURNOVER_COST)
+from manager.cli.options import (BANKROLL, BASELINES, CXPB, DATA, FEE, GENOMES, JSON, MAX_GROSS, MAX_LEV, MIN_FAMILY,
                                  MUTPB, POPULATION, PROGRESS, QUOTE, SEED, SEED_FROM, SELECTION, SHORT, SLIP,
                                  STORE, SYMBOLS, TOURNSIZE, WARMUP, engine_config, ga_config,
                                  open_store_or_exit, path_text, source, symbol_list)
@@ -26,6 +28,14 @@ from manager.times import RunError, duration, utc
 from simulator.allocation import POLICIES, check_allocation
 
 TOP_GENOMES = typer.Option(10, "--top", min=1, help="Rows of the population table to print.")
+
+
+def _guards(folds: int, fold_aggregate: str, min_fold_trades: int, turnover_cost_bps: float, patience: int,
+            inner_validation: float, max_family_share: float) -> dict:
+    """The overfitting-guard options as keywords of :func:`manager.cli.options.ga_config`."""
+    return dict(folds=folds, fold_aggregate=fold_aggregate, min_fold_trades=min_fold_trades,
+                turnover_cost_bps=turnover_cost_bps, patience=patience, inner_validation=inner_validation,
+                max_family_share=max_family_share)
 
 
 def _cycle(req: CycleRequest, store_url: Optional[str], progress: bool, label: str, json_path: Optional[Path],
@@ -56,6 +66,13 @@ def evolve(
     mutpb: float = MUTPB,
     tournsize: int = TOURNSIZE,
     min_per_family: int = MIN_FAMILY,
+    folds: int = FOLDS,
+    fold_aggregate: str = FOLD_AGGREGATE,
+    min_fold_trades: int = MIN_FOLD_TRADES,
+    turnover_cost_bps: float = TURNOVER_COST,
+    patience: int = PATIENCE,
+    inner_validation: float = INNER_VALIDATION,
+    max_family_share: float = MAX_FAMILY_SHARE,
     max_leverage: float = MAX_LEV,
     seed: int = SEED,
     genomes: Optional[Path] = GENOMES,
@@ -73,13 +90,16 @@ def evolve(
 
     The population, hall of fame and a knowledge record are stored; `run` then seeds
     its agents from the hall of fame."""
+    guards = _guards(folds, fold_aggregate, min_fold_trades, turnover_cost_bps, patience, inner_validation,
+                     max_family_share)
     try:
         t0, t1 = utc(train_start, "train-start"), utc(train_end, "train-end")
         if t1 <= t0:
             raise RunError(f"--train-end {train_end} must be after --train-start {train_start}")
         split = Split(Window(t0, t1), Window(t1, t1 + duration(validation, "validation")))
         req = CycleRequest(source=source(data, symbols, quote, seed), mode="daily", split=split,
-                           ga=ga_config(generations, population, selection, cxpb, mutpb, tournsize, min_per_family),
+                           ga=ga_config(generations, population, selection, cxpb, mutpb, tournsize, min_per_family,
+                                         **guards),
                            engine=engine_config(fee_bps, slippage_bps, allow_short),
                            seed=seed, max_leverage=max_leverage, warmup_bars=warmup_bars,
                            genomes_path=path_text(genomes), seed_from=seed_from)
@@ -107,6 +127,13 @@ def learn(
     mutpb: float = MUTPB,
     tournsize: int = TOURNSIZE,
     min_per_family: int = MIN_FAMILY,
+    folds: int = FOLDS,
+    fold_aggregate: str = FOLD_AGGREGATE,
+    min_fold_trades: int = MIN_FOLD_TRADES,
+    turnover_cost_bps: float = TURNOVER_COST,
+    patience: int = PATIENCE,
+    inner_validation: float = INNER_VALIDATION,
+    max_family_share: float = MAX_FAMILY_SHARE,
     max_leverage: float = MAX_LEV,
     seed: int = SEED,
     genomes: Optional[Path] = GENOMES,
@@ -125,12 +152,14 @@ def learn(
     Evolve, score walk-forward, and store the new population, hall of fame and
     knowledge record."""
     gens = generations if generations is not None else (40 if mode == "daily" else 10)
+    guards = _guards(folds, fold_aggregate, min_fold_trades, turnover_cost_bps, patience, inner_validation,
+                     max_family_share)
     try:
         if mode not in ("daily", "intraday"):
             raise RunError(f"--mode {mode!r} unknown; allowed: daily, intraday")
         req = CycleRequest(source=source(data, symbols, quote, seed), mode=mode, end=end, lookback=lookback,
                            validation=validation,
-                           ga=ga_config(gens, population, selection, cxpb, mutpb, tournsize, min_per_family),
+                           ga=ga_config(gens, population, selection, cxpb, mutpb, tournsize, min_per_family, **guards),
                            engine=engine_config(fee_bps, slippage_bps, allow_short),
                            seed=seed, max_leverage=max_leverage, warmup_bars=warmup_bars,
                            genomes_path=path_text(genomes), seed_from=seed_from)
@@ -155,6 +184,13 @@ def campaign(
     mutpb: float = MUTPB,
     tournsize: int = TOURNSIZE,
     min_per_family: int = MIN_FAMILY,
+    folds: int = FOLDS,
+    fold_aggregate: str = FOLD_AGGREGATE,
+    min_fold_trades: int = MIN_FOLD_TRADES,
+    turnover_cost_bps: float = TURNOVER_COST,
+    patience: int = PATIENCE,
+    inner_validation: float = INNER_VALIDATION,
+    max_family_share: float = MAX_FAMILY_SHARE,
     genomes: Optional[Path] = typer.Option(None, "--genomes", help="Day-1 starting genomes (JSON file; "
                                            "same as --seed-from FILE)."),
     seed_from: str = SEED_FROM,
@@ -171,6 +207,7 @@ def campaign(
     min_trades: int = typer.Option(3, "--min-trades", min=0, help="Promotion rule: minimum trades in the last 24 h."),
     dsr_threshold: float = typer.Option(0.5, "--dsr-threshold", min=0.0, max=1.0, help="Promotion rule: minimum "
                                         "Deflated Sharpe Ratio (probability, 0..1)."),
+    baselines: int = BASELINES,
     json_path: Optional[Path] = JSON,
     store_url: Optional[str] = STORE,
     progress: bool = PROGRESS,
@@ -179,6 +216,8 @@ def campaign(
 
     Before each day a learning cycle on the preceding lookback, then the cohort with
     the evolved agents; at the end, promotion candidates ranked by the promotion rule."""
+    guards = _guards(folds, fold_aggregate, min_fold_trades, turnover_cost_bps, patience, inner_validation,
+                     max_family_share)
     try:
         check_allocation(allocation, reserve=reserve, bankroll=bankroll)
         engine_cfg = engine_config(fee_bps, slippage_bps, allow_short, max_gross_leverage=max_gross_leverage,
@@ -187,8 +226,9 @@ def campaign(
             source=source(data, symbols, quote, seed), start=start, days=days, lookback=lookback,
             cohort=CohortRequest(bankroll=bankroll, agents=agents, seed=seed, genomes_path=path_text(genomes),
                                  seed_from=seed_from, allocation=allocation,
-                                 reserve=reserve, max_leverage=max_leverage, engine=engine_cfg),
-            ga=ga_config(generations, agents, selection, cxpb, mutpb, tournsize, min_per_family),
+                                 reserve=reserve, max_leverage=max_leverage, engine=engine_cfg,
+                                 baselines=baselines),
+            ga=ga_config(generations, agents, selection, cxpb, mutpb, tournsize, min_per_family, **guards),
             warmup_bars=warmup_bars, min_trades=min_trades, dsr_threshold=dsr_threshold)
         store = open_store_or_exit(store_url)
         with store:
@@ -246,7 +286,8 @@ def optimize(
                                   generations=generations, population=population, seed=seed, engine=engine_cfg,
                                   store=store, max_lookback_hours=max_lookback_hours, warmup_bars=warmup_bars,
                                   progress=show)
-                best = {"params": res.best["params"], "out_of_sample": res.best.get("out_of_sample")}
+                best = {"params": res.best["params"], "out_of_sample": res.best.get("out_of_sample"),
+                        "holdout": res.best.get("holdout")}
     except USER_ERRORS + (SearchError,) as exc:
         fail(exc)
     print_search(res, best)

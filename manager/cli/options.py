@@ -12,9 +12,12 @@ Bundles:
   :func:`bars_request` or :func:`source` (each command has its own ``--start``/``--end``).
 - GA (learning loop): :data:`POPULATION`, :data:`SELECTION`, :data:`CXPB`, :data:`MUTPB`,
   :data:`TOURNSIZE`, :data:`MIN_FAMILY`, :data:`MAX_LEV`, :data:`SEED`, :data:`GENOMES`,
-  :data:`SEED_FROM`; built with :func:`ga_config` (``--generations`` differs per command).
+  :data:`SEED_FROM`, and the overfitting guards :data:`FOLDS`, :data:`FOLD_AGGREGATE`,
+  :data:`MIN_FOLD_TRADES`, :data:`TURNOVER_COST`, :data:`PATIENCE`, :data:`INNER_VALIDATION`,
+  :data:`MAX_FAMILY_SHARE`; built with :func:`ga_config` (``--generations`` differs per command).
 - engine / costs: :data:`BANKROLL`, :data:`FEE`, :data:`SLIP`, :data:`SHORT`, :data:`MAX_GROSS`;
   built with :func:`engine_config`.
+- baselines: :data:`BASELINES` (``--baselines N``, random cohorts beside every cohort report).
 - store / progress / output: :data:`STORE`, :data:`PROGRESS`, :data:`JSON`; the store is
   opened with :func:`open_store_or_exit`.
 
@@ -54,6 +57,22 @@ MUTPB = typer.Option(0.4, "--mutpb", min=0.0, max=1.0, help="Probability an offs
 TOURNSIZE = typer.Option(3, "--tournsize", min=1, help="Tournament size for parent selection (genomes).")
 MIN_FAMILY = typer.Option(2, "--min-per-family", min=0, help="Genomes of every strategy family always kept "
                           "(0 = a family may die out).")
+FOLDS = typer.Option(3, "--folds", min=1, help="Contiguous folds of the training window's fit part each "
+                     "genome is scored on (its fitness is the --fold-aggregate of their Sharpe ratios).")
+FOLD_AGGREGATE = typer.Option("median", "--fold-aggregate", help="Robust aggregate of the per-fold Sharpe "
+                              "ratios: median or min.")
+MIN_FOLD_TRADES = typer.Option(1, "--min-fold-trades", min=0, help="Positions a genome must open in every "
+                               "fold, else it gets the worst fitness (idleness is not rewarded).")
+TURNOVER_COST = typer.Option(5.0, "--turnover-cost-bps", min=0.0, help="Stress cost on traded notional in "
+                             "the fitness (bps, on top of --fee-bps and --slippage-bps): penalises churning.")
+PATIENCE = typer.Option(5, "--patience", min=0, help="Stop after this many generations without a better "
+                        "median Sharpe on the inner validation tail, keeping the best generation "
+                        "(0 = no early stopping).")
+INNER_VALIDATION = typer.Option(0.2, "--inner-validation", min=0.0, max=0.5, help="Fraction of the training "
+                                "window held out at its end for early stopping (never used for ranking; "
+                                "the cycle's out-of-sample window is untouched).")
+MAX_FAMILY_SHARE = typer.Option(0.5, "--max-family-share", min=0.01, max=1.0, help="Most places one strategy "
+                                "family may hold in the population and the hall of fame (fraction; 1 = no cap).")
 MAX_LEV = typer.Option(2.0, "--max-leverage", min=1.0, max=20.0, help="Cohort ceiling of an agent's leverage "
                        "(multiple of agent equity).")
 SEED = typer.Option(7, "--seed", help="Seed of every random choice.")
@@ -70,6 +89,11 @@ SHORT = typer.Option(False, "--allow-short", help="Allow short positions (long-o
 MAX_GROSS = typer.Option(1.0, "--max-gross-leverage", min=0.0, help="Parent gross-exposure "
                          "ceiling, multiple of parent equity.")
 
+# ------------------------------------------------------------------ baselines
+BASELINES = typer.Option(20, "--baselines", min=0, max=1000, help="Random-genome cohorts (same size, "
+                         "bankroll, costs and window, run in one engine call) the cohort is reported "
+                         "against, with its percentile among them; 0 = off (no baselines in the report).")
+
 # ------------------------------------------------------------------ store / progress / output
 STORE = typer.Option(None, "--store", help="Store URL (default $COHORTLAB_STORE or sqlite:///./cohortlab.db).")
 PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr.")
@@ -79,7 +103,8 @@ JSON = typer.Option(None, "--json", help="Write the report as JSON to this path.
 DATA_OPTIONS = (DATA, SYMBOLS, QUOTE, WARMUP)
 """The data/bars bundle."""
 GA_OPTIONS = (POPULATION, SELECTION, CXPB, MUTPB, TOURNSIZE, MIN_FAMILY, MAX_LEV, SEED, GENOMES,
-              SEED_FROM)
+              SEED_FROM, FOLDS, FOLD_AGGREGATE, MIN_FOLD_TRADES, TURNOVER_COST, PATIENCE, INNER_VALIDATION,
+              MAX_FAMILY_SHARE)
 """The GA bundle of the learning-loop commands."""
 ENGINE_OPTIONS = (BANKROLL, FEE, SLIP, SHORT, MAX_GROSS)
 """The engine/cost bundle."""
@@ -113,10 +138,16 @@ def source(data: Optional[Path], symbols: Optional[str], quote: Optional[str], s
 
 
 def ga_config(generations: int, population: int, selection: str, cxpb: float, mutpb: float, tournsize: int,
-              min_per_family: int) -> GAConfig:
-    """The GA options as a :class:`evolution.evolve.GAConfig`."""
+              min_per_family: int, *, folds: int = 3, fold_aggregate: str = "median", min_fold_trades: int = 1,
+              turnover_cost_bps: float = 5.0, patience: int = 5, inner_validation: float = 0.2,
+              max_family_share: float = 0.5) -> GAConfig:
+    """The GA options as a :class:`evolution.evolve.GAConfig` (``inner_validation`` is its
+    ``validation_share``); bad values raise :class:`evolution.evolve.EvolutionError`."""
     return GAConfig(generations=generations, population=population, selection=selection, cxpb=cxpb,
-                    mutpb=mutpb, tournsize=tournsize, min_per_family=min_per_family)
+                    mutpb=mutpb, tournsize=tournsize, min_per_family=min_per_family, folds=folds,
+                    fold_aggregate=fold_aggregate, min_fold_trades=min_fold_trades,
+                    turnover_cost_bps=turnover_cost_bps, patience=patience, validation_share=inner_validation,
+                    max_family_share=max_family_share)
 
 
 def engine_config(fee_bps: float, slippage_bps: float, allow_short: bool, **limits) -> EngineConfig:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Callable, NoReturn, Optional
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -197,6 +198,36 @@ def parent_table(report: dict) -> Table:
     return t
 
 
+def baselines_table(report: dict) -> Optional[Table]:
+    """The "against chance" table of a cohort report's ``baselines`` object
+    (:func:`manager.baselines.cohort_baselines`); None when the run had none (``--baselines 0``).
+
+    Rows: the cohort (net and gross of costs), the random cohorts' median, 5th and 95th
+    percentiles with the cohort's percentile among them, cash, equal-weight buy-and-hold,
+    and the best agent with the population median beside it. ROI of the bankroll over the
+    traded window, in percent (not annualised)."""
+    b = report.get("baselines")
+    if not b:
+        return None
+    r, c, bh, best = b["random"], b["cohort"], b["buy_and_hold"], b["best_agent"]
+    t = Table(title=f"Against chance: {r['cohorts']} random cohorts of {r['agents']} agents, same bankroll, "
+                    "costs and window", caption="ROI of the bankroll over the window (not annualised); "
+              "random cohorts run with the parent's aggregate ceilings lifted")
+    for h in ("", "net ROI %", "gross ROI %", "cohort percentile"):
+        t.add_column(h, justify="left" if not h else "right", no_wrap=True)
+    pctl = lambda v: display.num(v, 0)  # noqa: E731 - a percentile 0..100
+    t.add_row("cohort", roi(c["roi"]), roi(c["gross_roi"]), "")
+    t.add_row("random median", roi(r["median"]), roi(r["gross_median"]), "")
+    t.add_row("random 5th / 95th pct", f"{roi(r['p5'])} / {roi(r['p95'])}", "", "")
+    t.add_row("cohort among random", "", "", f"{pctl(r['percentile'])} net / {pctl(r['gross_percentile'])} gross")
+    t.add_row("cash", roi(b["cash"]["roi"]), roi(b["cash"]["roi"]), "")
+    t.add_row("buy-and-hold (equal weight)", roi(bh["roi"]), roi(bh["gross_roi"]), "")
+    t.add_row("best agent (max of {})".format(r["agents"]), roi(best["roi"]), "",
+              f"{pctl(best['percentile_vs_random_best'])} vs random best")
+    t.add_row("median agent", roi(best["median_agent_roi"]), "", "")
+    return t
+
+
 def print_cohort(run_id: str, report: dict, top: int) -> None:
     """A finished cohort: SYNTHETIC warning, leaderboard, parent table and where its agents came from."""
     if report["data"] == "SYNTHETIC":
@@ -204,6 +235,9 @@ def print_cohort(run_id: str, report: dict, top: int) -> None:
                       "regime-switching market, not real prices.")
     console.print(leaderboard_table(report["agents"], report["quote"], top, report.get("window")))
     console.print(parent_table(report))
+    against = baselines_table(report)
+    if against is not None:
+        console.print(against)
     console.print(f"run_id [bold]{run_id}[/] (agents seeded from {report['seeded_from']}: "
                   f"{escape(report['seeding_note'])})")
 
@@ -296,6 +330,24 @@ def cycle_table(result, top: int) -> Table:
     return t
 
 
+def fitness_line(result) -> str:
+    """How a cycle's GA scored and stopped, and its family shares, in one paragraph:
+    folds and aggregate, where early stopping stopped, and the share of each family in the
+    population and the hall of fame (from :meth:`learning.cycle.CycleResult.knowledge`)."""
+    k = result.knowledge()
+    tried, ga = k["tried"], (k.get("settings") or {}).get("ga") or {}
+    shares = k.get("family_shares") or {}
+    fmt = lambda d: ", ".join(f"{f} {v * 100:.0f}%" for f, v in sorted(d.items(), key=lambda x: -x[1])) or "—"  # noqa: E731
+    stop = (f"stopped early at generation {tried.get('stopped_at')} (patience {ga.get('patience')}); kept generation "
+            f"{tried.get('best_generation')}, the best median Sharpe on the inner validation tail "
+            f"({tried.get('validation_bars')} bars)" if tried.get("early_stopped") else
+            f"ran {tried.get('stopped_at')} generations; kept generation {tried.get('best_generation')}")
+    return (f"fitness: {ga.get('fold_aggregate', 'median')} Sharpe over {len(tried.get('folds') or [])} folds, "
+            f">= {ga.get('min_fold_trades')} trade(s) per fold, turnover cost {ga.get('turnover_cost_bps')} bps; "
+            f"{stop}\nfamily shares (cap {ga.get('max_family_share')}): population {fmt(shares.get('population', {}))}; "
+            f"hall of fame {fmt(shares.get('hall_of_fame', {}))}")
+
+
 def print_cycle(result, top: int) -> None:
     """A finished learning cycle: the genome table, population in vs out of sample, trial count,
     where it started from and where it was stored."""
@@ -310,10 +362,40 @@ def print_cycle(result, top: int) -> None:
         t.add_row(name, display.num(x["best_sharpe"]), display.num(x["median_sharpe"]), roi(x["mean_roi"]),
                   roi(x["best_roi"]))
     console.print(t)
-    console.print(f"{result.evolution.trials} genomes tried; deflated Sharpe uses N = {result.evolution.trials} "
+    console.print(fitness_line(result))
+    n = getattr(result, "n_trials", None) or {}
+    pbo = (getattr(result, "pbo", None) or {}).get("pbo")
+    rho = getattr(result, "rank_correlation", None)
+    console.print(f"overfitting: PBO (CSCV, 16 blocks) = {'—' if pbo is None else f'{pbo:.2f}'}; IS→OOS rank "
+                  f"correlation (Spearman) = {'—' if rho is None else f'{rho:.2f}'}; N = {n.get('total', '—')} "
+                  f"({n.get('cycle', '—')} this cycle + {n.get('prior', 0)} from its lineage and optimize studies), "
+                  f"effective N = {n.get('effective', '—')}")
+    console.print(f"{result.evolution.trials} genomes tried; deflated Sharpe uses N = {n.get('total', result.evolution.trials)} "
                   f"trials and V[SR] = {result.var_trial_sharpe:.3g} (per bar)")
     console.print(f"started from {escape(result.seeded_from)}: {escape(result.seeding_note)}")
     console.print(f"stored population, hall of fame and knowledge record as [bold]{result.cycle_id}[/]")
+
+
+def campaign_baselines_table(report: dict) -> Table:
+    """Each campaign day against chance (:func:`manager.baselines.cohort_baselines`): the cohort's
+    ROI net and gross of costs, its percentile among the random cohorts (net / gross), their
+    median, cash, equal-weight buy-and-hold, and the best agent beside the population median.
+    ROI of the bankroll over the day, percent; blank cells for a day run with ``--baselines 0``."""
+    t = Table(title="Against chance, per day (ROI % of the bankroll over the day; random cohorts of the same "
+                    "size, bankroll and costs)")
+    for h in ("day", "ROI %", "gross ROI %", "pctl net/gross", "random med. %", "cash %", "B&H %",
+              "best ROI %", "median agent ROI %"):
+        t.add_column(h, no_wrap=True, justify="left" if h == "day" else "right")
+    for d in report["days"]:
+        b = d.get("baselines") or {}
+        rnd, coh, bh, ba = (b.get(k) or {} for k in ("random", "cohort", "buy_and_hold", "best_agent"))
+        rois = sorted(a["roi"] for a in d["agents"])
+        median = ba.get("median_agent_roi", float(np.median(rois)) if rois else None)
+        t.add_row(d["date"], roi(d["parent"]["roi"]), roi(coh["gross_roi"]) if coh else "",
+                  f"{display.num(rnd['percentile'], 0)} / {display.num(rnd['gross_percentile'], 0)}" if rnd else "",
+                  roi(rnd["median"]) if rnd else "", roi(0.0), roi(bh["roi"]) if bh else "",
+                  roi(d["agents"][0]["roi"]) if d["agents"] else "", roi(median))
+    return t
 
 
 def print_campaign(report: dict, min_trades: int, dsr_threshold: float) -> None:
@@ -323,23 +405,38 @@ def print_campaign(report: dict, min_trades: int, dsr_threshold: float) -> None:
                     "IS/OOS = the evolved population in / out of sample)",
               caption=f"Sharpe annualised (per-bar Sharpe × √bars a year) from short samples: in sample the "
                       f"{report.get('lookback')} lookback before each day, out of sample and 24 h the day itself")
-    for h in ("day", "run_id", "ROI %", "max DD %", "IS med. Sharpe", "OOS med. Sharpe", "best agent",
-              "best ROI %", "trials"):
+    for h in ("day", "run_id", "ROI %", "pctl", "max DD %",
+              "IS med. Sharpe", "OOS med. Sharpe", "best agent", "best ROI %", "trials",
+              "PBO", "IS→OOS ρ"):
         t.add_column(h, no_wrap=h in ("day", "run_id"), justify="left" if h in ("day", "run_id", "best agent")
                      else "right")
     for d in report["days"]:
         best = d["agents"][0]
-        t.add_row(d["date"], d["run_id"], roi(d["parent"]["roi"]), display.pct(d["parent"]["max_drawdown"], 2, suffix=""),
+        # pctl: the cohort's ROI percentile among random cohorts (manager.baselines); — with --baselines 0
+        rnd = (d.get("baselines") or {}).get("random") or {}
+        t.add_row(d["date"], d["run_id"], roi(d["parent"]["roi"]),
+                  display.num(rnd["percentile"], 0) if rnd else "—",
+                  display.pct(d["parent"]["max_drawdown"], 2, suffix=""),
                   display.num(d["in_sample"]["median_sharpe"]), display.num(d["out_of_sample"]["median_sharpe"]),
-                  f"{best['agent_id']} {best['family']}", roi(best["roi"]), str(d["trials"]))
+                  f"{best['agent_id']} {best['family']}", roi(best["roi"]), str(d["trials"]),
+                  display.num(d.get("pbo"), 2) if d.get("pbo") is not None else "—",
+                  display.num(d.get("rank_correlation"), 2) if d.get("rank_correlation") is not None else "—")
     console.print(t)
+    console.print(campaign_baselines_table(report))
     c = Table(title=f"Promotion candidates (>= {min_trades} trades, deflated Sharpe >= {dsr_threshold}; "
                     "ranked by 24 h ROI, then Sharpe)")
-    for h in ("#", "agent", "family", "ROI 24h %", "Sharpe 24h", "trades", "deflated Sharpe"):
+    for h in ("#", "agent", "family", "ROI 24h %", "Sharpe 24h", "trades", "deflated Sharpe",
+              "holdout ROI %", "holdout Sharpe", "confirmed"):
         c.add_column(h, no_wrap=True)
     for i, x in enumerate(report["candidates"]):
         c.add_row(str(i + 1), x["agent_id"], x["genome"]["family"], roi(x["roi_24h"]),
-                  display.num(x["sharpe_24h"]), str(x["trades"]), display.num(x["deflated_sharpe"]))
+                  display.num(x["sharpe_24h"]), str(x["trades"]), display.num(x["deflated_sharpe"]),
+                  roi(x["holdout"]["roi"]) if x.get("holdout") else "—",
+                  display.num(x["holdout"]["sharpe"]) if x.get("holdout") else "—",
+                  {True: "yes", False: "no"}.get(x.get("confirmed"), "—"))
+    hold = report.get("holdout") or {}
+    if hold:
+        console.print(f"holdout: {escape(hold.get('note', ''))}")
     console.print(c if report["candidates"] else "no agent meets the promotion rule")
 
 

@@ -12,10 +12,10 @@ from typing import List, Optional
 import typer
 from rich.markup import escape
 
-from manager.cli.options import (BANKROLL, DATA, FEE, JSON, MAX_GROSS, PROGRESS, QUOTE, SEED_FROM, SHORT, SLIP,
+from manager.cli.options import (BANKROLL, BASELINES, DATA, FEE, JSON, MAX_GROSS, PROGRESS, QUOTE, SEED_FROM, SHORT, SLIP,
                                  STORE, SYMBOLS, WARMUP, bars_request, engine_config, open_store_or_exit,
                                  path_text, symbol_list)
-from manager.cli.output import (USER_ERRORS, StageProgress, fail, leaderboard_table, parent_table,
+from manager.cli.output import (USER_ERRORS, StageProgress, baselines_table, fail, leaderboard_table, parent_table,
                                 print_backtest, print_cohort, print_ledger_checks, runs_table, say, say_json,
                                 strategies_table, wrote, wrote_leaderboard)
 from manager.launch import execute_cohort
@@ -66,6 +66,7 @@ def run(
     allow_short: bool = SHORT,
     settle: bool = typer.Option(False, "--settle", help="Close all positions at the last close and return "
                                 "capital to the parent."),
+    baselines: int = BASELINES,
     json_path: Optional[Path] = JSON,
     csv_path: Optional[Path] = CSV,
     top: int = TOP,
@@ -81,6 +82,7 @@ def run(
             engine=engine_config(fee_bps, slippage_bps, allow_short, max_gross_leverage=max_gross_leverage,
                                  max_symbol_exposure=max_symbol_exposure,
                                  maintenance_margin=maintenance_margin, settle=settle),
+            baselines=baselines,
         )
         store = open_store_or_exit(store_url)
         with store, StageProgress(progress) as stages:
@@ -188,6 +190,9 @@ def runs_show(
         return
     say(leaderboard_table(summary["agents"], summary.get("quote", ""), top, summary.get("window")))
     say(parent_table(summary))
+    against = baselines_table(summary)
+    if against is not None:
+        say(against)
     wrote_leaderboard(csv_path, summary["agents"])
 
 

@@ -55,7 +55,10 @@ Modules
     * :mod:`simulator.metrics.performance`: bar returns, Sharpe, Sortino,
       drawdown, ROI, hourly ROI, win rate, utilisation;
     * :mod:`simulator.metrics.overfitting`: the Probabilistic and Deflated
-      Sharpe Ratios and the expected maximum Sharpe of N trials;
+      Sharpe Ratios and the expected maximum Sharpe of N trials, the
+      Probability of Backtest Overfitting (CSCV), the effective number of
+      trials and the rank correlation (its docstring documents the choices of
+      N, effective N and V[SR] with their sources);
     * :mod:`simulator.metrics.rollups`: the per-clock-hour roll-up;
     * :mod:`simulator.metrics.common`: :class:`MetricsError` and the shared
       input checks.
@@ -67,9 +70,15 @@ from simulator.metrics.overfitting import (
     EULER_MASCHERONI,
     deflated_sharpe_ratio,
     dsr_from_moments,
+    EFFECTIVE_N_DISTANCE,
+    PBO_BLOCKS,
+    cscv_sharpes,
+    effective_trials,
     expected_max_sharpe,
     probabilistic_sharpe_ratio,
+    probability_of_backtest_overfitting,
     psr_from_moments,
+    rank_correlation,
 )
 from simulator.metrics.performance import (
     SECONDS_PER_YEAR,
@@ -105,6 +114,12 @@ __all__ = [
     "expected_max_sharpe",
     "dsr_from_moments",
     "deflated_sharpe_ratio",
+    "PBO_BLOCKS",
+    "EFFECTIVE_N_DISTANCE",
+    "cscv_sharpes",
+    "probability_of_backtest_overfitting",
+    "effective_trials",
+    "rank_correlation",
     "roi",
     "hourly_roi",
     "win_rate",

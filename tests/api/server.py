@@ -26,7 +26,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 """Headers that authorise a state-changing request."""
 PROBLEM = "application/problem+json"
 ROW_FIELDS = ["run_id", "created_at", "finished_at", "status", "reason", "date", "bankroll", "quote", "agents",
-              "data_label", "roi", "final_equity", "max_drawdown", "peak_utilisation", "breaches", "failed_agents"]
+              "data_label", "roi", "final_equity", "max_drawdown", "peak_utilisation", "breaches", "failed_agents",
+              "baseline_percentile"]
 """The columns of a cohort list row (and of the CSV export), in order."""
 
 

@@ -21,7 +21,8 @@ def seed_client(tmp_path_factory):
     url = f"sqlite:///{folder / 'store.db'}"
     with open_store(url) as st:  # a hall of fame bred on binance-5m
         st.save_hall_of_fame([{"family": "sma_cross", "params": {"fast": 5, "slow": 40}, "symbols": ["ETH_BTC"]}],
-                             source="test", market="binance-5m|5m|BTC")
+                             source="test", market="binance-5m|5m|BTC",  # trained before the runs below
+                             train_start="2018-01-12T00:00:00Z", train_end="2018-01-15T00:00:00Z")
     with ApiServer(folder, COHORTLAB_STORE=url, COHORTLAB_API_TOKEN=TOKEN) as srv:
         with httpx.Client(base_url=srv.base, timeout=30) as c:
             yield c

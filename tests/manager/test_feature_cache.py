@@ -19,6 +19,7 @@ import redis
 
 import manager.cache as mcache
 from evolution.toolbox import random_genomes
+from manager.baselines import cohort_baselines
 from manager.cache import (
     DEFAULT_PREFIX,
     RedisFeatureCache,
@@ -488,7 +489,9 @@ def test_cohort_report_same_with_and_without_cache(runner_redis, tmp_path, monke
         res = simulate_cohort(market, genomes, bankroll=req.bankroll, config=req.engine,
                               allocation=req.allocation, reserve=req.reserve)
         return {**cohort_report("unsaved", req.seed, res), "seeded_from": "random",
-                "seeding_note": "random genomes: no store"}
+                "seeding_note": "random genomes: no store",
+                "baselines": cohort_baselines(res, n_cohorts=req.baselines, seed=req.seed,
+                                              max_leverage=req.max_leverage)}
 
     baseline = uncached()
     with_redis = execute_cohort(req, None)[2]  # cold: every array misses

@@ -40,12 +40,16 @@ def train(market):
 def test_evolution_beats_random_genomes_in_sample_across_seeds(train):
     """Paired over 6 seeds: the evolved population's median in-sample Sharpe vs
     that of the random population it started from. Evolution must win on every
-    seed (one-sided sign test p = 1/64) and by a clear mean margin."""
+    seed (one-sided sign test p = 1/64) and by a clear mean margin.
+
+    Early stopping is off here (``patience=0``): it deliberately gives up
+    in-sample gains once the inner validation tail stops improving (issue 10),
+    and this test is about the GA optimising what it is told to."""
     gains = []
     for seed in range(6):
         start = random_genomes(20, train.symbols, seed=100 + seed, max_leverage=2.0)
         before = np.median(evaluate(train, start).sharpe)
-        res = evolve(train, start, config=GAConfig(generations=12, population=20), seed=seed)
+        res = evolve(train, start, config=GAConfig(generations=12, population=20, patience=0), seed=seed)
         after = np.median([f["sharpe"] for f in res.fitness])
         gains.append(after - before)
     gains = np.array(gains)
@@ -55,8 +59,9 @@ def test_evolution_beats_random_genomes_in_sample_across_seeds(train):
 
 def test_evolution_is_reproducible_and_records_genealogy(train):
     start = random_genomes(12, train.symbols, seed=1, max_leverage=2.0)
-    a = evolve(train, start, config=GAConfig(generations=4, population=12), seed=5)
-    b = evolve(train, start, config=GAConfig(generations=4, population=12), seed=5)
+    # patience=0: early stopping may return the starting population, which has no genealogy
+    a = evolve(train, start, config=GAConfig(generations=4, population=12, patience=0), seed=5)
+    b = evolve(train, start, config=GAConfig(generations=4, population=12, patience=0), seed=5)
     assert [g.to_dict() for g in a.population] == [g.to_dict() for g in b.population]
     bred = [g for g in a.population if g.generation > 0]
     assert bred and all(g.parents for g in bred)

@@ -117,3 +117,37 @@ def test_leaderboard_rows_mark_failed_and_liquidated_agents_and_escape_text():
     assert '<td class="num neg">-20.00 %</td>' in rows[1] and "&lt;b&gt;" in rows[1] and "<b>" not in rows[1]
     assert '<a href="/trading/cohorts/r1/agents/a02">a02</a>' in rows[2] and '<td class="num">1,000</td>' in rows[2]
     assert "None" not in html
+
+
+def test_cohort_page_shows_the_random_cohort_histogram_with_the_cohort_marker(client, runs):
+    """Issue 10: the cohort against chance -- the histogram of the random cohorts' ROI, the
+    cohort's marker, its percentile, cash, buy-and-hold, gross vs net, best agent beside the median."""
+    a = runs["a"]
+    b = a["report"]["baselines"]
+    html = client.get(f"/trading/cohorts/{a['run_id']}").text
+    assert 'id="baselines"' in html and "Against chance" in html
+    fig = figure(html, "fig-baselines")
+    hist = fig["data"][0]
+    assert hist["type"] == "histogram" and len(hist["x"]) == b["random"]["cohorts"] == 20
+    assert hist["x"] == pytest.approx([100 * v for v in b["random"]["roi"]])
+    marker = next(t for t in fig["data"] if t.get("name") == "this cohort")
+    assert marker["x"] == pytest.approx([100 * a["report"]["parent"]["roi"]])
+    lines = {n["text"].split(" (")[0]: n["x"] for n in fig["layout"]["annotations"]}
+    assert lines["cash"] == 0.0 and lines["buy-and-hold"] == pytest.approx(100 * b["buy_and_hold"]["roi"])
+    assert f"{b['random']['percentile']:.0f}th pct" in " ".join(n["text"] for n in fig["layout"]["annotations"])
+    assert "Best agent (max of 4) · median agent" in html
+
+
+def test_cohort_listing_has_the_percentile_column(client, runs):
+    html = client.get("/trading/cohorts").text
+    assert "vs random (pctl)" in html
+    pctl = f"{runs['a']['report']['baselines']['random']['percentile']:.0f}"
+    assert f'<td class="num baseline-percentile">{pctl}</td>' in html
+    r = client.get("/api/experiments/cohorts", params={"format": "csv"})
+    header, *rows = r.text.splitlines()
+    assert header.split(",")[-1] == "baseline_percentile"
+    row = next(x for x in rows if x.startswith(runs["a"]["run_id"]))
+    assert float(row.split(",")[-1]) == runs["a"]["report"]["baselines"]["random"]["percentile"]
+    api = client.get("/api/experiments/cohorts").json()
+    item = next(x for x in api["items"] if x["run_id"] == runs["a"]["run_id"])
+    assert item["baseline_percentile"] == runs["a"]["report"]["baselines"]["random"]["percentile"]

@@ -19,7 +19,7 @@ def test_page_figures_are_valid_plotly_figures(client, runs):
     go = pytest.importorskip("plotly.graph_objects")
     a = runs["a"]
     agent = max(a["report"]["agents"], key=lambda x: x["trades"])["agent_id"]
-    pages = {f"/trading/cohorts/{a['run_id']}": ("fig-gauges", "fig-equity", "fig-exposure"),
+    pages = {f"/trading/cohorts/{a['run_id']}": ("fig-gauges", "fig-equity", "fig-exposure", "fig-baselines"),
              f"/trading/cohorts/{a['run_id']}/agents/{agent}": ("fig-prices", "fig-agent-equity")}
     for url, ids in pages.items():
         html = client.get(url).text

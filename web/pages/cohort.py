@@ -141,11 +141,13 @@ def cohort_page(request: Request, run_id: str, job: str | None = None, sort: str
         raise PageError(404, "Cohort not found", f"There is no cohort {run_id!r} in this store.")
     context: dict[str, Any] = {"nav": "cohorts", "charts": False, "limits": {}, "summary": None, "quote": "",
                                "bankroll": None, "allocation": None, "window": None, "settings": None,
-                               "header": {}, "stored": detail is not None, "annualised": None}
+                               "header": {}, "stored": detail is not None, "annualised": None,
+                               "baselines": None}
     context.update(progress_context(run_id, detail, job_state, job))
     if detail is not None:
         summary = detail.get("summary")
-        context.update(_facts(detail), summary=summary, limits=detail.get("limits") or {})
+        context.update(_facts(detail), summary=summary, limits=detail.get("limits") or {},
+                       cycle=detail.get("cycle"))
         if detail["run"].get("status") == "completed" and summary:
             curves, limits, quote = detail.get("curves") or {}, context["limits"], context["quote"]
             context["charts"] = True
@@ -154,6 +156,11 @@ def cohort_page(request: Request, run_id: str, job: str | None = None, sort: str
                 "exposure": figures.to_json(figures.exposure_figure(curves, limits)),
                 "gauges": figures.to_json(figures.gauges_figure(summary.get("parent") or {}, limits)),
             }
+            # against chance (manager.baselines): absent for runs without baselines
+            baselines = summary.get("baselines")
+            context["baselines"] = baselines or None
+            if baselines:
+                context["figures"]["baselines"] = figures.to_json(figures.baseline_figure(baselines))
             context.update(leaderboard_context(run_id, list(summary.get("agents") or []), sort, order,
                                                summary.get("window")))
     return render(request, "cohort.html", context)

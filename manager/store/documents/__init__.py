@@ -16,6 +16,11 @@ module here beside its port in :mod:`manager.store.ports`.
 from manager.store.documents.audit import AUDIT_FIELDS, prepare_audit_event
 from manager.store.documents.learning import (
     check_study_meta,
+    check_trained_by,
+    knowledge_window,
+    population_window,
+    study_window,
+    training_window,
     prepare_hall_of_fame,
     prepare_knowledge,
     prepare_population,
@@ -23,6 +28,7 @@ from manager.store.documents.learning import (
     prepare_trial,
 )
 from manager.store.documents.runs import (
+    BASELINE_LISTING_FIELDS,
     COHORT_LISTING_FIELDS,
     COHORT_SUMMARY_KEYS,
     LISTING_METRICS,
@@ -30,6 +36,7 @@ from manager.store.documents.runs import (
     RUN_KINDS,
     RUN_STATUSES,
     check_cohort_listing,
+    baseline_listing_fields,
     cohort_listing_fields,
     empty_header,
     listing_metrics,
@@ -63,6 +70,7 @@ from manager.store.documents.values import (
 
 __all__ = [
     "AUDIT_FIELDS",
+    "BASELINE_LISTING_FIELDS",
     "COHORT_LISTING_FIELDS",
     "COHORT_SUMMARY_KEYS",
     "LISTING_METRICS",
@@ -78,6 +86,12 @@ __all__ = [
     "check_offset",
     "check_run_id",
     "check_study_meta",
+    "check_trained_by",
+    "knowledge_window",
+    "population_window",
+    "study_window",
+    "training_window",
+    "baseline_listing_fields",
     "cohort_listing_fields",
     "created_micros",
     "decode_array",

@@ -22,6 +22,11 @@ from manager.store.documents.values import (
 
 __all__ = [
     "check_study_meta",
+    "check_trained_by",
+    "knowledge_window",
+    "population_window",
+    "study_window",
+    "training_window",
     "prepare_hall_of_fame",
     "prepare_knowledge",
     "prepare_population",
@@ -31,6 +36,115 @@ __all__ = [
 
 # Keys of a search trial that only the store sets.
 _STORE_SET_TRIAL_KEYS = ("index", "saved_at")
+
+
+# -- training windows (the point-in-time rule) ------------------------------------------
+
+
+def training_window(start: Any, end: Any, where: str) -> tuple[str | None, str | None]:
+    """Validate the training window ``[start, end)`` of a learning artefact.
+
+    Args:
+        start: first moment of the training data (ISO 8601 with a UTC offset,
+            or an aware datetime), or None.
+        end: end of the training data (exclusive; same forms), or None.
+        where: what the window belongs to, for error messages.
+
+    Returns:
+        ``(start, end)`` in the canonical UTC form of
+        :func:`~manager.store.documents.values.normalise_timestamp` (strings in
+        that form sort in time order, which the ``trained_by`` filters rely on),
+        or ``(None, None)``: no window recorded (never matched by ``trained_by``).
+
+    Raises:
+        InvalidDocument: only one end given, an unparseable or naive time, or
+            ``start`` after ``end``.
+    """
+    if start is None and end is None:
+        return None, None
+    if start is None or end is None:
+        raise InvalidDocument(
+            f"{where}: train_start={start!r}, train_end={end!r}; give both ends of the "
+            "training window or neither"
+        )
+    s = normalise_timestamp(start, f"{where} train_start")
+    e = normalise_timestamp(end, f"{where} train_end")
+    if s > e:
+        raise InvalidDocument(f"{where}: train_start {s} is after train_end {e}")
+    return s, e
+
+
+def check_trained_by(value: Any) -> str | None:
+    """Validate a ``trained_by`` filter: None (no filter) or a moment (ISO 8601
+    with a UTC offset, or an aware datetime), returned in canonical UTC form.
+
+    Raises:
+        InvalidDocument: not None and not an aware ISO 8601 time.
+    """
+    return None if value is None else normalise_timestamp(value, "trained_by")
+
+
+def population_window(meta: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The training window of a population from its (prepared) meta:
+    ``meta["train_start"]`` / ``meta["train_end"]``, both or neither; written
+    back into ``meta`` in canonical form.
+
+    Raises:
+        InvalidDocument: see :func:`training_window`.
+    """
+    start, end = training_window(meta.get("train_start"), meta.get("train_end"), "population meta")
+    if start is not None:
+        meta["train_start"], meta["train_end"] = start, end
+    return start, end
+
+
+def knowledge_window(doc: dict[str, Any]) -> tuple[str | None, str | None, str | None, str | None]:
+    """Market and windows of a (prepared) knowledge record, normalised in place.
+
+    Optional keys: ``market`` (market key, non-empty str), ``train_start`` /
+    ``train_end`` (both or neither) and ``data_end``: the end of all data the
+    record's figures used (a cycle's out-of-sample window end; at least
+    ``train_end``; default ``train_end``). ``trained_by`` filters on ``data_end``,
+    because a record's out-of-sample figures are information up to it.
+
+    Returns:
+        ``(market, train_start, train_end, data_end)``, None where not recorded.
+
+    Raises:
+        InvalidDocument: a bad market, window or ``data_end``.
+    """
+    market = check_mode(doc.get("market"), "knowledge market")
+    start, end = training_window(doc.get("train_start"), doc.get("train_end"), "knowledge record")
+    data_end = doc.get("data_end")
+    if data_end is not None:
+        data_end = normalise_timestamp(data_end, "knowledge data_end")
+        if end is None or data_end < end:
+            raise InvalidDocument(
+                f"knowledge data_end {data_end} needs a training window ending by it (train_end={end})")
+    elif end is not None:
+        data_end = end
+    for key, value in (("train_start", start), ("train_end", end), ("data_end", data_end)):
+        if value is not None:
+            doc[key] = value
+    return market, start, end, data_end
+
+
+def study_window(meta: dict[str, Any]) -> tuple[str | None, str | None]:
+    """Market and training-window end of a search study, from its (prepared) meta:
+    ``meta["market"]`` (non-empty str) and ``meta["train_end"]`` (the end of all
+    data its trials' objective used); ``train_end`` and an optional
+    ``train_start`` are normalised in place (so a resume compares equal times equal).
+
+    Raises:
+        InvalidDocument: a bad market or time.
+    """
+    market = check_mode(meta.get("market"), "study meta market")
+    if meta.get("train_start") is not None:
+        meta["train_start"] = normalise_timestamp(meta["train_start"], "study meta train_start")
+    end = meta.get("train_end")
+    if end is not None:
+        end = meta["train_end"] = normalise_timestamp(end, "study meta train_end")
+    return market, end
 
 
 def prepare_hall_of_fame(entries: Any, source: Any) -> tuple[list[dict[str, Any]], str]:

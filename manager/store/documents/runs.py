@@ -36,6 +36,7 @@ from manager.store.documents.values import (
 )
 
 __all__ = [
+    "BASELINE_LISTING_FIELDS",
     "COHORT_LISTING_FIELDS",
     "COHORT_SUMMARY_KEYS",
     "LISTING_METRICS",
@@ -45,6 +46,7 @@ __all__ = [
     "check_cohort_listing",
     "cohort_listing_fields",
     "empty_header",
+    "baseline_listing_fields",
     "listing_metrics",
     "prepare_agent",
     "prepare_header",
@@ -76,10 +78,16 @@ so that ``list_cohort_summaries`` reads no summary document: ``date``,
 ``bankroll``, ``quote`` and ``agents`` are the run header's ``day``,
 ``bankroll``, ``quote`` and ``agents``; the others come from the summary."""
 
+BASELINE_LISTING_FIELDS: tuple[str, ...] = ("baseline_percentile",)
+"""Listing fields of migration 0007, kept by every adapter beside :data:`COHORT_LISTING_FIELDS`:
+``baseline_percentile`` = ``summary["baselines"]["random"]["percentile"]`` (0..100, the
+cohort's ROI percentile among its random-genome cohorts, see :mod:`manager.baselines`;
+None for a run without baselines)."""
+
 COHORT_SUMMARY_KEYS: tuple[str, ...] = (
     "run_id", "created_at", "finished_at", "status", "reason", "date", "bankroll", "quote",
     "agents", "data_label", "roi", "final_equity", "max_drawdown", "peak_utilisation",
-    "breaches", "failed_agents",
+    "breaches", "failed_agents", *BASELINE_LISTING_FIELDS,
 )
 """Keys of a ``list_cohort_summaries`` row, in order."""
 
@@ -453,6 +461,24 @@ def listing_metrics(kind: str, summary: Mapping[str, Any] | None) -> dict[str, A
     return out
 
 
+def baseline_listing_fields(kind: str, summary: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The fields of :data:`BASELINE_LISTING_FIELDS` from a cohort's summary.
+
+    Returns:
+        ``{"baseline_percentile": float | None}`` from
+        ``summary["baselines"]["random"]["percentile"]``; None for other kinds, before
+        completion, for a run without baselines or a wrong-typed value; nothing raises.
+    """
+    out: dict[str, Any] = dict.fromkeys(BASELINE_LISTING_FIELDS)
+    if kind != "cohort" or not isinstance(summary, Mapping):
+        return out
+    base = summary.get("baselines")
+    rnd = base.get("random") if isinstance(base, Mapping) else None
+    if isinstance(rnd, Mapping):
+        out["baseline_percentile"] = _number(rnd.get("percentile"))
+    return out
+
+
 def cohort_listing_fields(
     kind: str, header: Mapping[str, Any] | None, summary: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -470,9 +496,10 @@ def cohort_listing_fields(
 
     Returns:
         ``date`` = ``header["day"]``, ``bankroll``, ``quote``, ``agents`` from
-        the header (None where it has none), and :func:`listing_metrics`.
+        the header (None where it has none), :func:`listing_metrics` and
+        :func:`baseline_listing_fields` (:data:`BASELINE_LISTING_FIELDS`, since 0007).
     """
-    out: dict[str, Any] = dict.fromkeys(COHORT_LISTING_FIELDS)
+    out: dict[str, Any] = dict.fromkeys(COHORT_LISTING_FIELDS + BASELINE_LISTING_FIELDS)
     if kind != "cohort":
         return out
     if isinstance(header, Mapping):
@@ -480,4 +507,5 @@ def cohort_listing_fields(
         for key in ("bankroll", "quote", "agents"):
             out[key] = header.get(key)
     out.update(listing_metrics(kind, summary))
+    out.update(baseline_listing_fields(kind, summary))
     return out

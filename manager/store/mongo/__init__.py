@@ -45,6 +45,7 @@ sub-document, so caller keys can never collide with the store's own fields)::
                        metrics, flat): date ("YYYY-MM-DD" | None),
                        bankroll, quote, agents, roi, final_equity,
                        max_drawdown, peak_utilisation, breaches, failed_agents,
+                       baseline_percentile (0007),
                        and the integer keys it filters and sorts on: day
                        (YYYYMMDD | None) and created_us (created_at in
                        microseconds since 1970, same order as created_at)

@@ -1,7 +1,9 @@
 """The MongoDB adapter's learning port
 (:class:`~manager.store.ports.learning.LearningStore`): the hall of fame
 (``genomes``), ``populations``, ``knowledge``, ``search_trials`` and
-``search_studies`` (indexes from migrations 0002 and 0004).
+``search_studies`` (indexes from migrations 0002, 0004 and 0006: the markets
+and training windows the ``market`` / ``trained_by`` filters read are fields
+of each document).
 """
 
 from __future__ import annotations
@@ -18,11 +20,16 @@ from manager.store.documents import (
     check_limit,
     check_mode,
     check_study_meta,
+    check_trained_by,
+    knowledge_window,
+    population_window,
     prepare_hall_of_fame,
     prepare_knowledge,
     prepare_population,
     prepare_study_meta,
     prepare_trial,
+    study_window,
+    training_window,
     utc_now,
 )
 from manager.store.mongo.client import MongoClientBase, keyset
@@ -32,6 +39,20 @@ __all__ = ["MongoLearning", "population_document"]
 
 INSERT_RETRIES = 1000
 """Attempts to take the next number of a sequence under contention."""
+
+
+def _query(**filters: str | None) -> dict[str, Any]:
+    """The query of the filters that are not None: ``trained_by`` means
+    ``train_end <= value`` (a missing or null ``train_end`` never matches: it
+    must be a str), any other name equality."""
+    query: dict[str, Any] = {}
+    for name, value in filters.items():
+        if value is not None:
+            if name == "trained_by":
+                query["train_end"] = {"$lte": value, "$gte": ""}
+            else:
+                query[name] = {"$eq": value}
+    return query
 
 
 def population_document(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -74,20 +95,24 @@ class MongoLearning(MongoClientBase):
         raise StoreError(f"MongoDB {self._shown}: could not number a new {name} document")
 
     def save_hall_of_fame(self, entries: list[dict[str, Any]], source: str,
-                          market: str | None = None) -> None:
+                          market: str | None = None, *, train_start: str | None = None,
+                          train_end: str | None = None) -> None:
         docs, source = prepare_hall_of_fame(entries, source)
         market = check_mode(market, "hall of fame market")
+        train_start, train_end = training_window(train_start, train_end, "hall of fame")
         self._call(self._insert_numbered(
             HALL_OF_FAME, "version",
             lambda n: {"version": n, "saved_at": utc_now(), "source": source, "market": market,
-                       "entries": docs},
+                       "train_start": train_start, "train_end": train_end, "entries": docs},
         ))
 
-    def latest_hall_of_fame(self, market: str | None = None) -> list[dict[str, Any]] | None:
+    def latest_hall_of_fame(self, market: str | None = None,
+                            trained_by: str | None = None) -> list[dict[str, Any]] | None:
         market = check_mode(market, "market")
+        trained_by = check_trained_by(trained_by)
 
         async def read() -> Any:
-            query = {} if market is None else {"market": {"$eq": market}}
+            query = _query(market=market, trained_by=trained_by)
             return await self._coll(HALL_OF_FAME).find_one(
                 query, {"entries": 1}, sort=[("version", -1)])
 
@@ -100,6 +125,7 @@ class MongoLearning(MongoClientBase):
         self, cycle_id: str, genomes: list[dict[str, Any]], meta: dict[str, Any]
     ) -> None:
         cycle_id, docs, meta_doc, mode, market = prepare_population(cycle_id, genomes, meta)
+        train_start, train_end = population_window(meta_doc)
         coll = self._coll(POPULATIONS)
 
         async def exists() -> bool:
@@ -111,6 +137,7 @@ class MongoLearning(MongoClientBase):
                     POPULATIONS, "seq",
                     lambda n: {"_id": cycle_id, "cycle_id": cycle_id, "seq": n,
                                "saved_at": utc_now(), "mode": mode, "market": market,
+                               "train_start": train_start, "train_end": train_end,
                                "genomes": docs, "meta": meta_doc},
                     exists=exists,
                 )
@@ -122,13 +149,14 @@ class MongoLearning(MongoClientBase):
 
         self._call(insert())
 
-    def latest_population(self, mode: str | None = None,
-                          market: str | None = None) -> dict[str, Any] | None:
+    def latest_population(self, mode: str | None = None, market: str | None = None,
+                          trained_by: str | None = None) -> dict[str, Any] | None:
         mode = check_mode(mode)
         market = check_mode(market, "market")
+        trained_by = check_trained_by(trained_by)
 
         async def read() -> Any:
-            query = {k: {"$eq": v} for k, v in (("market", market), ("mode", mode)) if v is not None}
+            query = _query(market=market, mode=mode, trained_by=trained_by)
             return await self._coll(POPULATIONS).find_one(query, sort=[("seq", -1)])
 
         row = self._call(read())
@@ -149,12 +177,14 @@ class MongoLearning(MongoClientBase):
 
     def save_knowledge(self, record: dict[str, Any]) -> str:
         doc = prepare_knowledge(record)
+        market, train_start, train_end, data_end = knowledge_window(doc)
 
         async def insert() -> None:
             try:
                 await self._coll(KNOWLEDGE).insert_one({
                     "_id": doc["cycle_id"], "cycle_id": doc["cycle_id"], "mode": doc["mode"],
-                    "created_at": doc["created_at"], "doc": doc,
+                    "created_at": doc["created_at"], "market": market, "train_start": train_start,
+                    "train_end": train_end, "data_end": data_end, "doc": doc,
                 })
             except DuplicateKeyError:
                 raise StoreError(
@@ -166,16 +196,21 @@ class MongoLearning(MongoClientBase):
         return doc["cycle_id"]
 
     def list_knowledge(
-        self, limit: int = 50, before: str | None = None, mode: str | None = None
+        self, limit: int = 50, before: str | None = None, mode: str | None = None,
+        market: str | None = None, trained_by: str | None = None,
     ) -> list[dict[str, Any]]:
         limit = check_limit(limit)
         mode = check_mode(mode)
+        market = check_mode(market, "market")
+        trained_by = check_trained_by(trained_by)
         if before is not None:
             check_id(before, "list_knowledge cursor before")
 
         async def read() -> list[dict[str, Any]]:
             coll = self._coll(KNOWLEDGE)
-            query: dict[str, Any] = {} if mode is None else {"mode": mode}
+            query: dict[str, Any] = _query(mode=mode, market=market)
+            if trained_by is not None:
+                query["data_end"] = {"$lte": trained_by, "$gte": ""}
             if before is not None:
                 cursor = await coll.find_one({"_id": before}, {"created_at": 1, "cycle_id": 1})
                 if cursor is None:
@@ -223,17 +258,26 @@ class MongoLearning(MongoClientBase):
 
         return self._call(read())
 
-    def list_studies(self) -> list[dict[str, Any]]:
+    def list_studies(self, market: str | None = None,
+                     trained_by: str | None = None) -> list[dict[str, Any]]:
+        market = check_mode(market, "market")
+        trained_by = check_trained_by(trained_by)
+        filtered = market is not None or trained_by is not None
+
         async def read() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
             groups = await self._coll(TRIALS).aggregate([
                 {"$group": {"_id": "$study", "n": {"$sum": 1}, "best": {"$min": "$value"},
                             "last": {"$max": "$saved_at"}}},
             ])
             trials = await groups.to_list(None)
-            metas = await self._coll(STUDIES).find({}).to_list(None)
+            metas = await self._coll(STUDIES).find(
+                _query(market=market, trained_by=trained_by)).to_list(None)
             return trials, metas
 
         trials, metas = self._call(read())
+        if filtered:  # only studies whose meta matched
+            keep = {row["_id"] for row in metas}
+            trials = [row for row in trials if row["_id"] in keep]
         studies: dict[str, dict[str, Any]] = {}
         for row in trials:
             studies[row["_id"]] = {
@@ -261,13 +305,15 @@ class MongoLearning(MongoClientBase):
         self, study: str, meta: dict[str, Any], *, replace: bool = False
     ) -> None:
         study, meta_doc = prepare_study_meta(study, meta)
+        market, train_end = study_window(meta_doc)
 
         async def save() -> None:
             coll = self._coll(STUDIES)
             now = utc_now()
             try:
                 await coll.insert_one(
-                    {"_id": study, "meta": meta_doc, "created_at": now, "updated_at": now})
+                    {"_id": study, "meta": meta_doc, "created_at": now, "updated_at": now,
+                     "market": market, "train_end": train_end})
                 return
             except DuplicateKeyError:
                 pass
@@ -276,7 +322,8 @@ class MongoLearning(MongoClientBase):
                 check_study_meta(study, row["meta"], meta_doc)  # raises if they differ
                 return
             await coll.update_one(
-                {"_id": study}, {"$set": {"meta": meta_doc, "updated_at": now}})
+                {"_id": study}, {"$set": {"meta": meta_doc, "updated_at": now, "market": market,
+                                          "train_end": train_end}})
 
         self._call(save())
 

@@ -2,6 +2,14 @@
 Bayesian-search trials and study settings. Cycle ids and study names follow
 the run id rules (:func:`~manager.store.documents.values.check_id`).
 
+**Point in time.** Every learning artefact records the training window it was
+bred on (``train_start`` / ``train_end``, ISO 8601 UTC, canonical form of
+:func:`~manager.store.documents.values.normalise_timestamp`), and the lookups
+take ``trained_by``: only artefacts whose training data ended at or before that
+moment (``train_end <= trained_by``; a knowledge record: ``data_end``, a
+study: its meta's ``train_end``). Artefacts stored without a window (before
+migration 0006) never match a ``trained_by`` filter.
+
 Population (what :meth:`LearningStore.get_population` /
 :meth:`LearningStore.latest_population` return; one evolved population per
 learning cycle, never overwritten)::
@@ -14,7 +22,11 @@ learning cycle, never overwritten)::
                                   # is what latest_population(mode=...) matches,
                                   # and meta["market"] (str: the market key of
                                   # manager.seeding, e.g. "binance-5m|5m|BTC")
-                                  # what latest_population(market=...) matches
+                                  # what latest_population(market=...) matches;
+                                  # meta["train_start"] / meta["train_end"]
+                                  # (ISO 8601 UTC, both or neither, canonical
+                                  # on the way out) the training window that
+                                  # latest_population(trained_by=...) matches
     }
 
 Knowledge record (one per learning cycle: what was tried, what won, in- and
@@ -24,6 +36,12 @@ out-of-sample figures; :meth:`LearningStore.get_knowledge`)::
         "cycle_id": str,          # unique
         "mode": str,              # e.g. "daily", "intraday"
         "created_at": str,        # ISO 8601 UTC (canonical); default: when saved
+        "market": str,            # optional: the market key it was bred on
+        "train_start": str,       # optional (both or neither): the training
+        "train_end": str,         #   window, ISO 8601 UTC (canonical)
+        "data_end": str,          # optional: end of all data its figures used
+                                  #   (the out-of-sample window's end); default
+                                  #   train_end; what trained_by matches
         ...                       # any further JSON-able caller keys, as given
     }
 
@@ -70,7 +88,8 @@ class LearningStore(ABC):
 
     @abstractmethod
     def save_hall_of_fame(self, entries: list[dict[str, Any]], source: str,
-                          market: str | None = None) -> None:
+                          market: str | None = None, *, train_start: str | None = None,
+                          train_end: str | None = None) -> None:
         """Save a new version of the hall of fame (earlier versions are kept).
 
         Args:
@@ -78,20 +97,29 @@ class LearningStore(ABC):
             source: what produced it (e.g. a run id or ``"learning:2025-01-31"``).
             market: key of the market it was bred on (``manager.seeding.MarketIdentity.key``,
                 e.g. ``"binance-5m|5m|BTC"``); None = unknown (never matched by a market filter).
+            train_start: start of the training data it was bred on (ISO 8601
+                with a UTC offset, or an aware datetime).
+            train_end: end of that training data (exclusive); give both or
+                neither (None = unknown: never matched by a ``trained_by`` filter).
 
         Raises:
-            InvalidDocument: bad entries, empty source, or a market that is not a non-empty str.
+            InvalidDocument: bad entries, empty source, a market that is not a
+                non-empty str, or a bad window (one end only, naive, start after end).
         """
 
     @abstractmethod
-    def latest_hall_of_fame(self, market: str | None = None) -> list[dict[str, Any]] | None:
+    def latest_hall_of_fame(self, market: str | None = None,
+                            trained_by: str | None = None) -> list[dict[str, Any]] | None:
         """Return the entries of the most recently saved version, or None if none.
 
         Args:
             market: only versions saved with this market key; None = any version.
+            trained_by: only versions whose training window ended at or before
+                this moment (ISO 8601 with a UTC offset); None = any version.
 
         Raises:
-            InvalidDocument: ``market`` is neither None nor a non-empty str.
+            InvalidDocument: ``market`` is neither None nor a non-empty str, or
+                ``trained_by`` is not an aware ISO 8601 time.
         """
 
     # -- learning: populations -------------------------------------------------
@@ -106,8 +134,10 @@ class LearningStore(ABC):
             cycle_id: id of the learning cycle (rules of :func:`~manager.store.documents.values.check_id`).
             genomes: the genomes (dicts), at least one, in the order to return them.
             meta: JSON-able dict about the population (e.g. ``mode``,
-                ``generation``, ``seed``). ``meta["mode"]`` (a str, when present)
-                is what :meth:`latest_population` filters on.
+                ``generation``, ``seed``). ``meta["mode"]``, ``meta["market"]``
+                (strs, when present) and ``meta["train_start"]`` /
+                ``meta["train_end"]`` (the training window, both or neither)
+                are what :meth:`latest_population` filters on.
 
         Raises:
             InvalidDocument: bad input (see :func:`~manager.store.documents.learning.prepare_population`).
@@ -115,8 +145,8 @@ class LearningStore(ABC):
         """
 
     @abstractmethod
-    def latest_population(self, mode: str | None = None,
-                          market: str | None = None) -> dict[str, Any] | None:
+    def latest_population(self, mode: str | None = None, market: str | None = None,
+                          trained_by: str | None = None) -> dict[str, Any] | None:
         """Return the most recently saved population, or None if there is none.
 
         "Most recent" is save order (the last :meth:`save_population` call that
@@ -127,13 +157,16 @@ class LearningStore(ABC):
                 ``None`` = any population.
             market: only populations whose ``meta["market"]`` equals this
                 market key; ``None`` = any market.
+            trained_by: only populations whose ``meta["train_end"]`` is at or
+                before this moment (ISO 8601 with a UTC offset); ``None`` = any.
 
         Returns:
             ``{"cycle_id", "saved_at", "genomes", "meta"}`` (see the module
             docstring), or None.
 
         Raises:
-            InvalidDocument: ``mode`` or ``market`` is neither None nor a non-empty str.
+            InvalidDocument: ``mode`` or ``market`` is neither None nor a
+                non-empty str, or ``trained_by`` is not an aware ISO 8601 time.
         """
 
     @abstractmethod
@@ -166,7 +199,8 @@ class LearningStore(ABC):
 
     @abstractmethod
     def list_knowledge(
-        self, limit: int = 50, before: str | None = None, mode: str | None = None
+        self, limit: int = 50, before: str | None = None, mode: str | None = None,
+        market: str | None = None, trained_by: str | None = None,
     ) -> list[dict[str, Any]]:
         """List knowledge records newest first (``created_at``, then ``cycle_id``, descending).
 
@@ -179,9 +213,13 @@ class LearningStore(ABC):
             before: cursor cycle id; only records strictly after it in the
                 listing order. It need not match ``mode``. ``None`` = from the newest.
             mode: only records with this ``mode``; ``None`` = all.
+            market: only records with this ``market`` key; ``None`` = all.
+            trained_by: only records whose ``data_end`` (all data their figures
+                used) is at or before this moment (ISO 8601 with a UTC offset);
+                ``None`` = all.
 
         Raises:
-            InvalidDocument: bad ``limit``, ``before`` or ``mode``.
+            InvalidDocument: bad ``limit``, ``before``, ``mode``, ``market`` or ``trained_by``.
             NotFound: ``before`` names no record.
         """
 
@@ -228,11 +266,22 @@ class LearningStore(ABC):
         """
 
     @abstractmethod
-    def list_studies(self) -> list[dict[str, Any]]:
+    def list_studies(self, market: str | None = None,
+                     trained_by: str | None = None) -> list[dict[str, Any]]:
         """Return one entry per study that has trials or meta, most recently
         updated first (then by name): ``study``, ``trials`` (count),
         ``best_value`` (smallest value, None without trials), ``updated_at``
-        and ``meta`` (None if never saved); see the module docstring."""
+        and ``meta`` (None if never saved); see the module docstring.
+
+        Args:
+            market: only studies whose meta's ``market`` equals this key; None = all.
+            trained_by: only studies whose meta's ``train_end`` (the end of all
+                data their trials used) is at or before this moment; None = all.
+                Studies without that meta never match a filter.
+
+        Raises:
+            InvalidDocument: ``market`` or ``trained_by`` malformed.
+        """
 
     @abstractmethod
     def save_study_meta(
@@ -247,7 +296,9 @@ class LearningStore(ABC):
         Args:
             study: study name (rules of :func:`~manager.store.documents.values.check_id`).
             meta: JSON-able dict, e.g. ``{"space": {...}, "objective": "...",
-                "n_initial_points": 10, "seed": 7}``.
+                "n_initial_points": 10, "seed": 7}``; ``market`` (str) and
+                ``train_end`` (ISO 8601 UTC: the end of all data the trials'
+                objective uses) are what :meth:`list_studies` filters on.
             replace: overwrite differing meta instead of raising.
 
         Raises:

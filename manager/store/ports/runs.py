@@ -73,6 +73,7 @@ Cohort summary row (one item of :meth:`RunStore.list_cohort_summaries`; every
         "peak_utilisation": float | None,
         "breaches": int | None,
         "failed_agents": int | None,
+        "baseline_percentile": float | None,  # summary["baselines"]["random"]["percentile"] (0007)
     }
 """
 

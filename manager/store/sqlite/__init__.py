@@ -21,6 +21,8 @@ real columns)::
                        the typed header: date (= header day), window_start,
                        window_end, bankroll, quote, agents, market,
                        seeded_from (+ data_label)                       -- 0005
+                       baseline_percentile (the cohort's percentile among
+                       its random-genome cohorts)                       -- 0007
                        indexes: (created_at, run_id), (status, created_at,
                        run_id), (kind, created_at, run_id) -- the listing order
                        --, (kind, date, created_at, run_id), (kind, bankroll,

@@ -5,7 +5,8 @@ Tables (created by the migrations, see :mod:`manager.store.sqlite`):
 ``sim_runs_intraday`` (one row per run; the typed header in columns ``date``
 (the header's ``day``), ``window_start``, ``window_end``, ``bankroll``,
 ``quote``, ``agents``, ``market``, ``seeded_from``, with ``data_label``; the
-listing metrics of a completed cohort in ``roi`` ... ``failed_agents``; the
+listing metrics of a completed cohort in ``roi`` ... ``failed_agents`` and
+``baseline_percentile`` (0007); the
 rest of the document as JSON in ``doc``), and its children
 ``cohort_summaries``, ``agent_results``, ``trades``, ``ledger``,
 ``equity_curves``.
@@ -22,6 +23,7 @@ import numpy as np
 
 from manager.store.errors import InvalidDocument, RunNotFound, RunStateError, StoreError
 from manager.store.documents import (
+    BASELINE_LISTING_FIELDS,
     COHORT_SUMMARY_KEYS,
     LISTING_METRICS,
     RUN_HEADER_FIELDS,
@@ -32,6 +34,7 @@ from manager.store.documents import (
     check_run_id,
     decode_array,
     encode_array,
+    baseline_listing_fields,
     listing_metrics,
     prepare_agent,
     prepare_run,
@@ -68,12 +71,14 @@ _RUN_SELECT = (
     "FROM sim_runs_intraday AS r LEFT JOIN cohort_summaries AS s ON s.run_id = r.run_id"
 )
 _CHILD_TABLES = ("cohort_summaries", "agent_results", "trades", "ledger", "equity_curves")
-_METRICS_SET = ", ".join(f"{name} = ?" for name in LISTING_METRICS)
+# the summary-derived listing columns: 0003's metrics and 0007's baseline percentile
+_SUMMARY_COLUMNS = (*LISTING_METRICS, *BASELINE_LISTING_FIELDS)
+_METRICS_SET = ", ".join(f"{name} = ?" for name in _SUMMARY_COLUMNS)
 
 
 def _metrics(kind: str, summary: Any) -> tuple[Any, ...]:
-    fields = listing_metrics(kind, summary)
-    return tuple(fields[name] for name in LISTING_METRICS)
+    fields = {**listing_metrics(kind, summary), **baseline_listing_fields(kind, summary)}
+    return tuple(fields[name] for name in _SUMMARY_COLUMNS)
 
 
 def _run_doc(row: sqlite3.Row) -> dict[str, Any]:

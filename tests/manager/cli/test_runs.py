@@ -198,7 +198,8 @@ def test_agents_seeded_from_file_then_hall_of_fame(tmp_path, store_url, cli):
     # with no --genomes, the store's latest hall of fame bred on this market seeds the cohort,
     # topped up at random
     with open_store(store_url) as st:
-        st.save_hall_of_fame([x.to_dict() for x in g], source="test", market="binance-5m|5m|BTC")
+        st.save_hall_of_fame([x.to_dict() for x in g], source="test", market="binance-5m|5m|BTC",
+                             train_start="2018-01-12T00:00:00Z", train_end="2018-01-15T00:00:00Z")
     res = cli("run", "--data", BINANCE, "--start", "2018-01-15", "--agents", 4, "--json", out,
               "--no-progress", store_url=store_url)
     assert res.exit_code == 0, res.output

@@ -54,7 +54,7 @@ def test_cohort_summaries_list_every_status_with_known_fields(open_same: Opener)
     assert all(list(row) == [
         "run_id", "created_at", "finished_at", "status", "reason", "date", "bankroll", "quote",
         "agents", "data_label", "roi", "final_equity", "max_drawdown", "peak_utilisation",
-        "breaches", "failed_agents"] for row in page["items"])
+        "breaches", "failed_agents", "baseline_percentile"] for row in page["items"])
     done = dict(rows["done"])
     assert isinstance(done.pop("finished_at"), str)
     assert done == {
@@ -62,9 +62,10 @@ def test_cohort_summaries_list_every_status_with_known_fields(open_same: Opener)
         "status": "completed", "reason": None, "date": "2025-03-01", "bankroll": 1000.0,
         "quote": "BTC", "agents": 3, "data_label": "binance:1m:2025-03-01",
         "roi": 0.0125, "final_equity": 1012.5, "max_drawdown": 0.031, "peak_utilisation": 0.75,
-        "breaches": 2, "failed_agents": 1,
+        "breaches": 2, "failed_agents": 1, "baseline_percentile": None,  # run without baselines
     }
-    metrics = ("roi", "final_equity", "max_drawdown", "peak_utilisation", "breaches", "failed_agents")
+    metrics = ("roi", "final_equity", "max_drawdown", "peak_utilisation", "breaches", "failed_agents",
+               "baseline_percentile")
     running = rows["running"]
     assert running["status"] == "running" and running["finished_at"] is None
     assert (running["date"], running["bankroll"], running["quote"], running["agents"]) == (
@@ -290,3 +291,23 @@ def test_cohort_summaries_of_2000_cohorts(open_same: Opener) -> None:
         assert listed(store, limit=20, offset=offset) == want()[offset:offset + 20]
 
 
+
+
+def test_cohort_listing_carries_the_baseline_percentile(open_same: Opener) -> None:
+    """Issue 10: the listing's ``baseline_percentile`` is the summary's
+    ``baselines.random.percentile`` on every adapter; None before completion, after a
+    failure and for a run without baselines."""
+    store = open_same()
+    summary = {**cohort_summary("2025-03-01T00:00:00Z"),
+               "baselines": {"random": {"cohorts": 20, "agents": 3, "percentile": 72.5}}}
+    cohort_at(store, T0 + timedelta(minutes=1), "with", header=cohort_header("2025-03-01", 1000.0, agents=3))
+    complete_cohort(store, "with", summary)
+    cohort_at(store, T0 + timedelta(minutes=2), "without", header=cohort_header("2025-03-01", 1000.0, agents=3))
+    complete_cohort(store, "without", cohort_summary("2025-03-01T00:00:00Z"))
+    cohort_at(store, T0 + timedelta(minutes=3), "running", header=cohort_header("2025-03-01", 1000.0))
+    cohort_at(store, T0 + timedelta(minutes=4), "failed", header=cohort_header("2025-03-01", 1000.0))
+    store.fail_run("failed", "boom")
+    rows = {r["run_id"]: r for r in store.list_cohort_summaries()["items"]}
+    assert rows["with"]["baseline_percentile"] == 72.5
+    assert type(rows["with"]["baseline_percentile"]) is float
+    assert [rows[k]["baseline_percentile"] for k in ("without", "running", "failed")] == [None] * 3

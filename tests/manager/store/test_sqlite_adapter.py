@@ -355,6 +355,16 @@ def _strip_to_schema_2(path: Path) -> None:
             conn.execute(f"DROP INDEX {index}")
         for name in _LISTING_COLUMN_NAMES + _HEADER_COLUMN_NAMES:
             conn.execute(f"ALTER TABLE sim_runs_intraday DROP COLUMN {name}")
+        # migration 0006 (training windows): its indexes, then its columns
+        for index in ("populations_by_training", "genomes_by_training", "knowledge_by_training",
+                      "search_studies_by_training"):
+            conn.execute(f"DROP INDEX IF EXISTS {index}")
+        for table, columns in (("populations", ("train_start", "train_end")),
+                               ("genomes", ("train_start", "train_end")),
+                               ("knowledge", ("market", "train_start", "train_end", "data_end")),
+                               ("search_studies", ("market", "train_end"))):
+            for column in columns:
+                conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
         for table in ("populations", "genomes"):
             conn.execute(f"ALTER TABLE {table} DROP COLUMN market")
         conn.execute("DELETE FROM schema_migrations WHERE version > 2")
