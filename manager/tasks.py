@@ -28,7 +28,8 @@ from evolution.evolve import GAConfig
 from manager import metrics
 from manager.baselines import baseline_percentile
 from manager.celery_app import app
-from manager.learning_jobs import CampaignRequest, CycleRequest, Source, execute_campaign_day, learning_cycle
+from manager.campaigns import CampaignRequest, execute_campaign_day
+from manager.learning_jobs import CycleRequest, Source, learning_cycle
 from manager.launch import execute_cohort
 from manager.runner import BarsRequest, CohortRequest, RunAlreadyFinished
 from manager.settings import get_settings

@@ -6,7 +6,7 @@ scoring, early stopping) and once running all 40 generations (``patience=0``).
 File loading and JIT warm-up are excluded; best and median of ``--repeat`` runs.
 
 Then the Bayesian search (``cohortlab optimize --strategy rsi_reversion`` on the
-same window, through ``manager.learning_jobs.optimize_family``): a first run of
+same window, through ``manager.search_jobs.optimize_family``): a first run of
 ``--search-trials`` trials into a temporary SQLite store, a rerun of the complete
 study (returns the stored trials: no optimizer, no surrogate fit), a partial
 resume to 5 more trials, and the replay of the stored trials into an optimizer
@@ -83,7 +83,8 @@ def bench_cycle(args: argparse.Namespace) -> None:
 
 def bench_search(args: argparse.Namespace) -> None:
     from learning.search import family_space, replay
-    from manager.learning_jobs import Source, optimize_family
+    from manager.learning_jobs import Source
+    from manager.search_jobs import optimize_family
     from manager.store import open_store
     from simulator.engine import EngineConfig
     from simulator.strategies.registry import get_strategy

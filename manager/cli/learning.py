@@ -21,8 +21,9 @@ from manager.cli.options import (BANKROLL, BASELINES, CXPB, DATA, FEE, GENOMES, 
                                  open_store_or_exit, path_text, source, symbol_list)
 from manager.cli.output import (USER_ERRORS, GenerationProgress, fail, print_campaign, print_cycle,
                                 print_search, progress_messages, trial_messages, wrote)
-from manager.learning_jobs import (CampaignRequest, CycleRequest, learning_cycle, optimize_family, optimize_ga,
-                                   run_campaign)
+from manager.campaigns import CampaignRequest, run_campaign
+from manager.learning_jobs import CycleRequest, learning_cycle
+from manager.search_jobs import optimize_family, optimize_ga
 from manager.runner import CohortRequest
 from manager.times import RunError, duration, utc
 from simulator.allocation import POLICIES, check_allocation

@@ -14,7 +14,9 @@ import pytest
 from evolution.evolve import GAConfig
 from learning.cycle import run_cycle
 from learning.walkforward import Split, Window
+from manager import campaigns, search_jobs
 from manager import learning_jobs as lj
+from simulator.engine import EngineConfig
 from manager.runner import CohortRequest
 from manager.seeding import market_identity
 from manager.store import open_store
@@ -98,7 +100,7 @@ def test_daily_candidate_dsr_uses_n_agents_and_the_days_sharpe_variance():
     rets = rng.normal(0.0002, 0.01, size=(5, 288))
     equity = 100.0 * np.cumprod(1 + rets, axis=1)
     eng = SimpleNamespace(equity=np.hstack([np.full((5, 1), 100.0), equity]), allocation_units=np.full(5, 100e8))
-    dsr, info = lj._deflated(SimpleNamespace(engine=eng), None)
+    dsr, info = campaigns._deflated(SimpleNamespace(engine=eng), None)
     r = metrics.bar_returns(eng.equity, eng.allocation_units / 1e8)
     var = float(np.var(metrics.sharpe_ratio(r, 1.0), ddof=1))
     assert info == {"n_trials": 5, "var_sr": pytest.approx(var)}
@@ -106,10 +108,10 @@ def test_daily_candidate_dsr_uses_n_agents_and_the_days_sharpe_variance():
 
 
 def _campaign(start, days, store):
-    req = lj.CampaignRequest(source=lj.Source(data=str(BINANCE)), start=start, days=days, lookback="1d",
+    req = campaigns.CampaignRequest(source=lj.Source(data=str(BINANCE)), start=start, days=days, lookback="1d",
                              cohort=CohortRequest(agents=6, baselines=0), ga=GAConfig(generations=1),
                              min_trades=0, dsr_threshold=0.0)
-    return lj.run_campaign(req, store)
+    return campaigns.run_campaign(req, store)
 
 
 def test_campaign_days_report_pbo_and_lineage_n_and_candidates_are_confirmed_next_day(tmp_path):
@@ -139,14 +141,14 @@ def test_optimize_objective_does_not_reward_idleness():
     busy = {"roi": 0.01, "sharpe": 1.0, "max_drawdown": 0.01, "trades": 4}
     all_idle = SimpleNamespace(table=[{"out_of_sample": idle}] * 10)
     some = SimpleNamespace(table=[{"out_of_sample": busy}] * 5 + [{"out_of_sample": idle}] * 5)
-    assert lj.selection_objective(all_idle) == -lj.IDLE_PENALTY_SHARPE < 0
-    assert lj.selection_objective(some) == 1.0
+    assert search_jobs.selection_objective(all_idle) == -search_jobs.IDLE_PENALTY_SHARPE < 0
+    assert search_jobs.selection_objective(some) == 1.0
 
 
 def test_optimize_reports_a_final_holdout_after_the_tuning_window(tmp_path):
     with open_store(f"sqlite:///{tmp_path}/o.db") as st:
-        res = lj.optimize_ga(lj.Source(data=str(BINANCE)), end="2018-01-16", validation="12h", study=None,
-                             trials=2, generations=1, population=4, seed=1, engine=lj.EngineConfig(), store=st,
+        res = search_jobs.optimize_ga(lj.Source(data=str(BINANCE)), end="2018-01-16", validation="12h", study=None,
+                             trials=2, generations=1, population=4, seed=1, engine=EngineConfig(), store=st,
                              max_lookback_hours=12)
         h = res.best["holdout"]
         assert h["window"] == {"start": "2018-01-15 12:00:00+00:00", "end": "2018-01-16 00:00:00+00:00"}

@@ -11,7 +11,8 @@ import json
 import pytest
 
 from evolution.evolve import GAConfig
-from manager.learning_jobs import CampaignRequest, CycleRequest, Source, learning_cycle, run_campaign
+from manager.campaigns import CampaignRequest, run_campaign
+from manager.learning_jobs import CycleRequest, Source, learning_cycle
 from manager.launch import execute_cohort
 from manager.runner import BarsRequest, CohortRequest
 from manager.store import SQLiteStore
