@@ -5,10 +5,11 @@ Routes:
 ``GET /healthz``
     Opens the store named by ``COHORTLAB_STORE`` (read on every call, via
     :func:`manager.store.open_store`), reads one run from it and closes it.
-    200 ``{"status": "ok", "store": URL}`` when that works, 503
-    ``{"status": "unavailable", "store": URL, "error": ...}`` when it does not.
-    Passwords in the URL are shown as ``***``. Used by the container
-    ``HEALTHCHECK`` and by docker compose.
+    200 ``{"status": "ok", "store": KIND}`` when that works, 503
+    ``{"status": "unavailable", "store": KIND, "error": ...}`` when it does not.
+    ``KIND`` is the store adapter (the URL's scheme: ``sqlite``, ``mongodb``), never
+    the URL: the route needs no token, so it shows no server path and no password
+    (nor does ``error``). Used by the container ``HEALTHCHECK`` and by docker compose.
 
 ``GET /metrics``
     The Prometheus text exposition of :func:`manager.metrics.exposition`,
@@ -56,6 +57,13 @@ def _store_url() -> str:
     return _redact(get_settings().store)
 
 
+def _store_kind() -> str:
+    """The configured store's adapter kind: the scheme of ``COHORTLAB_STORE`` (``sqlite``,
+    ``mongodb``, ...; ``unknown`` without one). No path, host or password."""
+    scheme, sep, _ = _store_url().partition("://")
+    return scheme.split("+", 1)[0].lower() if sep and scheme.replace("+", "").isalnum() else "unknown"
+
+
 @ops_router.get("/healthz", summary="Liveness and store check")
 def healthz() -> JSONResponse:
     """200 when the store opens and answers a one-run query, else 503.
@@ -63,14 +71,17 @@ def healthz() -> JSONResponse:
     A plain ``def``: FastAPI runs it in its thread pool, so a slow store never
     blocks the event loop.
     """
+    from manager.data_roots import public_path
+
     url = "unknown"
     try:
-        url = _store_url()
+        url = _store_kind()
         with store_module.open_store() as store:
             store.list_runs(limit=1)
     except store_module.StoreError as exc:
-        # StoreError messages never echo passwords (manager.store redacts them).
-        return _unavailable(url, str(exc))
+        # StoreError messages never echo passwords (manager.store redacts them); paths are
+        # cut to their last component (public_path)
+        return _unavailable(url, public_path(str(exc)))
     except Exception as exc:  # settings that do not validate, driver errors, ...
         # Only the class name: an arbitrary message might contain a secret.
         return _unavailable(url, f"{type(exc).__name__} while opening the store")
@@ -94,7 +105,9 @@ def create_app() -> FastAPI:
     when present, the dashboard (``web.routes``)."""
     from api.deps import single_query_values
     from api.docs import install_docs
-    from api.middleware import RequestLatencyMiddleware
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+    from api.middleware import RequestLatencyMiddleware, SecurityHeadersMiddleware, allowed_hosts
     from api.problems import install_problem_handlers
     from api.routers import API_DESCRIPTION, ROUTERS
 
@@ -114,6 +127,10 @@ def create_app() -> FastAPI:
         application.include_router(router)
     install_problem_handlers(application)
     application.add_middleware(RequestLatencyMiddleware)
+    # added last = outermost: a foreign Host is refused (400) before anything runs, and
+    # that answer gets the security headers too
+    application.add_middleware(SecurityHeadersMiddleware)
+    application.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(), www_redirect=False)
     try:
         import web.routes as web_routes
     except ModuleNotFoundError as exc:  # no dashboard in this build; a broken one still fails loudly

@@ -49,9 +49,11 @@ class CohortLaunch(BaseModel):
                             "`start` + 1 day.")
     seed: int = Field(7, ge=0, le=2**32 - 1, description="Seed of random genomes and of the synthetic market.")
     data: str | None = Field(None, min_length=1, max_length=4096,
-                             description="Folder of per-symbol bar files on the API host (its workers' host with "
-                                         "Celery). Default: `COHORTLAB_DATA_DIR`, else `./data` if it holds bars, "
-                                         "else the built-in SYNTHETIC market.")
+                             description="The NAME of a data folder under the server's data roots "
+                                         "(`COHORTLAB_DATA_ROOTS`), e.g. `binance-5m` -- never a path; the launch "
+                                         "form lists them with their symbols and dates. Default: "
+                                         "`COHORTLAB_DATA_DIR`, else `./data` if it holds bars, else the built-in "
+                                         "SYNTHETIC market.")
     quote: str | None = Field(None, pattern=r"^[A-Za-z]{2,10}$",
                               description="Quote currency for files named by ticker only (`SPY.csv` -> `USD`).")
     seed_from: str = Field("latest", pattern=ID_PATTERN,

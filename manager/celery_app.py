@@ -29,6 +29,13 @@ from celery.schedules import crontab
 
 from manager.settings import Settings, get_settings
 
+#: seconds to wait for a TCP connection to the broker / result backend (``COHORTLAB_CONNECT_TIMEOUT_S``)
+CONNECT_TIMEOUT_S = float(os.environ.get("COHORTLAB_CONNECT_TIMEOUT_S", "1.0"))
+#: how publishing a task and talking to the result backend retry a lost connection
+#: (``COHORTLAB_CONNECT_RETRIES`` attempts, 0.2-0.5 s apart): a dead broker is an error in ~2 s
+CONNECT_RETRY = {"max_retries": int(os.environ.get("COHORTLAB_CONNECT_RETRIES", "2")), "interval_start": 0,
+                 "interval_step": 0.2, "interval_max": 0.5}
+
 #: tasks that beat schedules, by schedule-entry name
 INTRADAY_ENTRY = "intraday-learning-cycle"
 DAILY_SCORING_ENTRY = "daily-scoring"
@@ -71,7 +78,12 @@ def make_app(settings: Settings | None = None) -> Celery:
         task_track_started=True, result_expires=7 * 86400,
         broker_transport_options={"visibility_timeout": visibility, "unacked_restore_interval": sweep,
                                   "unacked_restore_throttle": 1},
-        result_backend_transport_options={"visibility_timeout": visibility},
+        # fail fast when Redis is down: an API publishing a task answers 503 within ~2 s
+        # (the result backend's default policy retries 20 times, 1 s apart, before giving up)
+        result_backend_transport_options={"visibility_timeout": visibility, "retry_policy": CONNECT_RETRY},
+        redis_socket_connect_timeout=CONNECT_TIMEOUT_S, redis_socket_timeout=max(CONNECT_TIMEOUT_S, 30.0),
+        broker_connection_timeout=CONNECT_TIMEOUT_S,
+        task_publish_retry_policy=CONNECT_RETRY,
         broker_connection_retry_on_startup=True,
         beat_schedule=beat_schedule(s),
         task_always_eager=broker is None,

@@ -184,7 +184,10 @@ def _run_in_process(job_id: str, req: CohortRequest) -> None:
     except Exception as exc:  # noqa: BLE001 - the job's outcome, reported through /api/jobs
         if not isinstance(exc, (ValueError, StoreError, OSError)):
             log.exception("cohort job %s failed", job_id)
-        REGISTRY.update(job_id, state="failed", stage="failed", error=f"{type(exc).__name__}: {exc}",
+        from manager.data_roots import public_error  # HTTP readers need no token: no paths, no cell values
+
+        log.info("cohort job %s failed: %s: %s", job_id, type(exc).__name__, exc)
+        REGISTRY.update(job_id, state="failed", stage="failed", error=public_error(f"{type(exc).__name__}: {exc}"),
                         finished=time.time())
 
 
@@ -260,6 +263,16 @@ def _elapsed_done(job: Job | None, res: Any, store: Store, run_id: str) -> dict[
     return {"elapsed_s": view["elapsed_s"]}
 
 
+def _finished_run(store: Store, run_id: str) -> dict | None:
+    """The stored run ``run_id`` when it is completed or failed, else None (also
+    when the store cannot be read: the result backend answers then)."""
+    try:
+        run = store.get_run(run_id)
+    except StoreError:
+        return None
+    return run if run.get("status") in ("completed", "failed") else None
+
+
 def job_status(store: Store, job_id: str) -> dict[str, Any]:
     """``{"job_id", "state", "stage", "run_id", "error", "elapsed_s"}`` of a job.
 
@@ -275,6 +288,11 @@ def job_status(store: Store, job_id: str) -> dict[str, Any]:
     if job is not None and job.mode == "thread":
         return job.view()
     if job is not None or celery_enabled():
+        # the store is the source of truth: a finished run wins over the last Celery result
+        # (all deliveries of a task share task_id = run_id; a late duplicate may have failed)
+        finished = _finished_run(store, job_id)
+        if finished is not None:
+            return _from_run(job_id, finished)
         try:
             view = _from_celery(job_id, job, store)
         except Exception:  # noqa: BLE001 - backend unreachable: what we know, else the store

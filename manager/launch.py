@@ -21,6 +21,7 @@ import time
 from typing import Callable, NamedTuple
 
 from evolution.genome import Genome
+from manager.limits import check_bankroll, check_money_range
 from manager.runner import CohortRequest, RunAlreadyFinished, load_bars, run_cohort, seed_genomes
 from manager.store import RunNotFound, Store
 from simulator.allocation import check_allocation
@@ -91,16 +92,19 @@ def execute_cohort(req: CohortRequest, store: Store | None, *, run_id: str | Non
     Raises:
         RunAlreadyFinished: ``run_id`` is already completed or failed.
         RunError, MarketDataError, GenomeError, AllocationError, EngineError:
-            invalid input (nothing stored); an error during the run itself is
+            invalid input (nothing stored): also a bankroll outside 50 to 100,000
+            and a cohort above the size limits (:mod:`manager.limits`); an error during the run itself is
             stored as a failed run (when ``is_final``) and re-raised.
     """
     done = finished_run(store, run_id)
     if done is not None:
         raise RunAlreadyFinished(done)
+    check_bankroll(req.bankroll)
     check_allocation(req.allocation, reserve=req.reserve, bankroll=req.bankroll)
     t0 = time.perf_counter()
     on_stage("loading")
-    market = load_bars(req.bars)
+    market = load_bars(req.bars, agents=req.agents, baselines=req.baselines)
+    check_money_range(market, req.bankroll, req.max_leverage)
     on_stage("seeding")
     if genomes:
         agents = [Genome.from_dict(g, symbols=market.symbols, max_leverage=req.max_leverage) for g in genomes]

@@ -39,6 +39,10 @@ Functions and shapes:
     ``{"generated_at", "counts": {"running", "completed", "failed"}, "items": [status row]}``.
 ``bankroll_summary(store, days=7)``
     ``{"days", "since", "until", "cohorts": [row], "by_quote": {quote: totals}}``.
+
+These documents go over HTTP to readers that need no token: run documents, rows and
+reasons pass through :func:`manager.data_roots.public_view` (a data folder as its name
+under its root or ``SYNTHETIC``, never a server path; reasons without cell contents).
 """
 from __future__ import annotations
 
@@ -52,8 +56,9 @@ from typing import Any
 
 import numpy as np
 
+from manager.data_roots import data_roots, public_view
 from manager.store import RUN_HEADER_FIELDS, NotFound, RunNotFound, Store, StoreError
-from simulator.ledger import VerifyReport, verify_journal
+from simulator.ledger import CHAIN_SCHEME, GENESIS, VerifyReport, verify_chain, verify_journal
 
 __all__ = ["COHORT_ROW_FIELDS", "EXPORT_BATCH", "HEADER_FIELDS", "MAX_POINTS", "QueryError", "Unsupported",
            "agent_detail", "bankroll_summary", "cohort_detail", "cohort_export", "cohort_list", "ledger_page",
@@ -235,7 +240,8 @@ def cohort_list(store: Store, *, date: str | Date | None = None, bankroll: float
     if isinstance(date, Date):
         date = date.isoformat()
     res = lister(date=date, bankroll=bankroll, limit=page_size, offset=(page - 1) * page_size)
-    return _paged(list(res["items"]), int(res["total"]), page, page_size)
+    # public_view: no server path or cell contents leave over HTTP (manager.data_roots)
+    return public_view(_paged(list(res["items"]), int(res["total"]), page, page_size))
 
 
 def cohort_export(store: Store, *, date: str | Date | None = None, bankroll: float | None = None,
@@ -274,6 +280,8 @@ def cohort_export(store: Store, *, date: str | Date | None = None, bankroll: flo
         date = date.isoformat()
     first = lister(date=date, bankroll=bankroll, limit=batch, offset=0)
 
+    roots = data_roots()
+
     def rows() -> Iterator[dict[str, Any]]:
         page, offset, seen = first, 0, set()
         while True:
@@ -281,7 +289,7 @@ def cohort_export(store: Store, *, date: str | Date | None = None, bankroll: flo
             for row in items:
                 if row["run_id"] not in seen:
                     seen.add(row["run_id"])
-                    yield row
+                    yield public_view(row, roots)
             if len(items) < batch:
                 return
             offset += batch
@@ -328,8 +336,9 @@ def cohort_detail(store: Store, run_id: str, *, max_points: int = MAX_POINTS) ->
             curves["gross_exposure"] = _floats(np.divide(gross, pe_s, out=np.zeros_like(gross), where=pe_s > 0))
             allocated = sum(float(a.get("allocated") or 0.0) for a in (summary or {}).get("agents", []))
             curves["utilisation"] = _floats(gross / allocated if allocated > 0 else np.zeros_like(gross))
-    return {"run": _run_brief(run), "summary": summary, "curves": curves, "limits": limits,
-            "cycle": cycle_overfitting(store, run)}
+    roots = data_roots()  # public_view: no server path or cell contents leave over HTTP
+    return {"run": public_view(_run_brief(run), roots), "summary": public_view(summary, roots), "curves": curves,
+            "limits": limits, "cycle": public_view(cycle_overfitting(store, run), roots)}
 
 
 def cycle_overfitting(store: Store, run: dict) -> dict[str, Any] | None:
@@ -421,12 +430,17 @@ def agent_detail(store: Store, run_id: str, agent_id: str, *, max_points: int = 
                     prices[sym] = _ohlc(market, sym, start_ns, end_ns, max_points)
         except Exception as exc:  # noqa: BLE001 - bad/moved data must not hide the agent
             prices, prices_error = {}, f"{type(exc).__name__}: {exc}"
-    return {"agent": row, "trades": trades, "equity": equity, "prices": prices, "prices_error": prices_error}
+    roots = data_roots()  # public_view: no server path or cell contents leave over HTTP
+    return {"agent": public_view(row, roots), "trades": trades, "equity": equity, "prices": prices,
+            "prices_error": public_view({"prices_error": prices_error}, roots)["prices_error"]}
 
 
-def verify_run_ledger(store: Store, run_id: str) -> VerifyReport:
+def verify_run_ledger(store: Store, run_id: str, head: str | None = None) -> VerifyReport:
     """Check a completed run's ledger: the journal balances and reconciles with
-    the engine's final state (:func:`simulator.ledger.verify_journal`).
+    the engine's final state (:func:`simulator.ledger.verify_journal`), and its
+    hash chain is intact and ends at the run's stored head and at ``head`` (one
+    kept outside the database, e.g. from ``ledger export``) when given
+    (:func:`simulator.ledger.verify_chain`; the check names the first broken link).
 
     Args:
         store: open store.
@@ -437,12 +451,53 @@ def verify_run_ledger(store: Store, run_id: str) -> VerifyReport:
 
     Raises:
         RunNotFound: no such run.
-        StoreError: the run is not completed (it has no ledger to verify).
+        StoreError: the run is not completed (it has no ledger to verify), or
+            its stored ledger or summary is corrupt (not valid JSON, or not the
+            shape a journal has); the message names the run and the error.
+    """
+    try:
+        run = store.get_run(run_id)
+        if run.get("status") != "completed":
+            raise StoreError(f"run {run_id} is {run.get('status')}: it has no ledger to verify")
+        journal = store.get_ledger(run_id)
+        rep = verify_journal(journal, run["summary"]["final_state"])
+        chain = verify_chain(journal, stored_head=(run["summary"].get("ledger_chain") or {}).get("head"),
+                             expected_head=head)
+        rep.checks.append(("hash chain: every link and the head", chain.ok, chain.describe()))
+        rep.ok = rep.ok and chain.ok
+        return rep
+    except (ValueError, KeyError, TypeError, AttributeError, ArithmeticError) as exc:
+        # json.JSONDecodeError is a ValueError; a Decimal of garbage an ArithmeticError
+        raise StoreError(f"run {run_id}: the stored ledger or summary is corrupt and cannot be verified "
+                         f"({type(exc).__name__}: {exc})") from exc
+
+
+def export_run_ledger(store: Store, run_id: str) -> tuple[dict[str, Any], Any]:
+    """A completed run's journal with its hash chain, to keep the head outside
+    the database (``cohortlab ledger export``).
+
+    Returns:
+        ``(document, chain report)``: the document is ``{"run_id", "chain":
+        {"scheme", "genesis", "head", "stored_head", "transactions"},
+        "transactions": [...]}`` with ``head`` re-derived from the journal; the
+        :class:`~simulator.ledger.ChainReport` says whether the chain is intact
+        and ends at the run's stored head.
+
+    Raises:
+        RunNotFound: no such run.
+        StoreError: the run is not completed.
     """
     run = store.get_run(run_id)
     if run.get("status") != "completed":
-        raise StoreError(f"run {run_id} is {run.get('status')}: it has no ledger to verify")
-    return verify_journal(store.get_ledger(run_id), run["summary"]["final_state"])
+        raise StoreError(f"run {run_id} is {run.get('status')}: it has no ledger to export")
+    journal = store.get_ledger(run_id)
+    stored = ((run.get("summary") or {}).get("ledger_chain") or {})
+    chain = verify_chain(journal, stored_head=stored.get("head"))
+    doc = {"run_id": run_id,
+           "chain": {"scheme": stored.get("scheme", CHAIN_SCHEME), "genesis": GENESIS, "head": chain.head,
+                     "stored_head": stored.get("head"), "transactions": len(journal)},
+           "transactions": journal}
+    return doc, chain
 
 
 def ledger_page(store: Store, run_id: str, page: int = 1, page_size: int = 50) -> dict[str, Any]:
@@ -498,7 +553,7 @@ def status_recent(store: Store, limit: int = 10) -> dict[str, Any]:
     items = [_status_row(r) for r in store.list_runs(limit=limit, kind="cohort")]
     counts = {k: sum(1 for i in items if i["status"] == k) for k in ("running", "completed", "failed")}
     return {"generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "counts": counts,
-            "items": items}
+            "items": public_view(items)}
 
 
 def bankroll_summary(store: Store, days: int = 7, *, now: datetime | None = None) -> dict[str, Any]:
@@ -562,4 +617,4 @@ def bankroll_summary(store: Store, days: int = 7, *, now: datetime | None = None
         q["mean_peak_utilisation"] = sum(util) / len(util) if util else None
         q["mean_gross_exposure"] = sum(gross) / len(gross) if gross else None
     return {"days": days, "since": since.isoformat(timespec="seconds"), "until": until.isoformat(timespec="seconds"),
-            "cohorts": rows, "by_quote": by_quote}
+            "cohorts": public_view(rows), "by_quote": by_quote}

@@ -20,14 +20,16 @@ import pandas as pd
 from evolution.genome import Genome
 from manager.baselines import DEFAULT_BASELINES, cohort_baselines
 from manager.cache import cohort_feature_cache, invalidate_venue
+from manager.limits import check_cohort_size
 from manager.report import backtest_report, cohort_report
 from manager.times import RunError, utc
 from manager.seeding import STORED_KINDS, Seed, SeedError, market_identity, resolve_seed, traded_from
-from manager.store import RunNotFound, Store
+from manager.store import RunNotFound, RunStateError, Store, StoreError
 from simulator.allocation import check_allocation
 from simulator.cohort import CohortResult, simulate_cohort
 from simulator.data import data_dir_default, load_market
 from simulator.engine import EngineConfig
+from simulator.ledger import journal_dicts, ledger_chain
 from simulator.market import MarketData, MarketDataError
 from simulator.synthetic import synthetic_market
 
@@ -76,15 +78,26 @@ def _window(req: BarsRequest) -> tuple[pd.Timestamp | None, pd.Timestamp | None]
     return start, end
 
 
-def load_bars(req: BarsRequest) -> MarketData:
+def load_bars(req: BarsRequest, *, agents: int = 1, baselines: int = 0) -> MarketData:
     """Bars for a run: real bars from a folder, or the SYNTHETIC market.
 
+    Before anything is read, the run's size is estimated and checked against
+    the limits (:func:`manager.limits.check_cohort_size`).
+
+    Args:
+        req: which bars.
+        agents: agents the bars are for (1 for a backtest), for the size limits.
+        baselines: random baseline cohorts run beside them, for the memory limit.
+
     Raises:
-        RunError, MarketDataError: bad window, folder, files or symbols.
+        RunError, MarketDataError: bad window (also outside pandas' timestamp
+            range), folder, files or symbols (also unknown SYNTHETIC ones).
+        LimitExceeded: the estimate is above a limit (a :class:`RunError`).
     """
     if req.warmup_bars < 0:
         raise RunError(f"--warmup-bars {req.warmup_bars} must be >= 0")
     start, end = _window(req)
+    check_cohort_size(req, agents, baselines)
     folder = Path(req.data) if req.data else data_dir_default()
     if folder is None:
         start = start or pd.Timestamp("2024-01-01", tz="UTC")
@@ -163,9 +176,10 @@ def _persist(store: Store, run_id: str, result: CohortResult, report: dict,
     }
     summary = dict(report)
     summary["final_state"] = result.state
+    summary["ledger_chain"] = ledger_chain(result.journal)  # the head hash (tamper evidence)
     store.complete_run(
         run_id, summary=summary, agents=result.leaderboard(), trades=result.trades,
-        ledger=[t.to_dict() for t in result.journal], curves=curves, timings=timings,
+        ledger=journal_dicts(result.journal), curves=curves, timings=timings,
     )
 
 
@@ -247,10 +261,38 @@ def _execute(store: Store | None, doc: dict, simulate: Callable[[], CohortResult
     except BaseException as exc:
         # a transient error leaves the run ``running`` for the retry to take over
         if store is not None and is_final(exc):
-            store.fail_run(run_id, f"{type(exc).__name__}: {exc}",
-                           {"failed_after_s": time.perf_counter() - t0})
+            _fail(store, run_id, exc, time.perf_counter() - t0)
         raise
     return run_id, result, report
+
+
+def _fail(store: Store, run_id: str, exc: BaseException, elapsed_s: float) -> None:
+    """Store run ``run_id`` as failed with ``exc`` as the reason.
+
+    A duplicate delivery whose run another copy finished meanwhile raises
+    :class:`RunAlreadyFinished` (the caller returns the stored result). When the
+    store cannot write the failure (a read-only or full disk), ``exc`` -- the
+    real cause -- propagates unchanged with a note (so the caller, the task's
+    result or the job's error, still gets the reason); the run stays
+    ``running`` in the store, which cannot be written.
+    """
+    if isinstance(exc, RunStateError):  # e.g. complete_run found the run finished by another copy
+        _raise_if_finished(store, run_id, exc)
+    try:
+        store.fail_run(run_id, f"{type(exc).__name__}: {exc}", {"failed_after_s": elapsed_s})
+    except RunStateError:
+        _raise_if_finished(store, run_id, exc)
+    except StoreError as store_exc:
+        exc.add_note(f"the run could not be stored as failed: {store_exc}")
+
+
+def _raise_if_finished(store: Store, run_id: str, exc: BaseException) -> None:
+    try:
+        run = store.get_run(run_id)
+    except StoreError:
+        return
+    if run["status"] != "running":
+        raise RunAlreadyFinished(run) from exc
 
 
 def run_cohort(market: MarketData, genomes: Sequence[Genome], source: str, req: CohortRequest,

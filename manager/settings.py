@@ -8,10 +8,10 @@ broker, no Redis.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["DEFAULT_STORE_URL", "Settings", "get_settings"]
 
@@ -48,6 +48,22 @@ class Settings(BaseSettings):
         api_host: address ``cohortlab serve`` binds to (``COHORTLAB_API_HOST``,
             default ``127.0.0.1``: this machine only).
         api_port: port of ``cohortlab serve`` (``COHORTLAB_API_PORT``, default 8000).
+        data_roots: folders under which the API may read bar data
+            (``COHORTLAB_DATA_ROOTS``: a JSON list or ``os.pathsep``/comma separated
+            paths). The API names a data folder by its name under a root; a folder
+            must resolve, after symlinks, under one. Empty = ``data_dir`` (when set)
+            and ``./data`` (:func:`manager.data_roots.data_roots`).
+        allowed_hosts: ``Host`` header values the HTTP server answers
+            (``COHORTLAB_ALLOWED_HOSTS``, JSON list or comma separated; ``*.example.com``
+            wildcards allowed); others get 400 (DNS rebinding). Empty = ``localhost``,
+            ``127.0.0.1``, ``::1`` and ``api_host``.
+        max_bars: most bars (warm-up included) one cohort or backtest may load
+            (``COHORTLAB_MAX_BARS``, default 150,000), >= 1.
+        max_cells: most bars x symbols x agents of one cohort
+            (``COHORTLAB_MAX_CELLS``, default 100,000,000), >= 1.
+        max_memory_mb: most estimated peak memory of one cohort, MiB
+            (``COHORTLAB_MAX_MEMORY_MB``, default 16,384), > 0. The estimate and
+            its formula: :mod:`manager.limits`.
 
     An empty environment variable counts as unset for the optional settings.
 
@@ -69,6 +85,30 @@ class Settings(BaseSettings):
     api_token: str | None = None
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    data_roots: Annotated[list[str], NoDecode] = []
+    allowed_hosts: Annotated[list[str], NoDecode] = []
+    max_bars: int = Field(150_000, ge=1)
+    max_cells: int = Field(100_000_000, ge=1)
+    max_memory_mb: float = Field(16_384.0, gt=0)
+
+    @field_validator("data_roots", "allowed_hosts", mode="before")
+    @classmethod
+    def _path_list(cls, value: Any, info: ValidationInfo) -> Any:
+        """A list from a JSON list or from comma separated text (data roots: also
+        ``os.pathsep``; never for hosts, ``::1`` holds colons); blanks dropped."""
+        if isinstance(value, str):
+            import json
+            import os
+
+            text = value.strip()
+            if text.startswith("["):
+                value = json.loads(text)
+            else:
+                sep = os.pathsep if info.field_name == "data_roots" else ","
+                value = [part for chunk in text.split(",") for part in chunk.split(sep)]
+        if isinstance(value, (list, tuple)):
+            return [str(v).strip() for v in value if str(v).strip()]
+        return value
 
     @field_validator("intraday_every_hours")
     @classmethod

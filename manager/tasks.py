@@ -11,18 +11,20 @@ or not at all.
 
 Retries: transient infrastructure errors (database locked/unreachable, broker
 or Redis connection errors) retry with exponential backoff (``retry_backoff``,
-up to ``max_retries``); input errors fail at once and, for a cohort, store the
-run as ``failed`` with the reason.
+up to ``max_retries``); input errors and permanent store errors (disk full,
+read-only file: see :class:`manager.store.StoreUnavailable`) fail at once and,
+for a cohort, store the run as ``failed`` with the reason. When the retries run
+out, :class:`RunTask` stores the run as ``failed`` (``retries exhausted: ...``).
 """
 from __future__ import annotations
 
-import sqlite3
+import logging
 import time
 from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
-from celery import signals
+from celery import Task, signals
 
 from evolution.evolve import GAConfig
 from manager import metrics
@@ -33,12 +35,15 @@ from manager.learning_jobs import CycleRequest, Source, learning_cycle
 from manager.launch import execute_cohort
 from manager.runner import BarsRequest, CohortRequest, RunAlreadyFinished
 from manager.settings import get_settings
-from manager.store import open_store
+from manager.store import StoreUnavailable, open_store
 from simulator.engine import EngineConfig
 
 
 def _transient_types() -> tuple[type[BaseException], ...]:
-    types: list[type[BaseException]] = [sqlite3.OperationalError, ConnectionError, TimeoutError]
+    # StoreUnavailable: a busy/locked database or an unreachable server. Every other
+    # StoreError -- disk full (SQLITE_FULL), read-only or moved file, I/O error -- is
+    # permanent: retrying cannot fix it, so the run fails at once with the cause.
+    types: list[type[BaseException]] = [StoreUnavailable, ConnectionError, TimeoutError]
     try:
         from pymongo.errors import AutoReconnect, ConnectionFailure
         types += [AutoReconnect, ConnectionFailure]
@@ -60,6 +65,47 @@ RETRY = {"autoretry_for": TRANSIENT, "retry_backoff": 2, "retry_backoff_max": 60
 def is_final(exc: BaseException) -> bool:
     """An error that ends a run as failed (not one a retry can fix)."""
     return not isinstance(exc, TRANSIENT)
+
+
+log = logging.getLogger("cohortlab.tasks")
+
+
+def fail_unfinished_run(run_id: str | None, exc: BaseException) -> bool:
+    """Store run ``run_id`` as ``failed`` with ``exc`` as its reason if it is still
+    ``running`` (the last delivery of a task gave up: retries exhausted, or an
+    error the run's own handler could not store). Never raises.
+
+    Returns:
+        True when the run was marked failed.
+    """
+    if not run_id:
+        return False
+    reason = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, TRANSIENT):
+        reason = f"retries exhausted: {reason}"
+    try:
+        with open_store() as store:
+            if store.get_run(run_id)["status"] != "running":
+                return False
+            store.fail_run(run_id, reason)
+            return True
+    except Exception:  # noqa: BLE001 - the store itself is failing: the task's result still has the reason
+        log.warning("could not store run %s as failed (%s)", run_id, reason, exc_info=True)
+        return False
+
+
+class RunTask(Task):
+    """Base of the tasks that write one run (``run_id`` is their first argument):
+    when the task finally fails -- Celery's retries are exhausted, or an error
+    escaped -- the run is stored as ``failed`` with the reason instead of staying
+    ``running`` (:func:`fail_unfinished_run`)."""
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):  # noqa: D401 - Celery hook
+        run_id = kwargs.get("run_id") if kwargs else None
+        if run_id is None and args:
+            run_id = args[0]
+        fail_unfinished_run(run_id, exc)
+        super().on_failure(exc, task_id, args, kwargs, einfo)
 
 
 # ----------------------------------------------------------------- (de)serialising requests
@@ -87,7 +133,7 @@ def _brief(run: dict) -> dict:
 # ----------------------------------------------------------------- tasks
 
 
-@app.task(bind=True, name="cohortlab.run_cohort", **RETRY)
+@app.task(bind=True, base=RunTask, name="cohortlab.run_cohort", **RETRY)
 def run_cohort_task(self, run_id: str, request: dict, genomes: list[dict] | None = None) -> dict:
     """Run one cohort into the store under ``run_id``.
 
@@ -142,7 +188,7 @@ def run_learning_cycle(self, mode: str = "intraday", lookback: str = "12h", end:
     return {key: k[key] for key in ("cycle_id", "mode", "train", "validation", "in_sample", "out_of_sample")}
 
 
-@app.task(bind=True, name="cohortlab.run_campaign_day", **RETRY)
+@app.task(bind=True, base=RunTask, name="cohortlab.run_campaign_day", **RETRY)
 def run_campaign_day(self, run_id: str, request: dict, day: str, day_number: int = 1,
                      genomes: list[dict] | None = None) -> dict:
     """One campaign day — a learning cycle on the lookback before ``day``, then

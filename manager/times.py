@@ -22,7 +22,8 @@ def utc(value: str | pd.Timestamp, name: str) -> pd.Timestamp:
         name: the option it came from, for the message (``start`` -> ``--start``).
 
     Raises:
-        RunError: not a date/time (the message names the option and the value).
+        RunError: not a date/time, or outside pandas' nanosecond timestamp range
+            (1677-09-21 .. 2262-04-11); the message names the option and the value.
     """
     try:
         ts = pd.Timestamp(value)
@@ -30,7 +31,12 @@ def utc(value: str | pd.Timestamp, name: str) -> pd.Timestamp:
         raise RunError(f"--{name} {value!r} is not a date/time (use e.g. 2018-01-15 or 2018-01-15T06:00)") from None
     if ts is pd.NaT:
         raise RunError(f"--{name} {value!r} is not a date/time (use e.g. 2018-01-15 or 2018-01-15T06:00)")
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    lo, hi = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
+    if not lo <= ts <= hi:
+        raise RunError(f"--{name} {value!r} is outside the supported time range "
+                       f"{lo:%Y-%m-%d} .. {hi:%Y-%m-%d} (UTC)")
+    return ts
 
 
 def duration(value: str, name: str) -> pd.Timedelta:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
 import numpy as np
+from numba import njit
 
 from simulator import metrics
 from simulator.allocation import agent_volatility, allocate, symbol_mask
@@ -135,6 +136,59 @@ def _iso(ts) -> str:
     return str(np.datetime64(ts, "s")) + "Z"
 
 
+@njit(cache=True)
+def _round_trip_kernel(agent, symbol, qty, price, fee_units, realized_units, position, bar, kind, n_keys, S):
+    """Accumulate the round trips of the fills in execution order (see :func:`round_trips`).
+
+    Returns per-trade arrays in order of opening, and the trade indices in order of closing."""
+    F = len(agent)
+    slot = np.full(n_keys, -1, np.int64)
+    t_agent = np.empty(F, np.int64)
+    t_sym = np.empty(F, np.int64)
+    t_long = np.empty(F, np.bool_)
+    t_entry = np.empty(F, np.int64)
+    t_exit = np.full(F, -1, np.int64)
+    t_kind = np.full(F, -1, np.int64)
+    f64 = np.zeros((7, F))  # in_qty, in_val, out_qty, out_val, qty (max held), fees, realized
+    closed = np.empty(F, np.int64)
+    n_closed = 0
+    nt = 0
+    for j in range(F):
+        s = symbol[j]
+        if s < 0:
+            continue
+        a = agent[j]
+        key = a * S + s
+        t = slot[key]
+        q = qty[j]
+        if t < 0:
+            t = nt
+            nt += 1
+            slot[key] = t
+            t_agent[t] = a
+            t_sym[t] = s
+            t_long[t] = q > 0
+            t_entry[t] = bar[j]
+        aq = abs(q)
+        if (q > 0) == t_long[t]:
+            f64[0, t] += aq
+            f64[1, t] += aq * price[j]
+        else:
+            f64[2, t] += aq
+            f64[3, t] += aq * price[j]
+        f64[4, t] = max(f64[4, t], abs(position[j]))
+        f64[5, t] += fee_units[j] / UNITS
+        f64[6, t] += realized_units[j] / UNITS
+        if position[j] == 0.0:
+            t_exit[t] = bar[j]
+            t_kind[t] = kind[j]
+            closed[n_closed] = t
+            n_closed += 1
+            slot[key] = -1
+    return (t_agent[:nt], t_sym[:nt], t_long[:nt], t_entry[:nt], t_exit[:nt], t_kind[:nt],
+            f64[:, :nt], closed[:n_closed])
+
+
 def round_trips(result: EngineResult, market: MarketData, agent_ids: Sequence[str]) -> list[dict]:
     """Round-trip trades from the fills: a trade opens when a position leaves 0
     and closes when it returns to 0 (a flip closes one trade and opens another).
@@ -143,60 +197,54 @@ def round_trips(result: EngineResult, market: MarketData, agent_ids: Sequence[st
     slippage), ``exit_time, exit_price`` (average; for a trade still open at the
     end: ``None`` and the last close), ``qty`` (largest absolute quantity held),
     ``fees`` and ``pnl`` (realised minus all fees; marked at the last close when
-    open), ``exit_reason``, ``open`` (bool).
+    open), ``exit_reason``, ``open`` (bool). Sorted by entry time, agent id and
+    symbol (ties in the order closed trades closed, then open trades opened).
     """
     f = result.fills
-    open_trades: dict[tuple[int, int], dict] = {}
-    trades: list[dict] = []
-    last_close = market.close[-1]
-    for j in np.flatnonzero(f["symbol"] >= 0):
-        a, s = int(f["agent"][j]), int(f["symbol"][j])
-        q, px = float(f["qty"][j]), float(f["price"][j])
-        fee = f["fee_units"][j] / UNITS
-        key = (a, s)
-        tr = open_trades.get(key)
-        if tr is None:
-            tr = {"agent_id": agent_ids[a], "symbol": market.symbols[s],
-                  "side": "long" if q > 0 else "short",
-                  "entry_time": _iso(market.timestamps[f["bar"][j]]),
-                  "_in_qty": 0.0, "_in_val": 0.0, "_out_qty": 0.0, "_out_val": 0.0,
-                  "qty": 0.0, "fees": 0.0, "_realized": 0.0}
-            open_trades[key] = tr
-        opening = (q > 0) == (tr["side"] == "long")
-        if opening:
-            tr["_in_qty"] += abs(q)
-            tr["_in_val"] += abs(q) * px
-        else:
-            tr["_out_qty"] += abs(q)
-            tr["_out_val"] += abs(q) * px
-        tr["qty"] = max(tr["qty"], abs(float(f["position"][j])))
-        tr["fees"] += fee
-        tr["_realized"] += f["realized_units"][j] / UNITS
-        if f["position"][j] == 0.0:
-            tr.update(exit_time=_iso(market.timestamps[f["bar"][j]]),
-                      exit_price=tr["_out_val"] / tr["_out_qty"],
-                      exit_reason=KIND_NAMES[int(f["kind"][j])], open=False,
-                      pnl=tr["_realized"] - tr["fees"])
-            trades.append(tr)
-            del open_trades[key]
-    for (a, s), tr in open_trades.items():
-        pos = float(result.qty[a, s])
-        basis = result.basis_units[a, s] / UNITS
-        unreal = pos * last_close[s] - basis
-        tr.update(exit_time=None, exit_price=float(last_close[s]), exit_reason=None, open=True,
-                  pnl=tr["_realized"] + unreal - tr["fees"])
-        trades.append(tr)
-    out = []
-    for tr in trades:
-        out.append({
-            "agent_id": tr["agent_id"], "symbol": tr["symbol"], "side": tr["side"],
-            "entry_time": tr["entry_time"], "entry_price": tr["_in_val"] / tr["_in_qty"],
-            "exit_time": tr["exit_time"], "exit_price": tr["exit_price"], "qty": tr["qty"],
-            "fees": tr["fees"], "pnl": tr["pnl"], "exit_reason": tr["exit_reason"],
-            "open": tr["open"],
-        })
-    out.sort(key=lambda t: (t["entry_time"], t["agent_id"], t["symbol"]))
-    return out
+    S = len(market.symbols)
+    ids = list(agent_ids)
+    (t_agent, t_sym, t_long, t_entry, t_exit, t_kind, acc, closed) = _round_trip_kernel(
+        np.asarray(f["agent"], np.int64), np.asarray(f["symbol"], np.int64),
+        np.asarray(f["qty"], np.float64), np.asarray(f["price"], np.float64),
+        np.asarray(f["fee_units"], np.int64), np.asarray(f["realized_units"], np.int64),
+        np.asarray(f["position"], np.float64), np.asarray(f["bar"], np.int64),
+        np.asarray(f["kind"], np.int64), max(len(ids) * S, 1), max(S, 1))
+    in_qty, in_val, out_qty, out_val, qmax, fees, realized = acc
+    is_open = t_exit < 0
+    order = np.concatenate((closed, np.flatnonzero(is_open)))  # closed as they closed, then open ones
+    if not len(order):
+        return []
+    last_close = np.asarray(market.close[-1], np.float64)
+    a_o, s_o = t_agent[is_open], t_sym[is_open]
+    pos = np.asarray(result.qty, np.float64)[a_o, s_o]
+    basis = np.asarray(result.basis_units)[a_o, s_o] / UNITS
+    unreal = pos * last_close[s_o] - basis
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exit_price = out_val / out_qty
+    exit_price[is_open] = last_close[s_o]
+    pnl = realized - fees
+    pnl[is_open] = realized[is_open] + unreal - fees[is_open]
+    times = np.array([t + "Z" for t in np.datetime_as_string(
+        np.asarray(market.timestamps).astype("datetime64[s]"), unit="s").tolist()])
+    _, time_rank = np.unique(times, return_inverse=True)
+    _, agent_rank = np.unique(np.array(ids, dtype=object).astype(str), return_inverse=True)
+    _, sym_rank = np.unique(np.array(list(market.symbols), dtype=object).astype(str), return_inverse=True)
+    o = order[np.lexsort((np.arange(len(order)), sym_rank[t_sym[order]], agent_rank[t_agent[order]],
+                          time_rank[t_entry[order]]))]
+    tl = times.tolist()
+    syms = list(market.symbols)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        entry_price = in_val / in_qty
+    return [
+        {"agent_id": ids[a], "symbol": syms[s], "side": "long" if lg else "short",
+         "entry_time": tl[eb], "entry_price": ep,
+         "exit_time": None if xb < 0 else tl[xb], "exit_price": xp, "qty": q,
+         "fees": fe, "pnl": pn, "exit_reason": None if xb < 0 else KIND_NAMES[k], "open": xb < 0}
+        for a, s, lg, eb, ep, xb, xp, q, fe, pn, k in zip(
+            t_agent[o].tolist(), t_sym[o].tolist(), t_long[o].tolist(), t_entry[o].tolist(),
+            entry_price[o].tolist(), t_exit[o].tolist(), exit_price[o].tolist(), qmax[o].tolist(),
+            fees[o].tolist(), pnl[o].tolist(), t_kind[o].tolist())
+    ]
 
 
 def score_agents(result: EngineResult, market: MarketData, agents: Sequence[AgentLike],

@@ -21,11 +21,14 @@ because the bankroll is counted in it.
 
 Grid construction (documented here because the engine depends on it):
 
-1. Every file is validated (columns, parseable timestamps, no duplicates, strictly
-   increasing, finite OHLCV, prices > 0, volume >= 0, high >= low).
+1. Every file is validated (columns, each once; parseable timestamps, no
+   duplicates, strictly increasing, finite OHLCV, 0 < prices <= :data:`PRICE_MAX`,
+   volume >= 0, low <= open, close <= high).
 2. The timeframe is inferred per symbol as the most common positive difference
    between consecutive timestamps (ties: the smaller); the load's timeframe is the
-   smallest of these symbol-level modes.
+   most common of these symbol-level modes (ties: the smaller). A file with a
+   finer timeframe than that (a 1-minute file in a 5-minute folder) is an error
+   naming it; a coarser one is sparse data on the grid (its missing bars are gaps).
 3. Timestamps are floored to the timeframe (counted from the Unix epoch) and the
    grid is the sorted union of all symbols' floored timestamps. It is not a
    regular calendar: a time at which *no* symbol printed a bar (a market closed
@@ -57,7 +60,7 @@ import pyarrow.parquet as pq
 
 from simulator.market import MarketData, MarketDataError
 
-__all__ = ["DATA_SUFFIXES", "load_market", "data_dir_default", "parse_symbol"]
+__all__ = ["DATA_SUFFIXES", "PRICE_MAX", "load_market", "data_dir_default", "parse_symbol"]
 
 #: File suffixes :func:`load_market` reads (case-insensitive).
 DATA_SUFFIXES: tuple[str, ...] = (".parquet", ".csv", ".feather")
@@ -68,6 +71,13 @@ _TIME_COLUMNS = ("timestamp", "date")
 # freqtrade appends "-<timeframe>" to the pair: ETH_BTC-5m, ETH_BTC-1h, ETH_BTC-1M.
 _TF_SUFFIX = re.compile(r"-\d+[smhdwM]$")
 _NS = 1_000_000_000
+
+#: Highest price a bar file may hold (quote currency per base unit). Money is
+#: int64 units of 1e-8, so one base unit must stay far below 2**63 units
+#: (9.2e10 in the quote currency); 1e10 leaves a factor of 9.
+PRICE_MAX = 1e10
+# relative slack of the OHLC consistency checks (float rounding of vendors' bars)
+_OHLC_RTOL = 1e-9
 
 
 # --------------------------------------------------------------------------- names
@@ -243,6 +253,13 @@ def _read_bars(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
             the offending value, for every rule listed in the module docstring.
     """
     df = _read_frame(path)
+    names = [str(c).strip().lower() for c in df.columns]
+    dups = sorted({n for n in names if names.count(n) > 1 and n in _OHLCV + _TIME_COLUMNS})
+    if dups:
+        raise MarketDataError(
+            f"{path}: duplicated column header(s) {', '.join(dups)}; allowed: each of "
+            "timestamp (or date), " + ", ".join(_OHLCV) + " once"
+        )
     by_lower = {str(c).strip().lower(): c for c in df.columns}
     time_name = next((by_lower[c] for c in _TIME_COLUMNS if c in by_lower), None)
     missing = [c for c in _OHLCV if c not in by_lower]
@@ -281,6 +298,21 @@ def _read_bars(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         raise fail(
             i, f"high={float(cols['high'][i])!r} < low={float(cols['low'][i])!r}", "high >= low"
         )
+    for c in _PRICES:
+        i = _first(cols[c] > PRICE_MAX)
+        if i is not None:
+            raise fail(i, f"price {c}={float(cols[c][i])!r} above the ceiling {PRICE_MAX:g}",
+                       f"prices <= {PRICE_MAX:g} (money is int64 units of 1e-8)")
+    slack = 1.0 + _OHLC_RTOL
+    for c in ("open", "close"):
+        i = _first(cols[c] > cols["high"] * slack)
+        if i is not None:
+            raise fail(i, f"{c}={float(cols[c][i])!r} > high={float(cols['high'][i])!r}",
+                       "low <= open, close <= high")
+        i = _first(cols[c] * slack < cols["low"])
+        if i is not None:
+            raise fail(i, f"{c}={float(cols[c][i])!r} < low={float(cols['low'][i])!r}",
+                       "low <= open, close <= high")
 
     dup = pd.Series(ts).duplicated().to_numpy()
     i = _first(dup)
@@ -397,7 +429,9 @@ def load_market(
             symbol (lists the available ones); mixed quote currencies (names them);
             any invalid file content (names file, data row, timestamp and value:
             missing columns, unparseable timestamp, duplicate or unsorted
-            timestamps, NaN in OHLCV, price <= 0, volume < 0, high < low); two rows
+            timestamps, NaN in OHLCV, price <= 0 or > PRICE_MAX, volume < 0,
+            open/close outside [low, high], a duplicated column header); files
+            whose timeframes disagree (names them); two rows
             falling into one bar after flooring; a window with no bars (gives the
             data's span); ``warmup_bars < 0``.
     """
@@ -464,7 +498,18 @@ def load_market(
 
     raw = [_read_bars(p) for p in chosen]
 
-    modes = [m for m in (_mode_diff(ts) for ts, _ in raw) if m is not None]
+    per_file = [(p, _mode_diff(ts)) for p, (ts, _) in zip(chosen, raw)]
+    modes = [m for _, m in per_file if m is not None]
+    if modes:
+        values, counts = np.unique(modes, return_counts=True)
+        common = int(values[np.argmax(counts)])  # the most files' timeframe; ties: the smaller
+        finer = [(p, m) for p, m in per_file if m is not None and m < common]
+        if finer:
+            detail = ", ".join(f"{p.name}: {m // _NS} s" for p, m in finer)
+            raise MarketDataError(
+                f"{folder}: files disagree on the timeframe: most files have {common // _NS} s bars, "
+                f"but {detail}; allowed: one timeframe per folder (keep each timeframe in its own folder)"
+            )
     if not modes:
         raise MarketDataError(
             f"{folder}: cannot infer the timeframe: every file has fewer than 2 bars"

@@ -18,15 +18,29 @@ Accounts:
 Transactions (``kind``): ``deposit``, ``allocation``, ``fill`` (with the fill
 reason in ``memo``), ``shortfall_cover`` and ``return_of_capital``.
 
+**Hash chain** (tamper evidence): every transaction carries ``prev_hash`` (the
+``hash`` of the transaction before it; :data:`GENESIS` for seq 0) and ``hash`` =
+SHA-256 (hex) of its canonical form (:func:`canonical_txn`), which covers seq,
+txn_id, bar, time, kind, memo, every posting (account, amount in integer units
+of 1e-8, qty, symbol) and ``prev_hash``. The last ``hash`` is the journal's
+**head**; :func:`verify_chain` re-derives the chain and names the first broken
+link, and checks the head against one kept elsewhere.
+
+:func:`build_journal` builds the journal column-wise from the engine's integer
+units (a :class:`Journal`); Decimals are made only at the edges (materialising
+a :class:`Transaction`, or the exact amount strings of :meth:`Journal.to_dicts`).
+
 :func:`verify_journal` is the reconciliation: it proves every transaction
 balances, that balances derived from the journal equal the engine's final state
 to 1e-8, and that parent equity = unallocated cash + the sum of agent equities.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Iterable, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -34,6 +48,11 @@ from simulator.kernel import K_RETURN, K_SHORTFALL, KIND_NAMES, UNITS
 
 QUANTUM = Decimal("1e-8")
 ZERO = Decimal(0)
+#: ``prev_hash`` of the first transaction (seq 0) of every journal
+GENESIS = "0" * 64
+#: the chain's canonical form and hash, as recorded with the head
+CHAIN_SCHEME = "cohortlab-ledger-v1:sha256"
+_SHA = hashlib.sha256
 
 
 class LedgerError(ValueError):
@@ -56,6 +75,42 @@ def decimal_to_units(amount: Decimal | str) -> int:
     if u != u.to_integral_value():
         raise LedgerError(f"amount {amount} has more than 8 decimals")
     return int(u)
+
+
+def units_to_str(units: int) -> str:
+    """int units -> the exact string of :func:`units_to_decimal` (``str(Decimal)``),
+    without making a Decimal for amounts of at least 1e-6 (plain notation)."""
+    u = int(units)
+    a = -u if u < 0 else u
+    if a < 100:  # str(Decimal) switches to exponent notation below 1e-6
+        return str(units_to_decimal(u))
+    return f"{'-' if u < 0 else ''}{a // 100_000_000}.{a % 100_000_000:08d}"
+
+
+def canonical_txn(txn: dict, prev_hash: str) -> str:
+    """The canonical form a transaction's ``hash`` is computed over: compact JSON
+    (``json.dumps(..., separators=(",", ":"))``, ASCII) of
+    ``[seq, txn_id, bar, time, kind, memo, [[account, amount_units, qty, symbol], ...], prev_hash]``
+    with each amount as an integer number of 1e-8 units and qty as its stored
+    string (or null).
+
+    Raises:
+        LedgerError: a missing field or an amount that is not a decimal with at
+            most 8 decimals.
+    """
+    try:
+        legs = [[p["account"], decimal_to_units(p["amount"]), p.get("qty"), p.get("symbol")]
+                for p in txn["postings"]]
+        body = [txn["seq"], txn["txn_id"], txn["bar"], txn["time"], txn["kind"], txn.get("memo", ""),
+                legs, prev_hash]
+    except (KeyError, TypeError, InvalidOperation) as exc:
+        raise LedgerError(f"malformed transaction: {type(exc).__name__}: {exc}") from None
+    return json.dumps(body, separators=(",", ":"))
+
+
+def txn_hash(txn: dict, prev_hash: str) -> str:
+    """SHA-256 (hex) of :func:`canonical_txn`."""
+    return _SHA(canonical_txn(txn, prev_hash).encode("ascii")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -103,6 +158,8 @@ class Transaction:
     kind: str
     memo: str
     postings: tuple[Posting, ...] = field(default_factory=tuple)
+    prev_hash: str = ""
+    hash: str = ""
 
     def __post_init__(self) -> None:
         total = sum((p.amount for p in self.postings), ZERO)
@@ -110,12 +167,17 @@ class Transaction:
             raise LedgerError(f"transaction {self.txn_id} does not balance: sum = {total}")
 
     def to_dict(self) -> dict:
-        """JSON-able form (the shape the store keeps)."""
-        return {
+        """JSON-able form (the shape the store keeps); ``prev_hash`` and ``hash``
+        when the transaction is chained."""
+        d = {
             "txn_id": self.txn_id, "seq": self.seq, "bar": self.bar, "time": self.time,
             "kind": self.kind, "memo": self.memo,
             "postings": [p.to_dict() for p in self.postings],
         }
+        if self.hash:
+            d["prev_hash"] = self.prev_hash
+            d["hash"] = self.hash
+        return d
 
 
 def agent_account(agent_id: str, leaf: str) -> str:
@@ -127,10 +189,144 @@ def _iso(ts: np.datetime64) -> str:
     return str(np.datetime64(ts, "s")) + "Z"
 
 
+_PREFIX_DEPOSIT, _PREFIX_ALLOCATION = -2, -1  # fill-kind codes of the opening transactions
+
+
+class Journal(Sequence[Transaction]):
+    """A chained journal held column-wise in the engine's integer units.
+
+    It behaves as a read-only sequence of :class:`Transaction` (made on access,
+    with Decimal amounts); :meth:`to_dicts` gives the stored form (exact amount
+    strings) and :attr:`head` the chain's head hash. Built by
+    :func:`build_journal`; :func:`verify_journal` checks it in integer units.
+    """
+
+    def __init__(self, *, accounts: list[str], symbols: Sequence[str], agent_ids: Sequence[str],
+                 times: list[str], start: str, tbar: np.ndarray, tfk: np.ndarray, tagent: np.ndarray,
+                 tsym: np.ndarray, tbuy: np.ndarray, off: np.ndarray, acc: np.ndarray,
+                 units: np.ndarray, qty: np.ndarray, psym: np.ndarray, hashes: list[str]):
+        self.accounts, self.symbols, self.agent_ids = accounts, list(symbols), list(agent_ids)
+        self._times, self._start = times, start
+        self.tbar, self.tfk, self.tagent, self.tsym, self.tbuy = tbar, tfk, tagent, tsym, tbuy
+        self.off, self.acc, self.units, self.qty, self.psym = off, acc, units, qty, psym
+        self.hashes = hashes
+
+    # -- the chain ------------------------------------------------------------------
+
+    @property
+    def head(self) -> str:
+        """The last transaction's hash (:data:`GENESIS` for an empty journal)."""
+        return self.hashes[-1] if self.hashes else GENESIS
+
+    def prev_hash(self, i: int) -> str:
+        return self.hashes[i - 1] if i > 0 else GENESIS
+
+    # -- sequence -------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.tbar)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self._txn(j) for j in range(*i.indices(len(self)))]
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(i)
+        return self._txn(i)
+
+    def __iter__(self) -> Iterator[Transaction]:
+        return (self._txn(i) for i in range(len(self)))
+
+    def _meta(self, i: int) -> tuple[str, int, str, str, str]:
+        """``(kind, bar, time, memo, symbol or None)`` of transaction ``i``."""
+        fk, a, bar = int(self.tfk[i]), int(self.tagent[i]), int(self.tbar[i])
+        if fk == _PREFIX_DEPOSIT:
+            return "deposit", -1, self._start, "parent bankroll", None
+        if fk == _PREFIX_ALLOCATION:
+            return "allocation", -1, self._start, f"allocate to {self.agent_ids[a]}", None
+        time = self._times[bar]
+        if fk in (K_RETURN, K_SHORTFALL):
+            return KIND_NAMES[fk], bar, time, self.agent_ids[a], None
+        sym = self.symbols[int(self.tsym[i])]
+        return "fill", bar, time, f"{KIND_NAMES[fk]} {'buy' if self.tbuy[i] else 'sell'} {sym}", sym
+
+    def _legs(self, i: int) -> range:
+        return range(int(self.off[i]), int(self.off[i + 1]))
+
+    def _txn(self, i: int) -> Transaction:
+        kind, bar, time, memo, _ = self._meta(i)
+        postings = []
+        for k in self._legs(i):
+            q = float(self.qty[k])
+            s = int(self.psym[k])
+            postings.append(Posting(self.accounts[int(self.acc[k])], units_to_decimal(int(self.units[k])),
+                                    qty=None if q != q else q, symbol=None if s < 0 else self.symbols[s]))
+        return Transaction(f"{i:08d}-{kind}", i, bar, time, kind, memo, tuple(postings),
+                           prev_hash=self.prev_hash(i), hash=self.hashes[i])
+
+    def to_dicts(self) -> list[dict]:
+        """The stored form of every transaction (as :meth:`Transaction.to_dict`),
+        amounts as exact strings made from the integer units."""
+        units = self.units.tolist()
+        accs = [self.accounts[a] for a in self.acc.tolist()]
+        qtys = [None if q != q else repr(q) for q in self.qty.tolist()]
+        syms = [None if s < 0 else self.symbols[s] for s in self.psym.tolist()]
+        amounts = [units_to_str(u) for u in units]
+        off = self.off.tolist()
+        ids, times, start, hashes = self.agent_ids, self._times, self._start, self.hashes
+        out = []
+        prev = GENESIS
+        for i, (fk, a, bar, s, buy) in enumerate(zip(self.tfk.tolist(), self.tagent.tolist(), self.tbar.tolist(),
+                                                     self.tsym.tolist(), self.tbuy.tolist())):
+            if fk == _PREFIX_DEPOSIT:
+                kind, time, memo = "deposit", start, "parent bankroll"
+            elif fk == _PREFIX_ALLOCATION:
+                kind, time, memo = "allocation", start, f"allocate to {ids[a]}"
+            elif fk == K_RETURN or fk == K_SHORTFALL:
+                kind, time, memo = KIND_NAMES[fk], times[bar], ids[a]
+            else:
+                kind, time = "fill", times[bar]
+                memo = f"{KIND_NAMES[fk]} {'buy' if buy else 'sell'} {self.symbols[s]}"
+            out.append({
+                "txn_id": f"{i:08d}-{kind}", "seq": i, "bar": bar, "time": time, "kind": kind, "memo": memo,
+                "postings": [{"account": accs[k], "amount": amounts[k], "qty": qtys[k], "symbol": syms[k]}
+                             for k in range(off[i], off[i + 1])],
+                "prev_hash": prev, "hash": hashes[i],
+            })
+            prev = hashes[i]
+        return out
+
+
+def journal_dicts(txns: Iterable[dict | Transaction] | Journal) -> list[dict]:
+    """The stored (dict) form of a journal, whatever its type."""
+    if isinstance(txns, Journal):
+        return txns.to_dicts()
+    return [t.to_dict() if isinstance(t, Transaction) else t for t in txns]
+
+
+def ledger_chain(txns: Journal | Sequence[dict | Transaction]) -> dict:
+    """What a run keeps of its journal's chain: ``{"scheme", "genesis", "head",
+    "transactions"}`` (the head hash is the last transaction's ``hash``)."""
+    if isinstance(txns, Journal):
+        head = txns.head
+    else:
+        last = txns[-1] if len(txns) else None
+        d = last.to_dict() if isinstance(last, Transaction) else (last or {})
+        head = d.get("hash", GENESIS)
+    return {"scheme": CHAIN_SCHEME, "genesis": GENESIS, "head": head, "transactions": len(txns)}
+
+
 def build_journal(result, timestamps: np.ndarray, symbols: Sequence[str],
-                  agent_ids: Sequence[str]) -> list[Transaction]:
-    """Journal of one engine run: deposit, allocations, then every fill and
-    capital movement in execution order.
+                  agent_ids: Sequence[str]) -> Journal:
+    """Chained journal of one engine run: deposit, allocations, then every fill
+    and capital movement in execution order.
+
+    Postings are laid out in bulk from the engine's integer units (numpy); each
+    transaction's hash is then chained over its canonical form, written here
+    straight from those integers (identical to :func:`canonical_txn` of its
+    dict form).
 
     Args:
         result: a :class:`simulator.engine.EngineResult`.
@@ -139,50 +335,207 @@ def build_journal(result, timestamps: np.ndarray, symbols: Sequence[str],
         agent_ids: N agent ids used in account names.
 
     Returns:
-        Transactions with seq 0..; each balances (checked on construction).
+        A :class:`Journal`, seq 0..; every transaction balances by construction.
     """
-    txns: list[Transaction] = []
+    symbols, agent_ids = list(symbols), list(agent_ids)
+    N, S = len(agent_ids), len(symbols)
     start = _iso(result.timestamps[0]) if len(result.timestamps) else ""
-
-    def add(bar: int, time: str, kind: str, memo: str, postings: Iterable[Posting]) -> None:
-        seq = len(txns)
-        txns.append(Transaction(f"{seq:08d}-{kind}", seq, bar, time, kind, memo, tuple(postings)))
-
-    bankroll = units_to_decimal(result.bankroll_units)
-    add(-1, start, "deposit", "parent bankroll",
-        [Posting("capital", -bankroll), Posting("parent:cash", bankroll)])
-    for i, aid in enumerate(agent_ids):
-        amount = units_to_decimal(result.allocation_units[i])
-        add(-1, start, "allocation", f"allocate to {aid}",
-            [Posting("parent:cash", -amount), Posting(agent_account(aid, "cash"), amount)])
+    ts = np.asarray(timestamps).astype("datetime64[s]")
+    times = [t + "Z" for t in np.datetime_as_string(ts, unit="s").tolist()]
+    accounts = (["capital", "parent:cash", "fees"] + [agent_account(a, "cash") for a in agent_ids]
+                + [agent_account(a, "realized_pnl") for a in agent_ids]
+                + [agent_account(a, f"position:{s}") for a in agent_ids for s in symbols])
+    CASH, REAL, POS = 3, 3 + N, 3 + 2 * N
 
     f = result.fills
-    bars, agents, syms, kinds = f["bar"], f["agent"], f["symbol"], f["kind"]
-    fee_u, real_u, basis_u, cash_u = f["fee_units"], f["realized_units"], f["basis_units"], f["cash_units"]
-    qty = f["qty"]
-    for j in range(len(bars)):
-        bar, a, s, k = int(bars[j]), int(agents[j]), int(syms[j]), int(kinds[j])
-        aid = agent_ids[a]
-        time = _iso(timestamps[bar])
-        cash = units_to_decimal(cash_u[j])
-        if k in (K_RETURN, K_SHORTFALL):
-            # cash_units is the agent's cash change; the parent takes the opposite side
-            add(bar, time, KIND_NAMES[k], aid,
-                [Posting(agent_account(aid, "cash"), cash), Posting("parent:cash", -cash)])
-            continue
-        sym = symbols[s]
-        legs = [
-            Posting(agent_account(aid, f"position:{sym}"), units_to_decimal(basis_u[j]),
-                    qty=float(qty[j]), symbol=sym),
-            Posting(agent_account(aid, "cash"), cash),
-        ]
-        if fee_u[j]:
-            legs.append(Posting("fees", units_to_decimal(fee_u[j])))
-        if real_u[j]:
-            legs.append(Posting(agent_account(aid, "realized_pnl"), -units_to_decimal(real_u[j])))
-        side = "buy" if qty[j] > 0 else "sell"
-        add(bar, time, "fill", f"{KIND_NAMES[k]} {side} {sym}", legs)
-    return txns
+    fbar = np.asarray(f["bar"], dtype=np.int64)
+    fag = np.asarray(f["agent"], dtype=np.int64)
+    fsym = np.asarray(f["symbol"], dtype=np.int64)
+    fk = np.asarray(f["kind"], dtype=np.int64)
+    fee = np.asarray(f["fee_units"], dtype=np.int64)
+    real = np.asarray(f["realized_units"], dtype=np.int64)
+    basis = np.asarray(f["basis_units"], dtype=np.int64)
+    cash = np.asarray(f["cash_units"], dtype=np.int64)
+    fq = np.asarray(f["qty"], dtype=np.float64)
+    F = len(fbar)
+    cap = (fk == K_RETURN) | (fk == K_SHORTFALL)
+    trade = ~cap
+    has_fee = trade & (fee != 0)
+    has_real = trade & (real != 0)
+    nlegs = np.concatenate(([2], np.full(N, 2, np.int64), 2 + has_fee + has_real)).astype(np.int64)
+    off = np.zeros(len(nlegs) + 1, np.int64)
+    np.cumsum(nlegs, out=off[1:])
+    L = int(off[-1])
+    acc = np.empty(L, np.int64)
+    units = np.empty(L, np.int64)
+    qty = np.full(L, np.nan)
+    psym = np.full(L, -1, np.int64)
+    bank = int(result.bankroll_units)
+    alloc = np.asarray(result.allocation_units, dtype=np.int64)
+    acc[0:2], units[0:2] = (0, 1), (-bank, bank)
+    b0 = off[1:1 + N]
+    acc[b0], units[b0] = 1, -alloc
+    acc[b0 + 1], units[b0 + 1] = CASH + np.arange(N), alloc
+    base = off[1 + N:1 + N + F]
+    bc, bt = base[cap], base[trade]
+    acc[bc], units[bc] = CASH + fag[cap], cash[cap]
+    acc[bc + 1], units[bc + 1] = 1, -cash[cap]
+    acc[bt], units[bt] = POS + fag[trade] * S + fsym[trade], basis[trade]
+    qty[bt], psym[bt] = fq[trade], fsym[trade]
+    acc[bt + 1], units[bt + 1] = CASH + fag[trade], cash[trade]
+    bf = base[has_fee] + 2
+    acc[bf], units[bf] = 2, fee[has_fee]
+    br = base[has_real] + 2 + has_fee[has_real]
+    acc[br], units[br] = REAL + fag[has_real], -real[has_real]
+
+    tbar = np.concatenate((np.full(1 + N, -1, np.int64), fbar))
+    tfk = np.concatenate(([_PREFIX_DEPOSIT], np.full(N, _PREFIX_ALLOCATION, np.int64), fk))
+    tagent = np.concatenate(([0], np.arange(N, dtype=np.int64), fag))
+    tsym = np.concatenate((np.full(1 + N, -1, np.int64), fsym))
+    tbuy = np.concatenate((np.zeros(1 + N, bool), fq > 0))
+
+    # -- the chain: canonical JSON written from the integers (see canonical_txn) ----------
+    dumps = json.dumps
+    acc_js = [dumps(a) for a in accounts]
+    sym_js = [dumps(s) for s in symbols]
+    aid_js = [dumps(a) for a in agent_ids]
+    memo_js = [dumps(f"{KIND_NAMES[k]} {side} {sym}") for k in range(len(KIND_NAMES))
+               for side in ("sell", "buy") for sym in symbols]
+    sha = _SHA
+    hashes: list[str] = []
+    prev = GENESIS
+    start_js = dumps(start)
+    prefix = [(0, "deposit", dumps("parent bankroll"), f'["capital",{-bank},null,null],["parent:cash",{bank},null,null]')]
+    for i, a in enumerate(alloc.tolist()):
+        prefix.append((i + 1, "allocation", dumps(f"allocate to {agent_ids[i]}"),
+                       f'["parent:cash",{-a},null,null],[{acc_js[CASH + i]},{a},null,null]'))
+    for seq, kind, memo, legs in prefix:
+        prev = sha(f'[{seq},"{seq:08d}-{kind}",-1,{start_js},"{kind}",{memo},[{legs}],"{prev}"]'
+                   .encode()).hexdigest()
+        hashes.append(prev)
+    k_cap = (K_RETURN, K_SHORTFALL)
+    seq = 1 + N
+    append = hashes.append
+    for b, a, s, k, fe, re_, ba, c, q in zip(fbar.tolist(), fag.tolist(), fsym.tolist(), fk.tolist(),
+                                              fee.tolist(), real.tolist(), basis.tolist(), cash.tolist(),
+                                              fq.tolist()):
+        if k in k_cap:
+            kind = KIND_NAMES[k]
+            memo = aid_js[a]
+            legs = f'[{acc_js[CASH + a]},{c},null,null],["parent:cash",{-c},null,null]'
+        else:
+            kind = "fill"
+            memo = memo_js[(2 * k + (q > 0)) * S + s]
+            legs = f'[{acc_js[POS + a * S + s]},{ba},"{q!r}",{sym_js[s]}],[{acc_js[CASH + a]},{c},null,null]'
+            if fe:
+                legs += f',["fees",{fe},null,null]'
+            if re_:
+                legs += f',[{acc_js[REAL + a]},{-re_},null,null]'
+        prev = sha(f'[{seq},"{seq:08d}-{kind}",{b},"{times[b]}","{kind}",{memo},[{legs}],"{prev}"]'
+                   .encode()).hexdigest()
+        append(prev)
+        seq += 1
+    return Journal(accounts=accounts, symbols=symbols, agent_ids=agent_ids, times=times, start=start,
+                   tbar=tbar, tfk=tfk, tagent=tagent, tsym=tsym, tbuy=tbuy, off=off, acc=acc,
+                   units=units, qty=qty, psym=psym, hashes=hashes)
+
+
+@dataclass
+class ChainReport:
+    """Outcome of :func:`verify_chain`.
+
+    Attributes:
+        ok: the chain is intact (and ends at ``expected_head`` when one was given).
+        head: the head re-derived from the journal.
+        broken: the first broken link (``seq``, ``txn_id``, ``what``), or None.
+        chained: the journal carries hashes at all (runs stored before the
+            chain do not).
+    """
+
+    ok: bool
+    head: str
+    broken: dict | None
+    chained: bool
+
+    def describe(self) -> str:
+        if self.broken is not None:
+            b = self.broken
+            return f"first broken link: seq {b['seq']} (txn_id {b['txn_id']!r}): {b['what']}"
+        if not self.chained:
+            return "journal not chained (stored before the hash chain)"
+        return f"head {self.head}"
+
+
+def verify_chain(txns: Sequence[dict], *, stored_head: str | None = None,
+                 expected_head: str | None = None) -> ChainReport:
+    """Re-derive the hash chain of a stored journal (dicts in ``seq`` order) and
+    name the first broken link.
+
+    A link breaks when a transaction's ``seq`` is not its position (a reordered,
+    renumbered or deleted transaction), its ``prev_hash`` is not the hash of the
+    transaction before it, or its stored ``hash`` is not the hash of its
+    canonical content (an edited memo, amount, account, seq, ...). After the
+    last transaction the re-derived head must equal ``stored_head`` (kept with
+    the run) and ``expected_head`` (kept outside the database, e.g. from
+    ``ledger export``), when given.
+    """
+    chained = any(isinstance(t, dict) and "hash" in t for t in txns)
+    prev = GENESIS
+
+    def broken(i: int, t: Any, what: str) -> ChainReport:
+        seq = t.get("seq") if isinstance(t, dict) else None
+        tid = t.get("txn_id") if isinstance(t, dict) else None
+        return ChainReport(False, prev, {"seq": seq, "txn_id": tid, "position": i, "what": what}, chained)
+
+    if not chained:
+        if expected_head is not None or stored_head is not None:
+            head = expected_head if expected_head is not None else stored_head
+            return ChainReport(False, GENESIS, {"seq": None, "txn_id": None, "position": None,
+                                                "what": f"the journal has no hash chain but a head {head} is expected"},
+                               False)
+        return ChainReport(True, GENESIS, None, False)
+    for i, t in enumerate(txns):
+        if not isinstance(t, dict):
+            return broken(i, t, f"position {i} is not a transaction")
+        if t.get("seq") != i:
+            return broken(i, t, f"seq is {t.get('seq')!r} at position {i} (expected {i}): "
+                                "a transaction was reordered, renumbered, inserted or deleted")
+        if t.get("prev_hash") != prev:
+            return broken(i, t, f"prev_hash {t.get('prev_hash')!r} is not the hash of the transaction "
+                                f"before it ({prev}): a transaction before it was deleted, inserted or reordered")
+        try:
+            h = txn_hash(t, prev)
+        except LedgerError as exc:
+            return broken(i, t, str(exc))
+        if t.get("hash") != h:
+            return broken(i, t, f"content does not match its hash (stored {t.get('hash')!r}, content hashes "
+                                f"to {h}): seq, txn_id, bar, time, kind, memo or a posting was edited")
+        prev = h
+    last = txns[-1] if txns else {}
+    for label, want in (("the run's stored head", stored_head), ("the expected head", expected_head)):
+        if want is not None and want != prev:
+            return ChainReport(False, prev, {"seq": last.get("seq"), "txn_id": last.get("txn_id"),
+                                             "position": len(txns) - 1 if txns else None,
+                                             "what": f"the journal's head {prev} is not {label} {want}"},
+                               True)
+    return ChainReport(True, prev, None, True)
+
+
+def _journal_balances(j: Journal) -> tuple[dict[str, Decimal], dict[str, float]]:
+    """:func:`balances` of a :class:`Journal`, summed in integer units (numpy)."""
+    n_acc = len(j.accounts)
+    tot = np.zeros(n_acc, np.int64)
+    np.add.at(tot, j.acc, j.units)
+    used = np.zeros(n_acc, np.int64)
+    np.add.at(used, j.acc, 1)
+    pos = ~np.isnan(j.qty)
+    qsum = np.zeros(n_acc)
+    np.add.at(qsum, j.acc[pos], j.qty[pos])  # in journal order, as balances() adds them
+    qused = np.zeros(n_acc, np.int64)
+    np.add.at(qused, j.acc[pos], 1)
+    bal = {j.accounts[a]: Decimal(int(tot[a])).scaleb(-8) for a in np.flatnonzero(used).tolist()}
+    qty = {j.accounts[a]: float(qsum[a]) for a in np.flatnonzero(qused).tolist()}
+    return bal, qty
 
 
 def balances(txns: Iterable[dict | Transaction]) -> tuple[dict[str, Decimal], dict[str, float]]:
@@ -194,6 +547,8 @@ def balances(txns: Iterable[dict | Transaction]) -> tuple[dict[str, Decimal], di
     Returns:
         ``(balance by account, quantity by position account)``.
     """
+    if isinstance(txns, Journal):
+        return _journal_balances(txns)
     bal: dict[str, Decimal] = {}
     qty: dict[str, float] = {}
     for t in txns:
@@ -247,7 +602,7 @@ class VerifyReport:
     checks: list[tuple[str, bool, str]]
 
 
-def verify_journal(txns: Sequence[dict | Transaction], state: dict, tol: float = 1e-8) -> VerifyReport:
+def verify_journal(txns: Sequence[dict | Transaction] | Journal, state: dict, tol: float = 1e-8) -> VerifyReport:
     """Reconcile a journal against the engine's final state.
 
     Checks: (1) every transaction's postings sum to exactly zero; (2) derived
@@ -259,18 +614,28 @@ def verify_journal(txns: Sequence[dict | Transaction], state: dict, tol: float =
     (4) the accounting identity bankroll + realised PnL - fees + unrealised PnL =
     parent equity.
 
+    A :class:`Journal` is checked in integer units (numpy); the hash chain of a
+    stored journal is checked by :func:`verify_chain`.
+
     Args:
-        txns: the journal (dicts as stored, or :class:`Transaction`).
+        txns: the journal (a :class:`Journal`, dicts as stored, or :class:`Transaction`).
         state: :func:`final_state` output.
         tol: absolute tolerance in quote currency.
     """
     checks: list[tuple[str, bool, str]] = []
-    dicts = [t.to_dict() if isinstance(t, Transaction) else t for t in txns]
-    unbalanced = [d["txn_id"] for d in dicts
-                  if sum((Decimal(p["amount"]) for p in d["postings"]), ZERO) != 0]
+    if isinstance(txns, Journal):  # integer units, in bulk
+        n = len(txns)
+        sums = np.add.reduceat(txns.units, txns.off[:-1]) if n else np.zeros(0, np.int64)
+        unbalanced = [f"{int(i):08d}" for i in np.flatnonzero(sums)[:5]]
+        bal, qty = _journal_balances(txns)
+    else:
+        dicts = [t.to_dict() if isinstance(t, Transaction) else t for t in txns]
+        n = len(dicts)
+        unbalanced = [d["txn_id"] for d in dicts
+                      if sum((Decimal(p["amount"]) for p in d["postings"]), ZERO) != 0]
+        bal, qty = balances(dicts)
     checks.append(("every transaction sums to zero", not unbalanced,
-                   f"{len(dicts)} transactions" if not unbalanced else f"unbalanced: {unbalanced[:5]}"))
-    bal, qty = balances(dicts)
+                   f"{n} transactions" if not unbalanced else f"unbalanced: {unbalanced[:5]}"))
     tol_d = Decimal(repr(tol))
     mismatches = []
 
@@ -320,4 +685,4 @@ def verify_journal(txns: Sequence[dict | Transaction], state: dict, tol: float =
     checks.append(("bankroll + realised PnL - fees + unrealised PnL = parent equity",
                    abs(identity - parent_eq) <= scale,
                    f"{identity:.8f} vs {parent_eq:.8f}"))
-    return VerifyReport(all(ok for _, ok, _ in checks), len(dicts), checks)
+    return VerifyReport(all(ok for _, ok, _ in checks), n, checks)

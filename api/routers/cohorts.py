@@ -9,8 +9,10 @@ from fastapi.responses import JSONResponse
 from api.deps import get_settings_dep, get_store, require_token
 from api.problems import ApiProblem, problem_responses
 from api.schemas import ID_PATTERN, AgentDetail, CohortDetail, CohortLaunch, JobAccepted, LedgerPage
-from manager import jobs, read_model
+from manager import data_roots, jobs, read_model
+from manager.limits import LimitExceeded, check_cohort_size
 from manager.runner import BarsRequest, CohortRequest
+from manager.times import RunError
 from manager.settings import Settings
 from manager.store import RunNotFound, Store
 from simulator.data import DATA_SUFFIXES, parse_symbol
@@ -66,29 +68,54 @@ def ledger(run_id: str = RUN_ID, page: int = Query(1, ge=1, le=1_000_000),
         raise _not_found_yet(run_id, exc) from None
 
 
+def _data_problem(field: str, message: str) -> ApiProblem:
+    return ApiProblem(422, f"{field}: {message}", type_="validation-error", title="Request validation failed",
+                      errors=[{"field": field, "message": message}])
+
+
 def _preflight(body: CohortLaunch, settings: Settings) -> str | None:
-    """The data folder to use; 422 naming the field when it or a symbol is unusable."""
-    folder = body.data or settings.data_dir
-    field = "data" if body.data else "COHORTLAB_DATA_DIR"
-    if folder is None:
+    """The data folder to use; 422 naming the field when it or a symbol is unusable.
+
+    ``data`` is a folder NAME under the data roots (:func:`manager.data_roots.resolve_data_folder`:
+    it and its files must resolve, after symlinks, under a root); the messages name no server
+    path and list no files. Without ``data``, the server's own default (``COHORTLAB_DATA_DIR``).
+    """
+    if body.data is not None:
+        try:
+            path = data_roots.resolve_data_folder(body.data)
+        except data_roots.DataFolderError as exc:
+            raise _data_problem("data", str(exc)) from None
+    elif settings.data_dir is not None:
+        path = Path(settings.data_dir)
+        if not path.is_dir():
+            raise ApiProblem(422, "COHORTLAB_DATA_DIR is not a folder on the API host",
+                             type_="validation-error", title="Request validation failed",
+                             errors=[{"field": "data", "message": "the server's default data folder is missing"}])
+    else:
         return None  # ./data when it holds bars, else SYNTHETIC
-    path = Path(folder)
-    if not path.is_dir():
-        raise ApiProblem(422, f"{field}: {folder!r} is not a folder on the API host", type_="validation-error",
-                         title="Request validation failed",
-                         errors=[{"field": "data", "message": f"{folder!r} is not a folder"}])
     available = sorted({parse_symbol(p)[0] for p in path.iterdir()
                         if p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(DATA_SUFFIXES)})
     if not available:
-        raise ApiProblem(422, f"{field}: {folder!r} holds no bar files ({', '.join(DATA_SUFFIXES)})",
-                         type_="validation-error", title="Request validation failed",
-                         errors=[{"field": "data", "message": "the folder holds no bar files"}])
+        raise _data_problem("data", f"the data folder holds no bar files ({', '.join(DATA_SUFFIXES)})")
     unknown = [s for s in body.symbols or [] if s not in available]
     if unknown:
-        message = f"unknown symbol(s) {', '.join(unknown)}; available: {', '.join(available)}"
-        raise ApiProblem(422, f"symbols: {message}", type_="validation-error", title="Request validation failed",
-                         errors=[{"field": "symbols", "message": message}])
+        raise _data_problem("symbols", f"unknown symbol(s) {', '.join(unknown)}; available: {', '.join(available)}")
     return str(path)
+
+
+def _check_size(req: CohortRequest, settings: Settings) -> None:
+    """422 before queueing when the cohort's estimated size is above the limits
+    (:func:`manager.limits.check_cohort_size`), its window is outside pandas'
+    timestamp range or a SYNTHETIC symbol is unknown; the message gives the
+    estimate and the limit (no server path)."""
+    try:
+        check_cohort_size(req.bars, req.agents, req.baselines, settings)
+    except RunError as exc:
+        message = str(exc)
+        field = ("body" if isinstance(exc, LimitExceeded) else "symbols" if "symbol" in message
+                 else "start" if "--start" in message else "end" if "--end" in message else "body")
+        raise ApiProblem(422, f"{field}: {message}", type_="validation-error", title="Request validation failed",
+                         errors=[{"field": field, "message": message}]) from None
 
 
 def _check_seed_from(choice: str, store: Store) -> None:
@@ -120,6 +147,7 @@ def launch_cohort(body: CohortLaunch, settings: Settings = Depends(get_settings_
                          seed=body.seed),
         bankroll=body.bankroll, agents=body.agents, seed=body.seed, allocation=body.allocation,
         seed_from=body.seed_from)
+    _check_size(req, settings)
     try:
         job = jobs.submit_cohort(req)
     except Exception as exc:  # noqa: BLE001 - the broker refused or is down

@@ -16,7 +16,9 @@ def _check_store() -> dict:
     except Exception as exc:  # noqa: BLE001 - report, never raise
         from manager.store import StoreError
 
-        return {"ok": False, "error": str(exc) if isinstance(exc, StoreError) else type(exc).__name__}
+        from manager.data_roots import public_path  # no token needed: no server path
+
+        return {"ok": False, "error": public_path(str(exc)) if isinstance(exc, StoreError) else type(exc).__name__}
     return {"ok": True, "error": None}
 
 

@@ -8,7 +8,7 @@ The commands are thin adapters over the use cases in :mod:`manager`, grouped by
 domain:
 
 - :mod:`manager.cli.runs`: ``run``, ``backtest``, ``strategies``, ``runs list|show``,
-  ``ledger verify``
+  ``ledger verify|export``
 - :mod:`manager.cli.learning`: ``evolve``, ``learn``, ``campaign``, ``optimize``
 - :mod:`manager.cli.service`: ``migrate``, ``serve``
 - :mod:`manager.cli.data`: ``data download``
@@ -54,6 +54,7 @@ app.command()(service.serve)
 runs_app.command("list")(runs.runs_list)
 runs_app.command("show")(runs.runs_show)
 ledger_app.command("verify")(runs.ledger_verify)
+ledger_app.command("export")(runs.ledger_export)
 data_app.command("download")(data.data_download)
 app.add_typer(runs_app, name="runs")
 app.add_typer(ledger_app, name="ledger")

@@ -34,6 +34,7 @@ import typer
 from evolution.evolve import GAConfig
 from manager.cli.output import fail
 from manager.learning_jobs import Source
+from manager.limits import BANKROLL_MAX, BANKROLL_MIN
 from manager.runner import BarsRequest
 from manager.seeding import SEED_FROM_HELP
 from manager.store import Store, StoreError, open_store
@@ -81,8 +82,9 @@ GENOMES = typer.Option(None, "--genomes", help="Start from these genomes (JSON f
 SEED_FROM = typer.Option("latest", "--seed-from", metavar="latest|random|RUN_ID|FILE", help=SEED_FROM_HELP)
 
 # ------------------------------------------------------------------ engine / costs
-BANKROLL = typer.Option(1000.0, "--bankroll", help="Parent bankroll in the quote currency (USD, or BTC "
-                        "for *_BTC pairs).")
+BANKROLL = typer.Option(1000.0, "--bankroll", min=BANKROLL_MIN, max=BANKROLL_MAX,
+                        help="Parent bankroll in the quote currency (USD, or BTC for *_BTC pairs), "
+                        "50 to 100,000 (the API's bounds).")
 FEE = typer.Option(10.0, "--fee-bps", min=0.0, help="Fee per fill, bps of notional (10 = 0.10 %).")
 SLIP = typer.Option(5.0, "--slippage-bps", min=0.0, help="Adverse slippage per fill, bps of price.")
 SHORT = typer.Option(False, "--allow-short", help="Allow short positions (long-only by default).")

@@ -1,11 +1,12 @@
 """Commands about runs: ``run`` (a cohort), ``backtest``, ``strategies``, ``runs list``,
-``runs show`` and ``ledger verify``.
+``runs show``, ``ledger verify`` and ``ledger export``.
 
 Each parses its options, calls one use case of :mod:`manager` and prints the result
 through :mod:`manager.cli.output`.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import List, Optional
 
@@ -19,7 +20,7 @@ from manager.cli.output import (USER_ERRORS, StageProgress, baselines_table, fai
                                 print_backtest, print_cohort, print_ledger_checks, runs_table, say, say_json,
                                 strategies_table, wrote, wrote_leaderboard)
 from manager.launch import execute_cohort
-from manager.read_model import verify_run_ledger
+from manager.read_model import export_run_ledger, verify_run_ledger
 from manager.runner import CohortRequest, run_backtest
 from manager.store import StoreError
 from manager.times import RunError
@@ -198,16 +199,46 @@ def runs_show(
 
 def ledger_verify(
     run_id: str = RUN_ID,
+    head: Optional[str] = typer.Option(None, "--head", help="Head hash kept outside the database "
+                                       "(from `cohortlab ledger export`); the journal's chain must end at it."),
     store_url: Optional[str] = STORE,
 ) -> None:
-    """Prove the run's journal balances and reconciles with the engine's final state.
+    """Prove the run's journal balances, reconciles with the engine's final state and
+    that its hash chain is intact (naming the first broken link) up to the stored head
+    and to --head when given.
 
     Exit status 0 when every check passes, 1 otherwise."""
     with open_store_or_exit(store_url) as store:
         try:
-            rep = verify_run_ledger(store, run_id)
+            rep = verify_run_ledger(store, run_id, head=head)
         except StoreError as exc:
             fail(exc)
     print_ledger_checks(rep)
     if not rep.ok:
+        raise typer.Exit(code=1)
+
+
+def ledger_export(
+    run_id: str = RUN_ID,
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the export to this file (default: stdout)."),
+    store_url: Optional[str] = STORE,
+) -> None:
+    """Write the run's journal as JSON with its hash chain's head, so the head can be kept
+    outside the database (check it later with `cohortlab ledger verify RUN_ID --head HASH`).
+
+    Exit status 1 (after writing) when the stored chain is broken or does not end at the
+    run's stored head."""
+    with open_store_or_exit(store_url) as store:
+        try:
+            doc, chain = export_run_ledger(store, run_id)
+        except StoreError as exc:
+            fail(exc)
+    text = json.dumps(doc, indent=None, separators=(",", ":"))
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text + "\n", encoding="utf-8")
+        say(f"wrote {escape(str(out))}: {doc['chain']['transactions']} transactions, head {doc['chain']['head']}")
+    if not chain.ok:
+        typer.echo(f"warning: the exported chain does not verify: {chain.describe()}", err=True)
         raise typer.Exit(code=1)

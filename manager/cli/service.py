@@ -2,6 +2,7 @@
 and dashboard; needs the ``service`` extra, uvicorn, loaded only when the command runs)."""
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 import typer
@@ -55,4 +56,6 @@ def serve(
          f"jobs {'on Celery' if settings.broker_url else 'in process'}; "
          f"POST routes {'need the bearer token' if settings.api_token else 'disabled (set COHORTLAB_API_TOKEN)'}",
          highlight=False, markup=False)
+    # the app answers its bind host in Host headers (api.middleware.allowed_hosts); workers inherit it
+    os.environ["COHORTLAB_API_HOST"] = bind_host
     uvicorn.run("api.app:app", host=bind_host, port=bind_port, workers=workers, log_level=log_level)

@@ -29,6 +29,7 @@ from manager.store.errors import (
     RunNotFound,
     RunStateError,
     StoreError,
+    StoreUnavailable,
     StudyMismatch,
 )
 from manager.store.ports import AuditStore, LearningStore, RunStore
@@ -47,6 +48,7 @@ __all__ = [
     "SQLiteStore",
     "Store",
     "StoreError",
+    "StoreUnavailable",
     "StudyMismatch",
     "new_run_id",
     "open_store",

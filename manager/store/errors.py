@@ -12,12 +12,24 @@ __all__ = [
     "RunNotFound",
     "RunStateError",
     "StoreError",
+    "StoreUnavailable",
     "StudyMismatch",
 ]
 
 
 class StoreError(Exception):
     """Any failure of a store operation (bad URL, I/O, constraint, state)."""
+
+
+class StoreUnavailable(StoreError):
+    """A *transient* store failure that a retry may resolve: the database is
+    busy or locked by another writer, or the server is unreachable.
+
+    Every other :class:`StoreError` is permanent: a disk that is full
+    (``SQLITE_FULL``), a read-only or moved file, I/O errors, a corrupt file,
+    constraint and state errors. The original driver error is chained
+    (``__cause__``).
+    """
 
 
 class NotFound(StoreError):

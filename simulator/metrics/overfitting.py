@@ -201,8 +201,9 @@ def probabilistic_sharpe_ratio(returns, sr_benchmark=0.0):
         if ok.any():
             d, m2, mean = d[ok], m2[ok], mean[ok]
             z = d / np.sqrt(m2)[:, None]  # standardised; avoids m2**1.5 underflow
-            g3 = np.mean(z**3, axis=1)
-            g4 = np.mean(z**4, axis=1)
+            z2 = z * z  # products, not z**3 / z**4: pow() is ~30x slower here
+            g3 = np.mean(z2 * z, axis=1)
+            g4 = np.mean(z2 * z2, axis=1)
             sr = mean / np.sqrt(m2 * t / (t - 1.0))  # std with ddof=1
             out[ok] = _psr_core(sr, np.full(sr.shape, float(t)), g3, g4, bench[ok])
     return _out(out, one)

@@ -18,7 +18,7 @@ from manager.launch import execute_cohort
 from manager.runner import BarsRequest, CohortRequest
 from manager.store import open_store
 from simulator.engine import EngineConfig
-from tests.helpers import BINANCE, ROOT
+from tests.helpers import BINANCE, ROOT, SHARED_DATA
 
 TOKEN = "test-token-" + uuid.uuid4().hex
 """The ``COHORTLAB_API_TOKEN`` of the test servers."""
@@ -63,7 +63,8 @@ class ApiServer:
     Args:
         folder: the server's working folder (empty, so the default data is SYNTHETIC
             and nothing is written into the repository) and where its log goes.
-        **env: ``COHORTLAB_*`` variables of the server (the test process's own are not passed on).
+        **env: ``COHORTLAB_*`` variables of the server (the test process's own are not passed on);
+            ``COHORTLAB_DATA_ROOTS`` defaults to the shared data folder (``binance-5m``, ...).
 
     Use as a context manager: entering waits (up to 60 s) until ``/healthz`` answers
     200; leaving stops the process group.
@@ -75,7 +76,8 @@ class ApiServer:
         self.log_path = folder / f"uvicorn-{self.port}.log"
         base_env = {k: v for k, v in os.environ.items()
                     if not k.startswith("COHORTLAB_") and k != "PROMETHEUS_MULTIPROC_DIR"}
-        self.env = {**base_env, "PYTHONPATH": str(ROOT), "COHORTLAB_METRICS_PORT": "0", **env}
+        self.env = {**base_env, "PYTHONPATH": str(ROOT), "COHORTLAB_METRICS_PORT": "0",
+                    "COHORTLAB_DATA_ROOTS": str(SHARED_DATA), **env}
         self.folder = folder
         self.proc: subprocess.Popen | None = None
 

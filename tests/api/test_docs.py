@@ -31,7 +31,7 @@ NODE_MODULES = ROOT / "web" / "node_modules"
 def client(tmp_path, monkeypatch):
     monkeypatch.setenv("COHORTLAB_STORE", f"sqlite:///{tmp_path}/docs.db")
     monkeypatch.delenv("COHORTLAB_WEB_NODE_MODULES", raising=False)
-    with TestClient(create_app(), raise_server_exceptions=False) as c:
+    with TestClient(create_app(), raise_server_exceptions=False, base_url="http://127.0.0.1") as c:
         yield c
 
 

@@ -25,7 +25,7 @@ REDIS = "redis://127.0.0.1:6379/13"
 
 def test_launch_a_cohort_and_poll_the_job(client, runs):
     body = {"bankroll": 250, "agents": 4, "allocation": "equal", "symbols": ["ETH_BTC", "LTC_BTC"],
-            "start": "2018-01-17", "end": "2018-01-17T12:00", "seed": 3, "data": str(BINANCE)}
+            "start": "2018-01-17", "end": "2018-01-17T12:00", "seed": 3, "data": BINANCE.name}
     r = client.post("/api/cohorts", json=body, headers=AUTH)
     assert r.status_code == 202, r.text
     accepted = r.json()
@@ -59,7 +59,7 @@ def test_launch_a_cohort_and_poll_the_job(client, runs):
 
 def test_a_job_that_fails_reports_why(client):
     # a window with no bars in the data: accepted (the bars are loaded by the job), then failed
-    r = client.post("/api/cohorts", json={"bankroll": 100, "agents": 2, "data": str(BINANCE),
+    r = client.post("/api/cohorts", json={"bankroll": 100, "agents": 2, "data": BINANCE.name,
                                           "start": "2030-01-01"}, headers=AUTH)
     assert r.status_code == 202, r.text
     job, _ = wait_for_job(client, r.json()["status_url"])
@@ -92,7 +92,7 @@ def test_validation_problems_name_the_field(client):
         "bankroll": 100, "start": "2018-01-16", "end": "2018-01-15"}), 422)
     assert [e["field"] for e in body["errors"]] == ["end"]
     body = assert_problem(client.post("/api/cohorts", headers=AUTH, json={
-        "bankroll": 100, "data": str(BINANCE), "symbols": ["ETH_BTC", "DOGE_BTC"]}), 422)
+        "bankroll": 100, "data": BINANCE.name, "symbols": ["ETH_BTC", "DOGE_BTC"]}), 422)
     assert [e["field"] for e in body["errors"]] == ["symbols"] and "DOGE_BTC" in body["detail"]
     body = assert_problem(client.post("/api/cohorts", headers=AUTH, json={"bankroll": 100,
                                                                           "data": "/no/such/folder"}), 422)
@@ -117,7 +117,7 @@ def test_a_broker_that_refuses_the_job_is_a_503_problem(monkeypatch, tmp_path):
         raise ConnectionError("redis://:hunter2@broker:6379 refused")
 
     monkeypatch.setattr(run_cohort_task, "apply_async", refuse)
-    client = TestClient(create_app(), raise_server_exceptions=False)
+    client = TestClient(create_app(), raise_server_exceptions=False, base_url="http://127.0.0.1")
     r = client.post("/api/cohorts", json={"bankroll": 100, "agents": 2}, headers=AUTH)
     body = assert_problem(r, 503)
     assert "broker" in body["detail"] and "hunter2" not in r.text
@@ -152,7 +152,7 @@ def test_launch_on_a_celery_worker(seeded, tmp_path):
             with httpx.Client(base_url=srv.base, timeout=30) as c:
                 assert c.get("/readyz").json()["checks"]["broker"] == {"ok": True, "error": None}
                 r = c.post("/api/cohorts", headers=AUTH, json={
-                    "bankroll": 300, "agents": 3, "data": str(BINANCE), "symbols": ["ETH_BTC"],
+                    "bankroll": 300, "agents": 3, "data": BINANCE.name, "symbols": ["ETH_BTC"],
                     "start": "2018-01-18", "end": "2018-01-18T06:00"})
                 assert r.status_code == 202, r.text
                 run_id = r.json()["run_id"]

@@ -39,7 +39,7 @@ def test_unexpected_errors_are_generic_500_problems(monkeypatch, tmp_path):
         raise RuntimeError("secret internals /etc/passwd")
 
     monkeypatch.setattr(read_model, "status_recent", boom)
-    client = TestClient(create_app(), raise_server_exceptions=False)
+    client = TestClient(create_app(), raise_server_exceptions=False, base_url="http://127.0.0.1")
     r = client.get("/api/assistant/cohorts/status")
     body = assert_problem(r, 500)
     assert body["type"].endswith("internal-error")

@@ -40,21 +40,21 @@ def seeded_from(client, run_id) -> str:
 
 
 def test_latest_seeds_only_from_the_same_market(seed_client):
-    job = launch(seed_client, data=str(COINBASE), start="2018-04-05")
+    job = launch(seed_client, data=COINBASE.name, start="2018-04-05")
     assert job["state"] == "completed", job
     assert seeded_from(seed_client, job["run_id"]) == "random"
-    job = launch(seed_client, data=str(BINANCE), start="2018-01-15", symbols=["ETH_BTC", "LTC_BTC"])
+    job = launch(seed_client, data=BINANCE.name, start="2018-01-15", symbols=["ETH_BTC", "LTC_BTC"])
     assert job["state"] == "completed", job
     assert seeded_from(seed_client, job["run_id"]) == "hall_of_fame+random"
 
 
 def test_seed_from_a_run_id_and_its_market(seed_client):
-    first = launch(seed_client, data=str(BINANCE), start="2018-01-15", seed_from="random")
+    first = launch(seed_client, data=BINANCE.name, start="2018-01-15", seed_from="random")
     assert first["state"] == "completed" and seeded_from(seed_client, first["run_id"]) == "random"
-    again = launch(seed_client, data=str(BINANCE), start="2018-01-16", seed_from=first["run_id"])
+    again = launch(seed_client, data=BINANCE.name, start="2018-01-16", seed_from=first["run_id"])
     assert again["state"] == "completed", again
     assert seeded_from(seed_client, again["run_id"]) == f"run:{first['run_id']}"
-    other = launch(seed_client, data=str(COINBASE), start="2018-04-05", seed_from=first["run_id"])
+    other = launch(seed_client, data=COINBASE.name, start="2018-04-05", seed_from=first["run_id"])
     assert other["state"] == "failed" and "coinbase-1m|1m|USD" in other["error"], other
 
 

@@ -169,7 +169,7 @@ def test_cohort_page_of_a_campaign_day_shows_its_cycles_pbo(tmp_path, monkeypatc
     monkeypatch.setenv("COHORTLAB_STORE", url)
     services.close_shared_store()
     try:
-        with TestClient(create_app(), raise_server_exceptions=False) as c:
+        with TestClient(create_app(), raise_server_exceptions=False, base_url="http://127.0.0.1") as c:
             html = c.get(f"/trading/cohorts/{day['run_id']}").text
     finally:
         services.close_shared_store()

@@ -56,7 +56,7 @@ def client(stored, monkeypatch):
     url, _ = stored
     monkeypatch.setenv("COHORTLAB_STORE", url)
     services.close_shared_store()
-    with TestClient(create_app(), raise_server_exceptions=False) as c:
+    with TestClient(create_app(), raise_server_exceptions=False, base_url="http://127.0.0.1") as c:
         yield c
     services.close_shared_store()
 

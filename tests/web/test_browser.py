@@ -120,7 +120,7 @@ def test_operator_flow(tab, server):
     page.fill("#f-agents", "5")
     page.select_option("#f-allocation", "risk_weighted")
     page.fill("#f-seed", "3")
-    page.fill("#f-data", str(DATA))
+    page.fill("#f-data", DATA.name)
     page.fill("#f-start", "2018-01-15")
     page.fill("#f-token", "not-the-token")
     page.click("#launch")
@@ -155,7 +155,8 @@ def test_operator_flow(tab, server):
         progress_seen = True
     else:
         progress_seen = False
-    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .trace').length > 0", timeout=180_000)
+    # wait_for_selector, not wait_for_function: the pages' CSP forbids the eval the latter uses
+    page.wait_for_selector(".js-plotly-plot .trace", state="attached", timeout=180_000)
     page.wait_for_load_state("networkidle")
     page.remove_listener("response", keep_first)
     if not progress_seen:  # only acceptable when the run finished before the page first rendered
@@ -191,7 +192,7 @@ def test_operator_flow(tab, server):
     assert int(top.locator("td").nth(9).inner_text()) > 0
     top.locator("td a").first.click()
     page.wait_for_url("**/agents/*")
-    page.wait_for_function("document.querySelectorAll('#chart-prices .trace').length > 0")
+    page.wait_for_selector("#chart-prices .trace", state="attached")
     markers = page.evaluate("document.querySelectorAll('#chart-prices .scatterlayer .trace .points path').length")
     assert markers > 0
     names = page.evaluate("document.getElementById('chart-prices').data.map(t => t.type + ':' + t.name)")
@@ -221,7 +222,7 @@ def test_operator_flow(tab, server):
 
     # -- a cohort that fails shows why
     page.goto(server + "/trading/cohorts/new")
-    page.fill("#f-data", str(DATA))
+    page.fill("#f-data", DATA.name)
     page.fill("#f-start", "2030-01-01")
     page.fill("#f-agents", "2")
     page.fill("#f-token", TOKEN)
@@ -262,7 +263,7 @@ def test_api_docs_render_offline(tab, server):
     page.goto(server + "/redoc")
     page.wait_for_selector('[data-section-id^="operation/"]')
     assert page.locator('[data-section-id^="operation/"]').count() >= 8
-    page.wait_for_function("document.body.innerText.includes('/api/experiments/cohorts')")
+    page.get_by_text("/api/experiments/cohorts").first.wait_for()
     page.wait_for_load_state("networkidle")
     shot(page, "10-api-docs-redoc")
 

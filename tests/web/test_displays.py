@@ -70,7 +70,7 @@ def displays(tmp_path_factory):
 def displays_client(displays, monkeypatch):
     monkeypatch.setenv("COHORTLAB_STORE", displays[0])
     services.close_shared_store()
-    with TestClient(create_app(), raise_server_exceptions=False) as c:
+    with TestClient(create_app(), raise_server_exceptions=False, base_url="http://127.0.0.1") as c:
         yield c
     services.close_shared_store()
 

@@ -92,7 +92,7 @@ def test_empty_state(tmp_path, monkeypatch):
     monkeypatch.setenv("COHORTLAB_STORE", f"sqlite:///{tmp_path}/empty.db")
     services.close_shared_store()
     try:
-        with TestClient(create_app()) as c:
+        with TestClient(create_app(), base_url="http://127.0.0.1") as c:
             r = c.get("/trading/cohorts")
     finally:
         services.close_shared_store()

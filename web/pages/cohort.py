@@ -28,6 +28,7 @@ from fastapi.responses import HTMLResponse
 from markupsafe import escape
 
 from manager import jobs
+from manager.data_roots import public_error
 from manager.launch import STAGES as LAUNCH_STAGES
 from manager.store import NotFound, Store
 from web import figures
@@ -66,7 +67,7 @@ def job_info(db: Store, job_id: str | None) -> dict[str, Any] | None:
     if not isinstance(info, Mapping):
         return None
     return {"state": str(info.get("state") or "").lower() or None, "stage": info.get("stage"),
-            "error": info.get("error"), "elapsed_s": info.get("elapsed_s")}
+            "error": public_error(info.get("error")), "elapsed_s": info.get("elapsed_s")}
 
 
 def progress_context(run_id: str, detail: dict | None, job: dict | None, job_id: str | None) -> dict[str, Any]:

@@ -7,11 +7,13 @@ to their inputs, then opens the cohort page with ``?job=<job_id>``.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from manager import services
+from manager.data_roots import data_roots, list_data_folders, public_label
 from web.errors import html_router
 from web.templating import render
 
@@ -24,10 +26,15 @@ router = html_router()
 
 @router.get("/trading/cohorts/new", response_class=HTMLResponse)
 def new_cohort_page(request: Request) -> HTMLResponse:
-    """The launch form; it names the server's default data folder (``COHORTLAB_DATA_DIR``) when set."""
-    data_dir = None
+    """The launch form. It lists the data folders under the data roots by name, with their
+    symbols and first/last bar (:func:`manager.data_roots.list_data_folders`), and names the
+    server's default (``COHORTLAB_DATA_DIR``) by its folder name -- never a server path."""
+    data_dir, folders = None, []
     try:
-        data_dir = services.current_settings().data_dir
-    except Exception:  # noqa: BLE001 - bad settings must not hide the form
-        log.warning("settings could not be read for the launch form", exc_info=True)
-    return render(request, "new.html", {"nav": "new", "data_dir": data_dir})
+        settings = services.current_settings()
+        if settings.data_dir:
+            data_dir = public_label(str(Path(settings.data_dir).resolve()), data_roots(settings))
+        folders = list_data_folders(data_roots(settings))
+    except Exception:  # noqa: BLE001 - bad settings or an unreadable root must not hide the form
+        log.warning("settings or data folders could not be read for the launch form", exc_info=True)
+    return render(request, "new.html", {"nav": "new", "data_dir": data_dir, "folders": folders})

@@ -19,13 +19,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from manager.store.errors import RunNotFound, StoreError
+from manager.store.errors import RunNotFound, StoreError, StoreUnavailable
 from manager.store.documents import check_run_id
 from manager.store.schema import migrate_schema
 
 __all__ = ["SQLiteConnection", "dumps", "loads"]
 
 T = TypeVar("T")
+
+#: primary SQLite result codes a retry may resolve: SQLITE_BUSY, SQLITE_LOCKED
+_TRANSIENT_CODES = frozenset({5, 6})
 
 
 def dumps(document: Any) -> str:
@@ -106,27 +109,58 @@ class SQLiteConnection:
     def _transaction(self, write: bool) -> Iterator[sqlite3.Connection]:
         """One transaction: commit on success, roll back on any exception.
 
-        ``sqlite3`` errors are re-raised as :class:`StoreError`.
+        ``sqlite3`` errors are re-raised as :class:`StoreError` with the
+        original error chained (``__cause__``): :class:`StoreUnavailable` when
+        the database is busy or locked (a retry may succeed), a plain
+        :class:`StoreError` otherwise (disk full, read-only or moved file, I/O
+        error, corruption: permanent). When SQLite already rolled the
+        transaction back itself (it does on ``SQLITE_FULL``, ``SQLITE_IOERR``
+        ...), no second ``ROLLBACK`` is issued, and a failing ``ROLLBACK`` never
+        replaces the error that caused it.
         """
         with self._lock:
             conn = self._connection()
             try:
                 conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             except sqlite3.Error as exc:
-                raise StoreError(f"SQLite database {self._path!r}: {exc}") from exc
+                raise self._error(exc) from exc
             try:
                 yield conn
             except BaseException as exc:
-                conn.execute("ROLLBACK")
+                self._rollback(conn)
                 if isinstance(exc, sqlite3.Error):
-                    raise StoreError(f"SQLite database {self._path!r}: {exc}") from exc
+                    raise self._error(exc) from exc
                 raise
             else:
                 try:
                     conn.execute("COMMIT")
                 except sqlite3.Error as exc:
-                    conn.execute("ROLLBACK")
-                    raise StoreError(f"SQLite database {self._path!r}: {exc}") from exc
+                    self._rollback(conn)
+                    raise self._error(exc) from exc
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        """Roll back the open transaction, if SQLite has not already done so;
+        a failure here is ignored (the caller raises the error that caused it)."""
+        if not conn.in_transaction:
+            return
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+    def _error(self, exc: sqlite3.Error) -> StoreError:
+        """The :class:`StoreError` for an ``sqlite3`` error: transient
+        (:class:`StoreUnavailable`) for ``SQLITE_BUSY`` / ``SQLITE_LOCKED``,
+        permanent otherwise; the message keeps SQLite's (``database or disk is
+        full``, ``attempt to write a readonly database`` ...) and its code name."""
+        code = getattr(exc, "sqlite_errorcode", None)
+        name = getattr(exc, "sqlite_errorname", None)
+        shown = f"{exc} ({name})" if name else str(exc)
+        message = f"SQLite database {self._path!r}: {shown}"
+        if code is not None and code & 0xFF in _TRANSIENT_CODES:
+            return StoreUnavailable(message)
+        return StoreError(message)
 
     def run_transaction(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = True) -> T:
         """Run ``fn(connection)`` inside one transaction and return its result.

@@ -58,7 +58,7 @@ def test_run_on_binance_writes_report_and_stores_run(tmp_path, store_url, cli):
     assert res.exit_code == 0 and rep["agents"][0]["agent_id"] in res.output
     res = cli("ledger", "verify", run_id, store_url=store_url)
     assert res.exit_code == 0, res.output
-    assert res.output.count("PASS") == 4 and "verified" in res.output
+    assert res.output.count("PASS") == 5 and "verified" in res.output  # 4 reconciliation checks + the hash chain
     with open_store(store_url) as st:
         assert len(st.get_ledger(run_id)) == rep["ledger"]["transactions"]
 
