@@ -20,7 +20,7 @@ from manager.cli.output import (USER_ERRORS, StageProgress, baselines_table, fai
                                 print_backtest, print_cohort, print_ledger_checks, runs_table, say, say_json,
                                 strategies_table, wrote, wrote_leaderboard)
 from manager.launch import execute_cohort
-from manager.read_model import export_run_ledger, verify_run_ledger
+from manager.ledger_audit import export_run_ledger, verify_run_ledger
 from manager.runner import CohortRequest, run_backtest
 from manager.store import StoreError
 from manager.times import RunError

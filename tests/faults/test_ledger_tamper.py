@@ -28,7 +28,8 @@ from manager.runner import BarsRequest, CohortRequest
 from manager.store import SQLiteStore, StoreError
 from simulator.engine import EngineConfig, run_engine
 from simulator.kernel import UNITS
-from simulator.ledger import GENESIS, build_journal, txn_hash, verify_chain
+from simulator.ledger import GENESIS, build_journal, txn_hash
+from simulator.ledger_chain import verify_chain
 from tests.helpers import agents, market_from_prices
 from tests.manager.store.mongo_server import fresh_database, shared_mongo_server, with_database
 
