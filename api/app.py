@@ -30,7 +30,9 @@ Routes:
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Depends, FastAPI, Response
 from fastapi.responses import JSONResponse
@@ -99,6 +101,20 @@ def prometheus_metrics() -> Response:
     return Response(content=body, headers={"Content-Type": content_type})
 
 
+@contextlib.asynccontextmanager
+async def _lifespan(application: FastAPI) -> AsyncIterator[None]:
+    """Recover the in-process runs a dead API process left ``running`` (reason
+    ``interrupted``), at startup and then every lease period (:mod:`manager.recovery`)."""
+    from manager.recovery import RecoverySweep
+    from manager.services import shared_store
+
+    sweep = RecoverySweep(shared_store).start()
+    try:
+        yield
+    finally:
+        sweep.stop()
+
+
 def create_app() -> FastAPI:
     """A new API application: operations routes (``/healthz``, ``/readyz``, ``/metrics``),
     the JSON API routers, problem-document error handlers, request-latency metrics and,
@@ -120,6 +136,7 @@ def create_app() -> FastAPI:
         docs_url=None,
         redoc_url=None,
         dependencies=[Depends(single_query_values)],
+        lifespan=_lifespan,
     )
     install_docs(application)
     application.include_router(ops_router)

@@ -167,10 +167,53 @@ def submit_cohort(req: CohortRequest) -> Job:
         job = Job(job_id=run_id, run_id=run_id, mode="celery")
         REGISTRY.add(job)
         return job
+    # recorded before the 202: a queued job never vanishes, and a dead process's
+    # runs are recovered (manager.recovery); a store that cannot record it -> 503
+    from manager.recovery import record_accepted_job
+    from manager.services import shared_store
+
+    record_accepted_job(shared_store(), run_id, req)
+    return requeue_job(run_id, req)
+
+
+def requeue_job(run_id: str, req: CohortRequest) -> Job:
+    """Queue run ``run_id`` on the in-process executor (its run is already
+    recorded and leased by this process: a new job, or a recovered one)."""
     job = Job(job_id=run_id, run_id=run_id, mode="thread")
     REGISTRY.add(job)
+    _start_lease_keeper()
     _pool().submit(_run_in_process, job.job_id, req)
     return job
+
+
+_keeper: threading.Thread | None = None
+
+
+def _keep_leases() -> None:
+    """Renew this process's lease on every unfinished in-process job's run (also while
+    it waits in the queue or loads its bars), every third of the lease."""
+    from manager.leases import lease_s, process_owner
+    from manager.services import shared_store
+
+    while True:
+        seconds = lease_s()
+        time.sleep(seconds / 3)
+        with REGISTRY._lock:
+            pending = [j.run_id for j in REGISTRY._jobs.values()
+                       if j.mode == "thread" and j.state in ("queued", "running")]
+        for run_id in pending:
+            try:
+                shared_store().renew_lease(run_id, process_owner(), seconds)
+            except StoreError:  # busy or down: the next beat tries again
+                log.warning("could not renew the lease of job %s", run_id, exc_info=True)
+
+
+def _start_lease_keeper() -> None:
+    global _keeper
+    with _executor_lock:
+        if _keeper is None or not _keeper.is_alive():
+            _keeper = threading.Thread(target=_keep_leases, name="cohortlab-job-leases", daemon=True)
+            _keeper.start()
 
 
 def _run_in_process(job_id: str, req: CohortRequest) -> None:
@@ -187,8 +230,22 @@ def _run_in_process(job_id: str, req: CohortRequest) -> None:
         from manager.data_roots import public_error  # HTTP readers need no token: no paths, no cell values
 
         log.info("cohort job %s failed: %s: %s", job_id, type(exc).__name__, exc)
+        _fail_recorded_run(job_id, exc)
         REGISTRY.update(job_id, state="failed", stage="failed", error=public_error(f"{type(exc).__name__}: {exc}"),
                         finished=time.time())
+
+
+def _fail_recorded_run(run_id: str, exc: BaseException) -> None:
+    """Fail the run recorded at submission when the job failed before the run
+    started (bad input found while loading): it must not stay ``running``."""
+    from manager.services import shared_store
+
+    try:
+        store = shared_store()
+        if store.get_run(run_id)["status"] == "running":
+            store.fail_run(run_id, f"{type(exc).__name__}: {exc}")
+    except StoreError:  # gone, finished meanwhile, or the store is failing: the job has the error
+        pass
 
 
 # ----------------------------------------------------------------- reading a job's state

@@ -9,6 +9,7 @@ one transaction, or ``failed`` with its reason and no partial ledger.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,11 +21,12 @@ import pandas as pd
 from evolution.genome import Genome
 from manager.baselines import DEFAULT_BASELINES, cohort_baselines
 from manager.cache import cohort_feature_cache, invalidate_venue
+from manager.leases import Heartbeat, lease_fields, lease_s, process_owner
 from manager.limits import check_cohort_size
 from manager.report import backtest_report, cohort_report
 from manager.times import RunError, utc
 from manager.seeding import STORED_KINDS, Seed, SeedError, market_identity, resolve_seed, traded_from
-from manager.store import RunNotFound, RunStateError, Store, StoreError
+from manager.store import RunLeased, RunNotFound, RunStateError, Store, StoreError, StoreUnavailable
 from simulator.allocation import check_allocation
 from simulator.cohort import CohortResult, simulate_cohort
 from simulator.data import data_dir_default, load_market
@@ -223,8 +225,16 @@ class RunAlreadyFinished(RunError):
 
 
 def _start(store: Store, doc: dict) -> str:
-    """Create the run, or take over a run left ``running`` by a worker that died
-    (same run id); refuse a finished one (:class:`RunAlreadyFinished`)."""
+    """Create the run with this process's lease (:mod:`manager.leases`), or take
+    over a run left ``running`` (same run id) once its lease expired -- its owner
+    died -- or when this process already holds it; refuse a finished one
+    (:class:`RunAlreadyFinished`).
+
+    Raises:
+        RunLeased: the run is ``running`` under another owner's live lease (a
+            live worker executes it); transient, a later delivery retries.
+    """
+    owner, seconds = process_owner(), lease_s()
     run_id = doc.get("run_id")
     if run_id:
         try:
@@ -234,8 +244,20 @@ def _start(store: Store, doc: dict) -> str:
         if existing is not None:
             if existing["status"] != "running":
                 raise RunAlreadyFinished(existing)
+            try:
+                claimed = store.claim_run(run_id, owner, seconds)
+            except StoreError as exc:
+                if not isinstance(exc, StoreUnavailable):  # cannot write (read-only, disk full): fail it,
+                    _fail(store, run_id, exc, 0.0)         # or note on exc that even that was impossible
+                raise
+            if not claimed:
+                _raise_if_finished(store, run_id, None)
+                raise RunLeased(f"run {run_id} is running under a live lease of {existing.get('owner')} "
+                                f"(until {existing.get('lease_until')}); it is not taken over")
+            if existing.get("queued_job"):  # recorded when its job was accepted: fill it in
+                store.refresh_run(run_id, doc)
             return run_id
-    return store.create_run(doc)
+    return store.create_run({**doc, **lease_fields(owner, seconds)})
 
 
 def _execute(store: Store | None, doc: dict, simulate: Callable[[], CohortResult],
@@ -243,21 +265,23 @@ def _execute(store: Store | None, doc: dict, simulate: Callable[[], CohortResult
              is_final: Callable[[BaseException], bool] = lambda exc: True) -> tuple[str, CohortResult, dict]:
     run_id = _start(store, doc) if store is not None else doc.get("run_id", "unsaved")
     t0 = time.perf_counter()
+    heartbeat = Heartbeat(store, run_id) if store is not None else contextlib.nullcontext()
     try:
-        progress("simulate")
-        # indicator arrays go through the feature cache; the venue's entries are
-        # dropped when the simulation ends (doc["data_label"] = MarketData.source)
-        with cohort_feature_cache(doc.get("data_label")):
-            result = simulate()
-        timings = {"simulate_s": time.perf_counter() - t0}
-        report = make_report(run_id, result)
-        if not result.ledger_ok:
-            raise RunError("ledger reconciliation failed; see `cohortlab ledger verify`")
-        if store is not None:
-            progress("store")
-            t1 = time.perf_counter()
-            _persist(store, run_id, result, report, timings)
-            timings["store_s"] = time.perf_counter() - t1
+        with heartbeat:  # renews the run's lease while it simulates and stores
+            progress("simulate")
+            # indicator arrays go through the feature cache; the venue's entries are
+            # dropped when the simulation ends (doc["data_label"] = MarketData.source)
+            with cohort_feature_cache(doc.get("data_label")):
+                result = simulate()
+            timings = {"simulate_s": time.perf_counter() - t0}
+            report = make_report(run_id, result)
+            if not result.ledger_ok:
+                raise RunError("ledger reconciliation failed; see `cohortlab ledger verify`")
+            if store is not None:
+                progress("store")
+                t1 = time.perf_counter()
+                _persist(store, run_id, result, report, timings)
+                timings["store_s"] = time.perf_counter() - t1
     except BaseException as exc:
         # a transient error leaves the run ``running`` for the retry to take over
         if store is not None and is_final(exc):

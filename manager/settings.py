@@ -64,6 +64,14 @@ class Settings(BaseSettings):
         max_memory_mb: most estimated peak memory of one cohort, MiB
             (``COHORTLAB_MAX_MEMORY_MB``, default 16,384), > 0. The estimate and
             its formula: :mod:`manager.limits`.
+        run_lease_s: lease of a running run, seconds (``COHORTLAB_RUN_LEASE_S``,
+            default 60), > 0: its executor renews it every third of that (a
+            heartbeat); another worker or a restarted API takes a ``running``
+            run over only once its lease expired (:mod:`manager.leases`).
+        max_deliveries: most deliveries of one cohort/campaign-day task (per run id)
+            that may start and never return -- a worker killed mid-task -- before the
+            next delivery dead-letters the run (``COHORTLAB_MAX_DELIVERIES``, default 3),
+            >= 1; see :mod:`manager.dead_letter`.
 
     An empty environment variable counts as unset for the optional settings.
 
@@ -90,6 +98,8 @@ class Settings(BaseSettings):
     max_bars: int = Field(150_000, ge=1)
     max_cells: int = Field(100_000_000, ge=1)
     max_memory_mb: float = Field(16_384.0, gt=0)
+    run_lease_s: float = Field(60.0, gt=0)
+    max_deliveries: int = Field(3, ge=1)
 
     @field_validator("data_roots", "allowed_hosts", mode="before")
     @classmethod

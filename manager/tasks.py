@@ -30,12 +30,13 @@ from evolution.evolve import GAConfig
 from manager import metrics
 from manager.baselines import baseline_percentile
 from manager.celery_app import app
+from manager.dead_letter import dead_letter
 from manager.campaigns import CampaignRequest, execute_campaign_day
 from manager.learning_jobs import CycleRequest, Source, learning_cycle
 from manager.launch import execute_cohort
 from manager.runner import BarsRequest, CohortRequest, RunAlreadyFinished
 from manager.settings import get_settings
-from manager.store import StoreUnavailable, open_store
+from manager.store import RunLeased, StoreUnavailable, open_store
 from simulator.engine import EngineConfig
 
 
@@ -43,7 +44,9 @@ def _transient_types() -> tuple[type[BaseException], ...]:
     # StoreUnavailable: a busy/locked database or an unreachable server. Every other
     # StoreError -- disk full (SQLITE_FULL), read-only or moved file, I/O error -- is
     # permanent: retrying cannot fix it, so the run fails at once with the cause.
-    types: list[type[BaseException]] = [StoreUnavailable, ConnectionError, TimeoutError]
+    # RunLeased: a live owner executes the run (a duplicate delivery); retry until it
+    # finished (the stored result is returned) or its lease expired (taken over).
+    types: list[type[BaseException]] = [StoreUnavailable, RunLeased, ConnectionError, TimeoutError]
     try:
         from pymongo.errors import AutoReconnect, ConnectionFailure
         types += [AutoReconnect, ConnectionFailure]
@@ -78,7 +81,7 @@ def fail_unfinished_run(run_id: str | None, exc: BaseException) -> bool:
     Returns:
         True when the run was marked failed.
     """
-    if not run_id:
+    if not run_id or isinstance(exc, RunLeased):  # a live owner executes it: never fail its run
         return False
     reason = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, TRANSIENT):
@@ -134,6 +137,7 @@ def _brief(run: dict) -> dict:
 
 
 @app.task(bind=True, base=RunTask, name="cohortlab.run_cohort", **RETRY)
+@dead_letter  # a delivery that keeps killing its worker fails the run after COHORTLAB_MAX_DELIVERIES
 def run_cohort_task(self, run_id: str, request: dict, genomes: list[dict] | None = None) -> dict:
     """Run one cohort into the store under ``run_id``.
 
@@ -189,6 +193,7 @@ def run_learning_cycle(self, mode: str = "intraday", lookback: str = "12h", end:
 
 
 @app.task(bind=True, base=RunTask, name="cohortlab.run_campaign_day", **RETRY)
+@dead_letter
 def run_campaign_day(self, run_id: str, request: dict, day: str, day_number: int = 1,
                      genomes: list[dict] | None = None) -> dict:
     """One campaign day — a learning cycle on the lookback before ``day``, then

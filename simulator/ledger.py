@@ -43,6 +43,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
+from numba import njit
 
 from simulator.kernel import K_RETURN, K_SHORTFALL, KIND_NAMES, UNITS
 
@@ -318,6 +319,164 @@ def ledger_chain(txns: Journal | Sequence[dict | Transaction]) -> dict:
     return {"scheme": CHAIN_SCHEME, "genesis": GENESIS, "head": head, "transactions": len(txns)}
 
 
+def _table(strings: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """ASCII strings -> (one uint8 buffer, offsets ``(len + 1,)``) for :func:`_canonical_kernel`."""
+    off = np.zeros(len(strings) + 1, np.int64)
+    np.cumsum(list(map(len, strings)), out=off[1:])
+    return np.frombuffer("".join(strings).encode("ascii"), np.uint8), off
+
+
+@njit(cache=True, inline="always")
+def _put(out, o, buf, boff, i):
+    """Copy entry ``i`` of a table into ``out`` at ``o``; the new end."""
+    for j in range(boff[i], boff[i + 1]):
+        out[o] = buf[j]
+        o += 1
+    return o
+
+
+_U10 = np.uint64(10)
+_POW10 = np.array([10 ** k for k in range(20)], dtype=np.uint64)
+
+
+@njit(cache=True, inline="always")
+def _put_int(out, o, v, width):
+    """Write integer ``v`` in decimal (zero-padded to ``width`` digits) at ``o``; the new end."""
+    if v < 0:
+        out[o] = 45  # '-'
+        o += 1
+        u = np.uint64(-v)
+    else:
+        u = np.uint64(v)
+    nd = 1
+    while nd < 20 and u >= _POW10[nd]:
+        nd += 1
+    if nd < width:
+        nd = width
+    for d in range(nd - 1, -1, -1):
+        out[o + d] = np.uint8(u % _U10) + 48
+        u //= _U10
+    return o + nd
+
+
+@njit(cache=True)
+def _canonical_kernel(tbar, kidx, midx, off, acc, units, qidx, qneg, psym, ktok, ktok_off, time_t, time_off,
+                      memo_t, memo_off, acc_t, acc_off, sym_t, sym_off, qrep, qrep_off, cap):
+    """The canonical text of every transaction (see :func:`_chain_hashes`), written back to back
+    into one buffer, each with 64 bytes left for its ``prev_hash``: returns (buffer, offsets ``(n + 1,)``)."""
+    n = len(tbar)
+    out = np.empty(cap, np.uint8)
+    toff = np.empty(n + 1, np.int64)
+    o = 0
+    for i in range(n):
+        toff[i] = o
+        out[o] = 91  # '['
+        o = _put_int(out, o + 1, i, 0)
+        out[o] = 44  # ','
+        out[o + 1] = 34  # '"'
+        o = _put_int(out, o + 2, i, 8)
+        o = _put(out, o, ktok, ktok_off, kidx[i])      # -kind",
+        o = _put_int(out, o, tbar[i], 0)
+        o = _put(out, o, time_t, time_off, tbar[i] + 1)  # ,"time",
+        o = _put(out, o, memo_t, memo_off, midx[i])    # "kind",memo,[
+        for k in range(off[i], off[i + 1]):
+            if k > off[i]:
+                out[o] = 44
+                o += 1
+            o = _put(out, o, acc_t, acc_off, acc[k])   # [account,
+            o = _put_int(out, o, units[k], 0)
+            q = qidx[k]
+            if q < 0:
+                for c in (44, 110, 117, 108, 108, 44, 110, 117, 108, 108, 93):  # ,null,null]
+                    out[o] = c
+                    o += 1
+            else:
+                out[o] = 44
+                out[o + 1] = 34
+                o += 2
+                if qneg[k]:
+                    out[o] = 45
+                    o += 1
+                o = _put(out, o, qrep, qrep_off, q)  # ,"qty
+                o = _put(out, o, sym_t, sym_off, psym[k])  # ",symbol]
+        out[o] = 93  # ']'
+        out[o + 1] = 44
+        out[o + 2] = 34
+        o += 3 + 64  # room for prev_hash, written by the chain
+        out[o] = 34
+        out[o + 1] = 93  # '"]'
+        o += 2
+    toff[n] = o
+    return out, toff
+
+
+def _chain_hashes(accounts: list[str], symbols: list[str], agent_ids: list[str], times: list[str], start: str,
+                  tbar: np.ndarray, tfk: np.ndarray, tagent: np.ndarray, tsym: np.ndarray, tbuy: np.ndarray,
+                  off: np.ndarray, acc: np.ndarray, units: np.ndarray, qty: np.ndarray,
+                  psym: np.ndarray) -> list[str]:
+    """The chain of a column-wise journal: the ``hash`` of every transaction, in order.
+
+    The canonical text of every transaction (exactly :func:`canonical_txn` of its
+    dict form, up to ``prev_hash``) is written in bulk by a compiled kernel from the
+    integers and small tables of ``json.dumps``'d text (accounts, symbols, memos,
+    kinds, times) and the ``repr`` of each quantity; only the SHA-256 of
+    ``text + prev_hash + '"]'`` runs per transaction in Python (it needs the hash
+    before it).
+    """
+    n = len(tbar)
+    if n == 0:
+        return []
+    dumps = json.dumps
+    S, N = len(symbols), len(agent_ids)
+    nk = len(KIND_NAMES)
+    cap = (tfk == K_RETURN) | (tfk == K_SHORTFALL)
+    # '"kind",memo,[' by (kind, memo): fills by (kernel kind, side, symbol); capital movements by
+    # (kind, agent); allocations by agent; the deposit
+    memos = ([f'"fill",{dumps(f"{KIND_NAMES[k]} {side} {sym}")},[' for k in range(nk)
+              for side in ("sell", "buy") for sym in symbols]
+             + [f'{dumps(KIND_NAMES[k])},{dumps(a)},[' for k in (K_SHORTFALL, K_RETURN) for a in agent_ids]
+             + [f'"allocation",{dumps(f"allocate to {a}")},[' for a in agent_ids]
+             + ['"deposit","parent bankroll",['])
+    m_cap, m_alloc, m_dep = 2 * nk * S, 2 * nk * S + 2 * N, 2 * nk * S + 3 * N
+    midx = np.where(tfk == _PREFIX_DEPOSIT, m_dep,
+                    np.where(tfk == _PREFIX_ALLOCATION, m_alloc + tagent,
+                             np.where(cap, m_cap + (tfk == K_RETURN) * N + tagent,
+                                      (2 * tfk + tbuy) * S + tsym))).astype(np.int64)
+    # '-kind",' of the txn_id: kernel kinds (capital movements), fill, deposit, allocation
+    kidx = np.where(tfk == _PREFIX_DEPOSIT, nk + 1,
+                    np.where(tfk == _PREFIX_ALLOCATION, nk + 2, np.where(cap, tfk, nk))).astype(np.int64)
+    # quantities: repr of each distinct |qty| (a close repeats its opening quantity), signed in the
+    # kernel (repr(-x) == "-" + repr(x) for every float x, -0.0 and inf included)
+    has_q = ~np.isnan(qty)
+    qidx = np.full(len(acc), -1, np.int64)
+    q_abs, q_inv = np.unique(np.abs(qty[has_q]), return_inverse=True)
+    qidx[has_q] = q_inv.reshape(-1)
+    qneg = np.signbit(qty) & has_q
+    tables = [_table([f'-{k}",' for k in list(KIND_NAMES) + ["fill", "deposit", "allocation"]]),
+              _table([f",{dumps(start)},"] + [f',"{t}",' for t in times]),  # ISO times need no escaping
+              _table(memos),
+              _table([f"[{dumps(a)}," for a in accounts]),
+              _table([f'",{dumps(s)}]' for s in symbols]),
+              _table(list(map(repr, q_abs.tolist())))]
+    # an upper bound of the text's length: 20 characters per number, the longest table entry per field
+    longest = [int(np.diff(t[1]).max(initial=0)) for t in tables]
+    cap_len = n * (3 * 20 + 8 + 66 + sum(longest[:3])) + len(acc) * (20 + 14 + sum(longest[3:]))
+    out, toff = _canonical_kernel(tbar, kidx, midx, off, acc, units, qidx, qneg, psym.astype(np.int64),
+                                  *[a for t in tables for a in t], cap_len)
+    data = memoryview(out)
+    bounds = toff.tolist()
+    sha = _SHA
+    hashes: list[str] = []
+    append = hashes.append
+    prev = GENESIS.encode()
+    for a, b in zip(bounds, bounds[1:]):
+        data[b - 66:b - 2] = prev
+        h = sha(data[a:b]).hexdigest()
+        append(h)
+        prev = h.encode()
+    return hashes
+
+
 def build_journal(result, timestamps: np.ndarray, symbols: Sequence[str],
                   agent_ids: Sequence[str]) -> Journal:
     """Chained journal of one engine run: deposit, allocations, then every fill
@@ -395,46 +554,8 @@ def build_journal(result, timestamps: np.ndarray, symbols: Sequence[str],
     tbuy = np.concatenate((np.zeros(1 + N, bool), fq > 0))
 
     # -- the chain: canonical JSON written from the integers (see canonical_txn) ----------
-    dumps = json.dumps
-    acc_js = [dumps(a) for a in accounts]
-    sym_js = [dumps(s) for s in symbols]
-    aid_js = [dumps(a) for a in agent_ids]
-    memo_js = [dumps(f"{KIND_NAMES[k]} {side} {sym}") for k in range(len(KIND_NAMES))
-               for side in ("sell", "buy") for sym in symbols]
-    sha = _SHA
-    hashes: list[str] = []
-    prev = GENESIS
-    start_js = dumps(start)
-    prefix = [(0, "deposit", dumps("parent bankroll"), f'["capital",{-bank},null,null],["parent:cash",{bank},null,null]')]
-    for i, a in enumerate(alloc.tolist()):
-        prefix.append((i + 1, "allocation", dumps(f"allocate to {agent_ids[i]}"),
-                       f'["parent:cash",{-a},null,null],[{acc_js[CASH + i]},{a},null,null]'))
-    for seq, kind, memo, legs in prefix:
-        prev = sha(f'[{seq},"{seq:08d}-{kind}",-1,{start_js},"{kind}",{memo},[{legs}],"{prev}"]'
-                   .encode()).hexdigest()
-        hashes.append(prev)
-    k_cap = (K_RETURN, K_SHORTFALL)
-    seq = 1 + N
-    append = hashes.append
-    for b, a, s, k, fe, re_, ba, c, q in zip(fbar.tolist(), fag.tolist(), fsym.tolist(), fk.tolist(),
-                                              fee.tolist(), real.tolist(), basis.tolist(), cash.tolist(),
-                                              fq.tolist()):
-        if k in k_cap:
-            kind = KIND_NAMES[k]
-            memo = aid_js[a]
-            legs = f'[{acc_js[CASH + a]},{c},null,null],["parent:cash",{-c},null,null]'
-        else:
-            kind = "fill"
-            memo = memo_js[(2 * k + (q > 0)) * S + s]
-            legs = f'[{acc_js[POS + a * S + s]},{ba},"{q!r}",{sym_js[s]}],[{acc_js[CASH + a]},{c},null,null]'
-            if fe:
-                legs += f',["fees",{fe},null,null]'
-            if re_:
-                legs += f',[{acc_js[REAL + a]},{-re_},null,null]'
-        prev = sha(f'[{seq},"{seq:08d}-{kind}",{b},"{times[b]}","{kind}",{memo},[{legs}],"{prev}"]'
-                   .encode()).hexdigest()
-        append(prev)
-        seq += 1
+    hashes = _chain_hashes(accounts, symbols, agent_ids, times, start, tbar, tfk, tagent, tsym, tbuy,
+                           off, acc, units, qty, psym)
     return Journal(accounts=accounts, symbols=symbols, agent_ids=agent_ids, times=times, start=start,
                    tbar=tbar, tfk=tfk, tagent=tagent, tsym=tsym, tbuy=tbuy, off=off, acc=acc,
                    units=units, qty=qty, psym=psym, hashes=hashes)

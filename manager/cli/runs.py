@@ -1,5 +1,5 @@
 """Commands about runs: ``run`` (a cohort), ``backtest``, ``strategies``, ``runs list``,
-``runs show``, ``ledger verify`` and ``ledger export``.
+``runs show``, ``runs recover``, ``ledger verify`` and ``ledger export``.
 
 Each parses its options, calls one use case of :mod:`manager` and prints the result
 through :mod:`manager.cli.output`.
@@ -167,6 +167,37 @@ def runs_list(
     say(runs_table(rows))
     if len(rows) == limit:
         say(f"next page: cohortlab runs list --before {rows[-1]['run_id']}")
+
+
+def runs_recover(
+    requeue: bool = typer.Option(False, "--requeue", help="Run them again here, under their run ids, "
+                                 "instead of failing them."),
+    store_url: Optional[str] = STORE,
+) -> None:
+    """Fail (reason `interrupted`) or re-run the in-process API jobs whose process died:
+    runs still `running`, launched by the API without a broker, whose lease expired.
+    Runs with a live lease are left alone. Prints what it did."""
+    from manager.recovery import recover_runs
+
+    outcomes: dict[str, str] = {}
+
+    def run_here(run_id: str, req: CohortRequest) -> None:
+        try:
+            execute_cohort(req, store, run_id=run_id, extra={"job_id": run_id, "launched_by": "api",
+                                                              "recovered": True})
+            outcomes[run_id] = "completed"
+        except (*USER_ERRORS, StoreError) as exc:
+            outcomes[run_id] = f"failed: {exc}"
+
+    with open_store_or_exit(store_url) as store:
+        try:
+            done = recover_runs(store, requeue=requeue, submit=run_here)
+        except StoreError as exc:
+            fail(exc)
+    for item in done:
+        what = outcomes.get(item.run_id, item.detail) if item.action == "requeued" else item.detail
+        say(escape(f"{item.run_id}: {item.action}" + (f" ({what})" if what else "")))
+    say(f"{len(done)} run(s) recovered")
 
 
 def runs_show(

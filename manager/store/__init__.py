@@ -26,6 +26,7 @@ from manager.store.documents import RUN_HEADER_FIELDS, new_run_id
 from manager.store.errors import (
     InvalidDocument,
     NotFound,
+    RunLeased,
     RunNotFound,
     RunStateError,
     StoreError,
@@ -42,6 +43,7 @@ __all__ = [
     "MongoStore",
     "NotFound",
     "RUN_HEADER_FIELDS",
+    "RunLeased",
     "RunNotFound",
     "RunStateError",
     "RunStore",

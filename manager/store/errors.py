@@ -9,6 +9,7 @@ __all__ = [
     "InvalidDocument",
     "MISSING",
     "NotFound",
+    "RunLeased",
     "RunNotFound",
     "RunStateError",
     "StoreError",
@@ -53,6 +54,15 @@ class RunStateError(StoreError):
 
     For example completing a run that already completed or failed, or failing a
     completed run (which would destroy its stored results).
+    """
+
+
+class RunLeased(StoreError):
+    """The run is ``running`` under another owner whose lease has not expired:
+    a live worker (or API process) is executing it, so it is not taken over.
+
+    Transient: a later delivery finds the lease renewed (the run is still live)
+    or expired (its owner died) and takes over.
     """
 
 

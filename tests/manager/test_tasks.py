@@ -46,6 +46,7 @@ def env(tmp_path):
     e = {k: v for k, v in os.environ.items() if not k.startswith("COHORTLAB_")}
     e.update(COHORTLAB_BROKER_URL=REDIS, COHORTLAB_STORE=f"sqlite:///{tmp_path / 'runs.db'}", COHORTLAB_TASK_QUEUE=queue,
              COHORTLAB_METRICS_PORT="0", COHORTLAB_VISIBILITY_TIMEOUT_S="4", COHORTLAB_RESTORE_SWEEP_S="1",
+             COHORTLAB_RUN_LEASE_S="2",  # a killed worker's run is taken over 2 s after its last heartbeat
              PROMETHEUS_MULTIPROC_DIR=str(metrics_dir), PYTHONPATH=str(ROOT))
     yield e
     r = redis.Redis.from_url(REDIS)  # clean up after ourselves: our queue and our task results

@@ -57,6 +57,7 @@ from manager.store.documents.values import (
     created_micros,
     decode_array,
     encode_array,
+    lease_deadline,
     new_run_id,
     normalise_timestamp,
     require_int,
@@ -118,4 +119,5 @@ __all__ = [
     "require_str",
     "to_document",
     "utc_now",
+    "lease_deadline",
 ]

@@ -256,6 +256,10 @@ def prepare_run(run: Any) -> dict[str, Any]:
         "config": config,
         "genomes": genome_docs,
     }
+    owner, lease_until = run.get("owner"), run.get("lease_until")
+    if owner is not None or lease_until is not None:  # the run's lease (see RunStore.claim_run)
+        doc["owner"] = require_str(owner, "run owner")
+        doc["lease_until"] = normalise_timestamp(lease_until, "run lease_until")
     for key, value in run.items():
         if key not in doc:
             if not isinstance(key, str):

@@ -39,6 +39,7 @@ __all__ = [
     "created_micros",
     "decode_array",
     "encode_array",
+    "lease_deadline",
     "new_run_id",
     "normalise_timestamp",
     "require_int",
@@ -62,6 +63,13 @@ _JSON_TYPES = "str, int, float (finite), bool, None, list, dict with str keys, n
 def utc_now() -> str:
     """The current time as ISO 8601 UTC with microseconds (``...+00:00``)."""
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def lease_deadline(lease_s: float) -> str:
+    """``lease_s`` seconds from now, ISO 8601 UTC in the canonical form (a run's ``lease_until``)."""
+    if not isinstance(lease_s, (int, float)) or isinstance(lease_s, bool) or not lease_s > 0:
+        raise InvalidDocument(f"lease_s must be a number of seconds > 0, got {lease_s!r}")
+    return (datetime.now(timezone.utc) + timedelta(seconds=float(lease_s))).isoformat(timespec="microseconds")
 
 
 def normalise_timestamp(value: Any, where: str) -> str:

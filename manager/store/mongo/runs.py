@@ -32,6 +32,7 @@ from manager.store.documents import (
     decode_array,
     empty_header,
     encode_array,
+    lease_deadline,
     prepare_agent,
     prepare_run,
     prepare_trade,
@@ -106,6 +107,8 @@ def _run_document(row: Mapping[str, Any], summary: Any) -> dict[str, Any]:
     doc["reason"] = row.get("reason")
     doc["timings"] = row.get("timings")
     doc["summary"] = summary
+    if row.get("owner") is not None or row.get("lease_until") is not None:  # the lease (0008)
+        doc["owner"], doc["lease_until"] = row.get("owner"), row.get("lease_until")
     return doc
 
 
@@ -160,8 +163,10 @@ class MongoRuns(MongoLedger):
             "reason": None,
             "timings": None,
             "doc": {key: value for key, value in doc.items() if key not in (
-                "run_id", "kind", "status", "created_at", "data_label", "header")},
+                "run_id", "kind", "status", "created_at", "data_label", "header", "owner", "lease_until")},
         }
+        if "owner" in doc:  # the lease, top-level for claim_run's atomic filter
+            row["owner"], row["lease_until"] = doc["owner"], doc["lease_until"]
         row.update(listing_set(doc["kind"], doc["created_at"], doc["header"]))
 
         async def insert() -> None:
@@ -297,6 +302,71 @@ class MongoRuns(MongoLedger):
     ) -> None:
         if rows:
             await self._coll(name).insert_many(rows, ordered=True, session=session)
+
+    def claim_run(self, run_id: str, owner: str, lease_s: float) -> bool:
+        check_run_id(run_id)
+        owner = require_str(owner, "claim_run owner")
+        until = lease_deadline(lease_s)
+
+        async def claim() -> bool:
+            # Compare-and-set on the lease read: atomic (find_one_and_update matches
+            # only while nobody changed owner/lease_until meanwhile); no $or, whose
+            # range branch nx-27017 evaluates without the _id condition.
+            seen = await self._coll(RUNS).find_one(
+                {"_id": run_id}, {"status": 1, "owner": 1, "lease_until": 1})
+            if seen is None:
+                raise RunNotFound(f"no run with run_id {run_id!r}")
+            lease = seen.get("lease_until")
+            if seen["status"] != "running" or not (
+                    lease is None or lease <= utc_now() or seen.get("owner") == owner):
+                return False
+            row = await self._coll(RUNS).find_one_and_update(
+                {"_id": run_id, "status": "running", "owner": seen.get("owner"), "lease_until": lease},
+                {"$set": {"owner": owner, "lease_until": until}},
+                projection={"_id": 1},
+            )
+            return row is not None
+
+        return self._call(claim())
+
+    def refresh_run(self, run_id: str, run: dict[str, Any]) -> None:
+        check_run_id(run_id)
+        doc = prepare_run({**require_mapping(run, "run"), "run_id": run_id, "created_at": None,
+                           "owner": None, "lease_until": None})
+
+        async def refresh() -> None:
+            row = await self._run_row(run_id)
+            fields = {
+                "kind": doc["kind"], "data_label": doc["data_label"], "header": doc["header"],
+                "doc": {key: value for key, value in doc.items() if key not in (
+                    "run_id", "kind", "status", "created_at", "data_label", "header", "owner",
+                    "lease_until")},
+                **listing_set(doc["kind"], row["created_at"], doc["header"]),
+            }
+            done = await self._coll(RUNS).update_one({"_id": run_id, "status": "running"}, {"$set": fields})
+            if done.matched_count == 0:
+                status = (await self._run_row(run_id))["status"]
+                raise RunStateError(f"run {run_id!r} is {status!r}; only a 'running' run can be refreshed")
+
+        self._call(refresh())
+
+    def renew_lease(self, run_id: str, owner: str, lease_s: float) -> bool:
+        check_run_id(run_id)
+        owner = require_str(owner, "renew_lease owner")
+        until = lease_deadline(lease_s)
+
+        async def renew() -> bool:
+            row = await self._coll(RUNS).find_one_and_update(
+                {"_id": run_id, "status": "running", "owner": owner},
+                {"$set": {"lease_until": until}},
+                projection={"_id": 1},
+            )
+            if row is None:
+                await self._run_row(run_id)  # RunNotFound
+                return False
+            return True
+
+        return self._call(renew())
 
     def fail_run(self, run_id: str, reason: str, timings: dict[str, Any] | None = None) -> None:
         reason = require_str(reason, "fail_run reason")

@@ -161,6 +161,52 @@ class RunStore(ABC):
         """
 
     @abstractmethod
+    def claim_run(self, run_id: str, owner: str, lease_s: float) -> bool:
+        """Take the run's lease for ``owner`` for ``lease_s`` seconds, atomically.
+
+        A run's lease is its ``owner`` (an opaque token of the process executing
+        it) and ``lease_until`` (ISO 8601 UTC, the canonical form; both given to
+        ``create_run`` or set here; ``get_run`` returns them when set). The claim
+        succeeds only when the run is ``"running"`` and its lease has expired,
+        it has none (a run created without one), or ``owner`` already holds it;
+        then ``owner``/``lease_until`` are set to ``owner`` and now + ``lease_s``.
+
+        Returns:
+            True when ``owner`` now holds the lease; False when the run is
+            finished or another owner's lease is live (nothing is changed).
+
+        Raises:
+            RunNotFound: no such run.
+            InvalidDocument: ``owner`` not a non-empty str, ``lease_s`` not > 0.
+        """
+
+    @abstractmethod
+    def refresh_run(self, run_id: str, run: dict[str, Any]) -> None:
+        """Replace what ``create_run`` stored of a ``"running"`` run -- ``data_label``,
+        ``header``, ``config``, ``genomes`` and the further caller keys -- with
+        ``run`` (validated as by ``create_run``; its ``run_id``, ``created_at``,
+        ``owner`` and ``lease_until`` are ignored: the run keeps its own). Used
+        when a job recorded at submission (before its bars were loaded) starts.
+
+        Raises:
+            RunNotFound: no such run.
+            RunStateError: the run is not ``"running"``.
+            InvalidDocument: bad document.
+        """
+
+    @abstractmethod
+    def renew_lease(self, run_id: str, owner: str, lease_s: float) -> bool:
+        """Extend ``owner``'s lease on a ``"running"`` run to now + ``lease_s`` (a heartbeat).
+
+        Returns:
+            True when renewed; False when the run is finished or ``owner`` does
+            not hold its lease any more (another owner took it over).
+
+        Raises:
+            RunNotFound: no such run.
+        """
+
+    @abstractmethod
     def fail_run(self, run_id: str, reason: str, timings: dict[str, Any] | None = None) -> None:
         """Mark a run ``"failed"`` and delete any results stored for it.
 

@@ -35,6 +35,7 @@ from manager.store.documents import (
     decode_array,
     encode_array,
     baseline_listing_fields,
+    lease_deadline,
     listing_metrics,
     prepare_agent,
     prepare_run,
@@ -63,11 +64,11 @@ assert tuple(HEADER_COLUMNS) == RUN_HEADER_FIELDS
 _HEADER_WRITTEN = tuple((key, column) for key, column in HEADER_COLUMNS.items()
                         if key != "data_label")
 # Run-document keys kept in their own columns rather than in ``doc``.
-_RUN_COLUMNS = ("run_id", "kind", "status", "created_at", "data_label", "header")
+_RUN_COLUMNS = ("run_id", "kind", "status", "created_at", "data_label", "header", "owner", "lease_until")
 _RUN_SELECT = (
     "SELECT r.run_id, r.kind, r.status, r.created_at, r.finished_at, r.data_label, "
     f"{', '.join('r.' + column for _, column in _HEADER_WRITTEN)}, "
-    "r.reason, r.timings, r.doc, s.summary "
+    "r.reason, r.timings, r.doc, r.owner, r.lease_until, s.summary "
     "FROM sim_runs_intraday AS r LEFT JOIN cohort_summaries AS s ON s.run_id = r.run_id"
 )
 _CHILD_TABLES = ("cohort_summaries", "agent_results", "trades", "ledger", "equity_curves")
@@ -95,6 +96,8 @@ def _run_doc(row: sqlite3.Row) -> dict[str, Any]:
     doc["reason"] = row["reason"]
     doc["timings"] = loads(row["timings"])
     doc["summary"] = loads(row["summary"])
+    if row["owner"] is not None or row["lease_until"] is not None:  # the lease (0008)
+        doc["owner"], doc["lease_until"] = row["owner"], row["lease_until"]
     return doc
 
 
@@ -113,8 +116,8 @@ class SQLiteRuns(SQLiteConnection):
             try:
                 conn.execute(
                     "INSERT INTO sim_runs_intraday "
-                    f"(run_id, kind, status, created_at, data_label, doc, {columns}) "
-                    f"VALUES (?, ?, ?, ?, ?, ?{', ?' * len(_HEADER_WRITTEN)})",
+                    f"(run_id, kind, status, created_at, data_label, doc, owner, lease_until, {columns}) "
+                    f"VALUES (?, ?, ?, ?, ?, ?, ?, ?{', ?' * len(_HEADER_WRITTEN)})",
                     (
                         doc["run_id"],
                         doc["kind"],
@@ -122,6 +125,8 @@ class SQLiteRuns(SQLiteConnection):
                         doc["created_at"],
                         doc["data_label"],
                         dumps(body),
+                        doc.get("owner"),
+                        doc.get("lease_until"),
                         *(header[key] for key, _ in _HEADER_WRITTEN),
                     ),
                 )
@@ -194,6 +199,48 @@ class SQLiteRuns(SQLiteConnection):
                 f"timings = ?, reason = NULL, {_METRICS_SET} WHERE run_id = ?",
                 (utc_now(), dumps(timings_doc), *_metrics(kind, summary_doc), run_id),
             )
+
+    def claim_run(self, run_id: str, owner: str, lease_s: float) -> bool:
+        check_run_id(run_id)
+        owner = require_str(owner, "claim_run owner")
+        with self._transaction(write=True) as conn:
+            self._status(conn, run_id)  # RunNotFound
+            now = utc_now()
+            claimed = conn.execute(
+                "UPDATE sim_runs_intraday SET owner = ?, lease_until = ? WHERE run_id = ? "
+                "AND status = 'running' AND (lease_until IS NULL OR lease_until <= ? OR owner = ?)",
+                (owner, lease_deadline(lease_s), run_id, now, owner),
+            ).rowcount
+        return claimed == 1
+
+    def refresh_run(self, run_id: str, run: dict[str, Any]) -> None:
+        check_run_id(run_id)
+        doc = prepare_run({**require_mapping(run, "run"), "run_id": run_id, "created_at": None,
+                           "owner": None, "lease_until": None})
+        body = {key: value for key, value in doc.items() if key not in _RUN_COLUMNS}
+        header = doc["header"]
+        columns = ", ".join(f"{column} = ?" for _, column in _HEADER_WRITTEN)
+        with self._transaction(write=True) as conn:
+            status = self._status(conn, run_id)
+            if status != "running":
+                raise RunStateError(f"run {run_id!r} is {status!r}; only a 'running' run can be refreshed")
+            conn.execute(
+                f"UPDATE sim_runs_intraday SET kind = ?, data_label = ?, doc = ?, {columns} WHERE run_id = ?",
+                (doc["kind"], doc["data_label"], dumps(body),
+                 *(header[key] for key, _ in _HEADER_WRITTEN), run_id),
+            )
+
+    def renew_lease(self, run_id: str, owner: str, lease_s: float) -> bool:
+        check_run_id(run_id)
+        owner = require_str(owner, "renew_lease owner")
+        with self._transaction(write=True) as conn:
+            self._status(conn, run_id)  # RunNotFound
+            renewed = conn.execute(
+                "UPDATE sim_runs_intraday SET lease_until = ? WHERE run_id = ? "
+                "AND status = 'running' AND owner = ?",
+                (lease_deadline(lease_s), run_id, owner),
+            ).rowcount
+        return renewed == 1
 
     def fail_run(self, run_id: str, reason: str, timings: dict[str, Any] | None = None) -> None:
         reason = require_str(reason, "fail_run reason")

@@ -18,7 +18,7 @@ from tests.helpers import ROOT
 
 LEARNING = ("evolve", "learn", "campaign", "optimize")
 COMMANDS = ("run", "backtest", "strategies", "evolve", "learn", "campaign", "optimize", "migrate", "serve")
-GROUPS = {"runs": ("list", "show"), "ledger": ("verify", "export"), "data": ("download",)}
+GROUPS = {"runs": ("list", "show", "recover"), "ledger": ("verify", "export"), "data": ("download",)}
 
 # Options of the bundles that a learning command deliberately defines its own way
 # (another default or help text); everything else must be the bundle's definition.
