@@ -43,16 +43,14 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
-from numba import njit
 
 from simulator.kernel import K_RETURN, K_SHORTFALL, KIND_NAMES, UNITS
+from simulator.ledger_text import _PREFIX_ALLOCATION, _PREFIX_DEPOSIT, CHAIN_SCHEME, GENESIS, chain_hashes
 
 QUANTUM = Decimal("1e-8")
 ZERO = Decimal(0)
 #: ``prev_hash`` of the first transaction (seq 0) of every journal
-GENESIS = "0" * 64
 #: the chain's canonical form and hash, as recorded with the head
-CHAIN_SCHEME = "cohortlab-ledger-v1:sha256"
 _SHA = hashlib.sha256
 
 
@@ -190,7 +188,6 @@ def _iso(ts: np.datetime64) -> str:
     return str(np.datetime64(ts, "s")) + "Z"
 
 
-_PREFIX_DEPOSIT, _PREFIX_ALLOCATION = -2, -1  # fill-kind codes of the opening transactions
 
 
 class Journal(Sequence[Transaction]):
@@ -319,164 +316,6 @@ def ledger_chain(txns: Journal | Sequence[dict | Transaction]) -> dict:
     return {"scheme": CHAIN_SCHEME, "genesis": GENESIS, "head": head, "transactions": len(txns)}
 
 
-def _table(strings: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """ASCII strings -> (one uint8 buffer, offsets ``(len + 1,)``) for :func:`_canonical_kernel`."""
-    off = np.zeros(len(strings) + 1, np.int64)
-    np.cumsum(list(map(len, strings)), out=off[1:])
-    return np.frombuffer("".join(strings).encode("ascii"), np.uint8), off
-
-
-@njit(cache=True, inline="always")
-def _put(out, o, buf, boff, i):
-    """Copy entry ``i`` of a table into ``out`` at ``o``; the new end."""
-    for j in range(boff[i], boff[i + 1]):
-        out[o] = buf[j]
-        o += 1
-    return o
-
-
-_U10 = np.uint64(10)
-_POW10 = np.array([10 ** k for k in range(20)], dtype=np.uint64)
-
-
-@njit(cache=True, inline="always")
-def _put_int(out, o, v, width):
-    """Write integer ``v`` in decimal (zero-padded to ``width`` digits) at ``o``; the new end."""
-    if v < 0:
-        out[o] = 45  # '-'
-        o += 1
-        u = np.uint64(-v)
-    else:
-        u = np.uint64(v)
-    nd = 1
-    while nd < 20 and u >= _POW10[nd]:
-        nd += 1
-    if nd < width:
-        nd = width
-    for d in range(nd - 1, -1, -1):
-        out[o + d] = np.uint8(u % _U10) + 48
-        u //= _U10
-    return o + nd
-
-
-@njit(cache=True)
-def _canonical_kernel(tbar, kidx, midx, off, acc, units, qidx, qneg, psym, ktok, ktok_off, time_t, time_off,
-                      memo_t, memo_off, acc_t, acc_off, sym_t, sym_off, qrep, qrep_off, cap):
-    """The canonical text of every transaction (see :func:`_chain_hashes`), written back to back
-    into one buffer, each with 64 bytes left for its ``prev_hash``: returns (buffer, offsets ``(n + 1,)``)."""
-    n = len(tbar)
-    out = np.empty(cap, np.uint8)
-    toff = np.empty(n + 1, np.int64)
-    o = 0
-    for i in range(n):
-        toff[i] = o
-        out[o] = 91  # '['
-        o = _put_int(out, o + 1, i, 0)
-        out[o] = 44  # ','
-        out[o + 1] = 34  # '"'
-        o = _put_int(out, o + 2, i, 8)
-        o = _put(out, o, ktok, ktok_off, kidx[i])      # -kind",
-        o = _put_int(out, o, tbar[i], 0)
-        o = _put(out, o, time_t, time_off, tbar[i] + 1)  # ,"time",
-        o = _put(out, o, memo_t, memo_off, midx[i])    # "kind",memo,[
-        for k in range(off[i], off[i + 1]):
-            if k > off[i]:
-                out[o] = 44
-                o += 1
-            o = _put(out, o, acc_t, acc_off, acc[k])   # [account,
-            o = _put_int(out, o, units[k], 0)
-            q = qidx[k]
-            if q < 0:
-                for c in (44, 110, 117, 108, 108, 44, 110, 117, 108, 108, 93):  # ,null,null]
-                    out[o] = c
-                    o += 1
-            else:
-                out[o] = 44
-                out[o + 1] = 34
-                o += 2
-                if qneg[k]:
-                    out[o] = 45
-                    o += 1
-                o = _put(out, o, qrep, qrep_off, q)  # ,"qty
-                o = _put(out, o, sym_t, sym_off, psym[k])  # ",symbol]
-        out[o] = 93  # ']'
-        out[o + 1] = 44
-        out[o + 2] = 34
-        o += 3 + 64  # room for prev_hash, written by the chain
-        out[o] = 34
-        out[o + 1] = 93  # '"]'
-        o += 2
-    toff[n] = o
-    return out, toff
-
-
-def _chain_hashes(accounts: list[str], symbols: list[str], agent_ids: list[str], times: list[str], start: str,
-                  tbar: np.ndarray, tfk: np.ndarray, tagent: np.ndarray, tsym: np.ndarray, tbuy: np.ndarray,
-                  off: np.ndarray, acc: np.ndarray, units: np.ndarray, qty: np.ndarray,
-                  psym: np.ndarray) -> list[str]:
-    """The chain of a column-wise journal: the ``hash`` of every transaction, in order.
-
-    The canonical text of every transaction (exactly :func:`canonical_txn` of its
-    dict form, up to ``prev_hash``) is written in bulk by a compiled kernel from the
-    integers and small tables of ``json.dumps``'d text (accounts, symbols, memos,
-    kinds, times) and the ``repr`` of each quantity; only the SHA-256 of
-    ``text + prev_hash + '"]'`` runs per transaction in Python (it needs the hash
-    before it).
-    """
-    n = len(tbar)
-    if n == 0:
-        return []
-    dumps = json.dumps
-    S, N = len(symbols), len(agent_ids)
-    nk = len(KIND_NAMES)
-    cap = (tfk == K_RETURN) | (tfk == K_SHORTFALL)
-    # '"kind",memo,[' by (kind, memo): fills by (kernel kind, side, symbol); capital movements by
-    # (kind, agent); allocations by agent; the deposit
-    memos = ([f'"fill",{dumps(f"{KIND_NAMES[k]} {side} {sym}")},[' for k in range(nk)
-              for side in ("sell", "buy") for sym in symbols]
-             + [f'{dumps(KIND_NAMES[k])},{dumps(a)},[' for k in (K_SHORTFALL, K_RETURN) for a in agent_ids]
-             + [f'"allocation",{dumps(f"allocate to {a}")},[' for a in agent_ids]
-             + ['"deposit","parent bankroll",['])
-    m_cap, m_alloc, m_dep = 2 * nk * S, 2 * nk * S + 2 * N, 2 * nk * S + 3 * N
-    midx = np.where(tfk == _PREFIX_DEPOSIT, m_dep,
-                    np.where(tfk == _PREFIX_ALLOCATION, m_alloc + tagent,
-                             np.where(cap, m_cap + (tfk == K_RETURN) * N + tagent,
-                                      (2 * tfk + tbuy) * S + tsym))).astype(np.int64)
-    # '-kind",' of the txn_id: kernel kinds (capital movements), fill, deposit, allocation
-    kidx = np.where(tfk == _PREFIX_DEPOSIT, nk + 1,
-                    np.where(tfk == _PREFIX_ALLOCATION, nk + 2, np.where(cap, tfk, nk))).astype(np.int64)
-    # quantities: repr of each distinct |qty| (a close repeats its opening quantity), signed in the
-    # kernel (repr(-x) == "-" + repr(x) for every float x, -0.0 and inf included)
-    has_q = ~np.isnan(qty)
-    qidx = np.full(len(acc), -1, np.int64)
-    q_abs, q_inv = np.unique(np.abs(qty[has_q]), return_inverse=True)
-    qidx[has_q] = q_inv.reshape(-1)
-    qneg = np.signbit(qty) & has_q
-    tables = [_table([f'-{k}",' for k in list(KIND_NAMES) + ["fill", "deposit", "allocation"]]),
-              _table([f",{dumps(start)},"] + [f',"{t}",' for t in times]),  # ISO times need no escaping
-              _table(memos),
-              _table([f"[{dumps(a)}," for a in accounts]),
-              _table([f'",{dumps(s)}]' for s in symbols]),
-              _table(list(map(repr, q_abs.tolist())))]
-    # an upper bound of the text's length: 20 characters per number, the longest table entry per field
-    longest = [int(np.diff(t[1]).max(initial=0)) for t in tables]
-    cap_len = n * (3 * 20 + 8 + 66 + sum(longest[:3])) + len(acc) * (20 + 14 + sum(longest[3:]))
-    out, toff = _canonical_kernel(tbar, kidx, midx, off, acc, units, qidx, qneg, psym.astype(np.int64),
-                                  *[a for t in tables for a in t], cap_len)
-    data = memoryview(out)
-    bounds = toff.tolist()
-    sha = _SHA
-    hashes: list[str] = []
-    append = hashes.append
-    prev = GENESIS.encode()
-    for a, b in zip(bounds, bounds[1:]):
-        data[b - 66:b - 2] = prev
-        h = sha(data[a:b]).hexdigest()
-        append(h)
-        prev = h.encode()
-    return hashes
-
-
 def build_journal(result, timestamps: np.ndarray, symbols: Sequence[str],
                   agent_ids: Sequence[str]) -> Journal:
     """Chained journal of one engine run: deposit, allocations, then every fill
@@ -554,7 +393,7 @@ def build_journal(result, timestamps: np.ndarray, symbols: Sequence[str],
     tbuy = np.concatenate((np.zeros(1 + N, bool), fq > 0))
 
     # -- the chain: canonical JSON written from the integers (see canonical_txn) ----------
-    hashes = _chain_hashes(accounts, symbols, agent_ids, times, start, tbar, tfk, tagent, tsym, tbuy,
+    hashes = chain_hashes(accounts, symbols, agent_ids, times, start, tbar, tfk, tagent, tsym, tbuy,
                            off, acc, units, qty, psym)
     return Journal(accounts=accounts, symbols=symbols, agent_ids=agent_ids, times=times, start=start,
                    tbar=tbar, tfk=tfk, tagent=tagent, tsym=tsym, tbuy=tbuy, off=off, acc=acc,
