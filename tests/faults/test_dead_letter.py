@@ -147,7 +147,9 @@ def _wait(cond, timeout: float, what: str, step: float = 0.1):
 
 
 def _dead_lettered(c: Cluster, rid: str, deliveries: int) -> None:
-    run = _wait(lambda: (lambda r: r if r and r["status"] == "failed" else None)(c.run(rid)), 45,
+    # generous: each redelivery first waits out the killed delivery's lease and a retry countdown, and a
+    # fresh clone's first worker processes pay numba's compile before their cache exists
+    run = _wait(lambda: (lambda r: r if r and r["status"] == "failed" else None)(c.run(rid)), 150,
                 "the run to be dead-lettered")
     assert run["reason"] == dead_letter_reason(deliveries)
     assert c.count("simulations", rid) == deliveries  # each of them simulated and killed its worker
