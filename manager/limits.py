@@ -49,7 +49,7 @@ import pandas as pd
 
 from manager.settings import Settings, get_settings
 from manager.times import RunError, utc
-from simulator.data import DATA_SUFFIXES, data_dir_default, parse_symbol
+from simulator.data import DATA_SUFFIXES, data_dir_default, mode_spacing_ns, parse_symbol
 from simulator.synthetic import DEFAULT_SYMBOLS
 
 __all__ = ["BANKROLL_MIN", "BANKROLL_MAX", "SYNTHETIC_TIMEFRAME_S", "LimitExceeded", "SizeEstimate",
@@ -169,14 +169,10 @@ def _to_ns(times: pd.Series) -> np.ndarray:
         return np.empty(0, dtype=np.int64)
 
 
-def _mode_s(ns: np.ndarray) -> int | None:
-    """Most common positive difference (s) between consecutive timestamps, or None."""
-    d = np.diff(ns)
-    d = d[d > 0]
-    if d.size == 0:
-        return None
-    values, counts = np.unique(d, return_counts=True)
-    return max(1, int(values[np.argmax(counts)]) // 1_000_000_000)
+def _spacing_s(ns: np.ndarray) -> int | None:
+    """The bar size (s, at least 1) of a file's first timestamps (:func:`simulator.data.mode_spacing_ns`)."""
+    spacing = mode_spacing_ns(ns)
+    return None if spacing is None else max(1, spacing // 1_000_000_000)
 
 
 def _csv_tail(path: Path, columns: Sequence[str], col: str) -> pd.Series:
@@ -241,7 +237,7 @@ def _file_shape(path: Path) -> tuple[int, int | None, int | None, int | None]:
     head_ns, tail_ns = _to_ns(times), _to_ns(tail)
     first = int(head_ns[0]) if head_ns.size else None
     last = int(tail_ns[-1]) if tail_ns.size else None
-    return max(int(rows), 0), tf_name or _mode_s(head_ns), first, last
+    return max(int(rows), 0), tf_name or _spacing_s(head_ns), first, last
 
 
 def estimate_size(bars_req, agents: int = 1, baselines: int = 0) -> SizeEstimate:

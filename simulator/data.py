@@ -60,7 +60,7 @@ import pyarrow.parquet as pq
 
 from simulator.market import MarketData, MarketDataError
 
-__all__ = ["DATA_SUFFIXES", "PRICE_MAX", "load_market", "data_dir_default", "parse_symbol"]
+__all__ = ["DATA_SUFFIXES", "PRICE_MAX", "load_market", "data_dir_default", "mode_spacing_ns", "parse_symbol"]
 
 #: File suffixes :func:`load_market` reads (case-insensitive).
 DATA_SUFFIXES: tuple[str, ...] = (".parquet", ".csv", ".feather")
@@ -336,8 +336,9 @@ def _read_bars(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
 # --------------------------------------------------------------------------- grid
 
 
-def _mode_diff(ts: np.ndarray) -> int | None:
-    """Most common positive difference (ns) between consecutive timestamps; ties -> smaller."""
+def mode_spacing_ns(ts: np.ndarray) -> int | None:
+    """Most common positive difference (ns) between consecutive timestamps ``(T,) int64`` (ns);
+    ties -> the smaller; None when there is none (fewer than two distinct times)."""
     d = np.diff(ts)
     d = d[d > 0]
     if d.size == 0:
@@ -498,7 +499,7 @@ def load_market(
 
     raw = [_read_bars(p) for p in chosen]
 
-    per_file = [(p, _mode_diff(ts)) for p, (ts, _) in zip(chosen, raw)]
+    per_file = [(p, mode_spacing_ns(ts)) for p, (ts, _) in zip(chosen, raw)]
     modes = [m for _, m in per_file if m is not None]
     if modes:
         values, counts = np.unique(modes, return_counts=True)

@@ -128,10 +128,8 @@ def _facts(detail: Mapping[str, Any]) -> dict[str, Any]:
             "allocation": allocation, "window": window, "settings": summary.get("settings")}
 
 
-@router.get("/trading/cohorts/{run_id}", response_class=HTMLResponse)
-def cohort_page(request: Request, run_id: str, job: str | None = None, sort: str | None = None,
-                order: str | None = None, db: Store = Depends(store)) -> HTMLResponse:
-    """One cohort: live progress while it runs, everything once it completed.
+def _run_and_job(db: Store, run_id: str, job: str | None) -> tuple[dict | None, dict | None]:
+    """The stored cohort detail (None while not stored) and, unless it completed, its job's state.
 
     Raises:
         PageError: 404 when neither the store nor a job knows ``run_id``.
@@ -140,6 +138,18 @@ def cohort_page(request: Request, run_id: str, job: str | None = None, sort: str
     job_state = None if detail and detail["run"].get("status") == "completed" else job_info(db, job or run_id)
     if detail is None and job_state is None:
         raise PageError(404, "Cohort not found", f"There is no cohort {run_id!r} in this store.")
+    return detail, job_state
+
+
+@router.get("/trading/cohorts/{run_id}", response_class=HTMLResponse)
+def cohort_page(request: Request, run_id: str, job: str | None = None, sort: str | None = None,
+                order: str | None = None, db: Store = Depends(store)) -> HTMLResponse:
+    """One cohort: live progress while it runs, everything once it completed.
+
+    Raises:
+        PageError: 404 when neither the store nor a job knows ``run_id``.
+    """
+    detail, job_state = _run_and_job(db, run_id, job)
     context: dict[str, Any] = {"nav": "cohorts", "charts": False, "limits": {}, "summary": None, "quote": "",
                                "bankroll": None, "allocation": None, "window": None, "settings": None,
                                "header": {}, "stored": detail is not None, "annualised": None,
@@ -175,10 +185,7 @@ def cohort_progress(request: Request, run_id: str, job: str | None = None,
     Raises:
         PageError: 404 when neither the store nor a job knows ``run_id``.
     """
-    detail = detail_or_none(db, run_id)
-    job_state = None if detail and detail["run"].get("status") == "completed" else job_info(db, job or run_id)
-    if detail is None and job_state is None:
-        raise PageError(404, "Cohort not found", f"There is no cohort {run_id!r} in this store.")
+    detail, job_state = _run_and_job(db, run_id, job)
     context = progress_context(run_id, detail, job_state, job)
     if context["run"].get("status") == "completed":
         return HTMLResponse(f'<section id="progress" class="progress-card">Completed — '
