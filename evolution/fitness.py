@@ -259,8 +259,11 @@ def score(ev: Evaluation, scoring: Scoring = Scoring(), *, holdout: bool = True)
 
 
 def isolated_config(config: EngineConfig) -> EngineConfig:
-    """The cohort's costs with the parent's aggregate ceilings lifted (agents independent)."""
-    return replace(config, max_gross_leverage=100.0, max_symbol_exposure=100.0, settle=False)
+    """The cohort's costs with the parent's aggregate ceilings lifted (agents independent)
+    and the daily hard stop off (it acts on a parent's equity; here every genome shares one
+    combined parent, whose drawdown is no cohort's)."""
+    return replace(config, max_gross_leverage=100.0, max_symbol_exposure=100.0, settle=False,
+                   daily_hard_stop=0.0)
 
 
 def evaluate(market: MarketData, genomes: Sequence, config: EngineConfig = EngineConfig()) -> Evaluation:

@@ -18,6 +18,12 @@ name                                   type       meaning
 ``task_latency_seconds{task,outcome}`` histogram  enqueue-to-finish time of a Celery task
 ``tasks_total{task,outcome}``          counter    finished tasks by outcome (success, retry, failure)
 ``request_latency_seconds``            histogram  HTTP API request latency, by method, route, status
+``policy_tier_changes_total``          counter    policy decisions that changed a tier, by
+                                                  ``direction`` (up, down) and ``trigger``
+``policy_decisions_total{trigger}``    counter    policy decisions recorded, by trigger
+``policy_parent_tier``                 gauge      the parent's tier after the last decision (x)
+``hard_stops_total``                   counter    daily hard stops fired in cohorts
+``kill_switch_on``                     gauge      1 while the kill switch is on
 =====================================  =========  =========================================
 
 ``request_latency_seconds`` is labelled ``{method, route, status}``; ``route`` is the
@@ -48,6 +54,36 @@ REQUEST_LATENCY = Histogram("cohortlab_request_latency_seconds",
                             "HTTP API request latency (s) by method, route template and status code.",
                             ["method", "route", "status"],
                             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+TIER_CHANGES = Counter("cohortlab_policy_tier_changes_total", "Policy decisions that changed a tier.",
+                       ["direction", "trigger"])
+POLICY_DECISIONS = Counter("cohortlab_policy_decisions_total", "Policy decisions recorded, by trigger.", ["trigger"])
+PARENT_TIER = Gauge("cohortlab_policy_parent_tier", "The parent's tier after the last policy decision (x).",
+                    multiprocess_mode="mostrecent")
+HARD_STOPS = Counter("cohortlab_hard_stops_total", "Daily hard stops fired in cohorts.")
+KILL_SWITCH = Gauge("cohortlab_kill_switch_on", "1 while the kill switch is on, else 0.",
+                    multiprocess_mode="mostrecent")
+
+
+def record_policy_decisions(docs) -> None:
+    """Count the decisions and tier changes of one policy day; set the parent tier gauge."""
+    for d in docs:
+        POLICY_DECISIONS.labels(d["trigger"]).inc()
+        prev = d.get("previous_tier")
+        if prev is not None and d["tier"] != prev:
+            TIER_CHANGES.labels("up" if d["tier"] > prev else "down", d["trigger"]).inc()
+        if d.get("subject_kind") == "parent":
+            PARENT_TIER.set(float(d["tier"]))
+
+
+def record_hard_stops(n: int) -> None:
+    """Count ``n`` daily hard stops."""
+    if n > 0:
+        HARD_STOPS.inc(n)
+
+
+def record_kill_switch(on: bool) -> None:
+    """Set the kill-switch gauge."""
+    KILL_SWITCH.set(1.0 if on else 0.0)
 
 
 def registry() -> CollectorRegistry:

@@ -69,12 +69,15 @@ def cohort_report(run_id: str, seed: int | None, result: CohortResult) -> dict:
     Keys: ``run_id, seed, bankroll, allocation, window, parent, agents`` (ranked
     best first), ``hourly, ledger`` plus ``data`` (source label, ``SYNTHETIC``
     for generated bars), ``quote`` (currency of every money figure) and
-    ``settings`` (costs and limits). Fractions are fractions (0.05 = 5 %).
+    ``settings`` (costs and limits, ``daily_hard_stop`` included) and ``events``
+    (the daily hard stops, see :func:`simulator.cohort.hard_stop_events`; empty when
+    none fired). Fractions are fractions (0.05 = 5 %).
     """
     p = result.parent
     parent = {k: p[k] for k in ("final_equity", "roi", "max_drawdown", "peak_gross_exposure",
                                 "peak_utilisation", "unallocated_cash", "breaches")}
     parent.update({k: p[k] for k in ("sharpe", "mean_gross_exposure", "liquidations", "fees", "failed_agents")})
+    parent["hard_stops"] = len(result.events)  # daily hard stops fired (the ``events``)
     cfg = result.config
     return {
         "run_id": run_id,
@@ -87,6 +90,7 @@ def cohort_report(run_id: str, seed: int | None, result: CohortResult) -> dict:
         "hourly": result.hourly,
         "ledger": {"transactions": len(result.journal), "balanced": bool(result.ledger_ok)},
         "failed_agents": result.failed_agents,
+        "events": list(result.events),
         "data": result.market.label(),
         "quote": result.market.quote,
         "settings": {
@@ -94,7 +98,7 @@ def cohort_report(run_id: str, seed: int | None, result: CohortResult) -> dict:
             "max_gross_leverage": cfg.max_gross_leverage,
             "max_symbol_exposure": cfg.max_symbol_exposure,
             "maintenance_margin": cfg.maintenance_margin, "allow_short": cfg.allow_short,
-            "settle": cfg.settle,
+            "settle": cfg.settle, "daily_hard_stop": cfg.daily_hard_stop,
         },
     }
 
@@ -103,7 +107,8 @@ def backtest_report(result: CohortResult) -> dict:
     """The ``--json`` report of ``cohortlab backtest``: ``final_equity``,
     ``total_return`` (fraction), ``trades`` (symbol, entry/exit time and price,
     qty, fees, pnl; an open position is marked at the last close with
-    ``exit_time`` null) and ``data``/``quote``/``window``/``metrics``."""
+    ``exit_time`` null), ``data``/``quote``/``window``/``metrics`` and ``events``
+    (daily hard stops, as in :func:`cohort_report`)."""
     agent = result.scores[0]
     trades = [{k: t[k] for k in ("symbol", "entry_time", "entry_price", "exit_time", "exit_price",
                                  "qty", "fees", "pnl")} for t in result.trades]
@@ -118,6 +123,7 @@ def backtest_report(result: CohortResult) -> dict:
                                            "realized_pnl", "unrealized_pnl", "utilisation",
                                            "confidence")},
         "ledger": {"transactions": len(result.journal), "balanced": bool(result.ledger_ok)},
+        "events": list(result.events),
     }
 
 

@@ -91,7 +91,7 @@ class Migration:
 def _load() -> tuple[Migration, ...]:
     from migrations import (m0001_intraday_indexes, m0002_store_indexes, m0003_cohort_listing,
                             m0004_market_of_learning, m0005_run_header, m0006_training_windows,
-                            m0007_baseline_percentile, m0008_run_lease)
+                            m0007_baseline_percentile, m0008_run_lease, m0009_policy_decisions)
 
     found = (
         m0001_intraday_indexes.MIGRATION,
@@ -102,6 +102,7 @@ def _load() -> tuple[Migration, ...]:
         m0006_training_windows.MIGRATION,
         m0007_baseline_percentile.MIGRATION,
         m0008_run_lease.MIGRATION,
+        m0009_policy_decisions.MIGRATION,
     )
     versions = [m.version for m in found]
     assert versions == list(range(1, len(found) + 1)), versions

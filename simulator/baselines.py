@@ -45,8 +45,11 @@ LIFTED_CEILING = 100.0
 
 def lifted_config(config: EngineConfig) -> EngineConfig:
     """``config`` with the parent's aggregate ceilings lifted to :data:`LIFTED_CEILING`
-    (agents independent); fee, slippage, agent leverage, margin, shorts and settle kept."""
-    return replace(config, max_gross_leverage=LIFTED_CEILING, max_symbol_exposure=LIFTED_CEILING)
+    (agents independent); fee, slippage, agent leverage, margin, shorts and settle kept.
+    The daily hard stop is off: one engine call holds many cohorts on one combined
+    parent, whose drawdown is no cohort's."""
+    return replace(config, max_gross_leverage=LIFTED_CEILING, max_symbol_exposure=LIFTED_CEILING,
+                   daily_hard_stop=0.0)
 
 
 def gross_config(config: EngineConfig) -> EngineConfig:

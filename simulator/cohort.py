@@ -125,6 +125,7 @@ class CohortResult:
     state: dict = field(default_factory=dict)
     ledger_ok: bool = False
     failed_agents: list[dict] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)
 
     def leaderboard(self) -> list[dict]:
         """Agent scores ranked by ROI, then Sharpe (best first), with ``rank``."""
@@ -337,6 +338,33 @@ def parent_summary(result: EngineResult, market: MarketData) -> tuple[dict, list
     return parent, hourly
 
 
+def hard_stop_events(result: EngineResult, market: MarketData, threshold: float) -> list[dict]:
+    """The daily hard stops of a run (:attr:`EngineResult.hard_stop_bars`) as report events.
+
+    Each dict: ``kind`` (``"daily_hard_stop"``), ``time`` (ISO UTC open time of the bar
+    whose close triggered it), ``parent_equity`` at that close and ``reference_equity``
+    (the parent equity at the last close of the previous UTC day in the traded window,
+    the bankroll on the first day), both in the quote currency, ``drawdown``
+    (1 - parent / reference, a fraction) and ``threshold`` (the configured fraction).
+    """
+    bars = np.asarray(result.hard_stop_bars, dtype=np.int64)
+    if not len(bars):
+        return []
+    pe = result.parent_equity
+    days = np.asarray(result.timestamps).astype("datetime64[D]")
+    bankroll = result.bankroll_units / UNITS
+    events = []
+    for b in bars.tolist():
+        tt = b - market.warmup
+        j = int(np.searchsorted(days, days[tt], side="left")) - 1
+        ref = float(pe[j]) if j >= 0 else float(bankroll)
+        eq = float(pe[tt])
+        events.append({"kind": "daily_hard_stop", "time": _iso(result.timestamps[tt]), "bar": int(b),
+                       "parent_equity": eq, "reference_equity": ref,
+                       "drawdown": float(1.0 - eq / ref) if ref > 0 else 0.0, "threshold": float(threshold)})
+    return events
+
+
 def simulate_cohort(
     market: MarketData,
     agents: Sequence[AgentLike],
@@ -384,10 +412,12 @@ def simulate_cohort(
         row["failed"] = i in failed
     parent, hourly = parent_summary(eng, market)
     parent["failed_agents"] = len(failed)
+    parent["hard_stops"] = int(len(eng.hard_stop_bars))
     res = CohortResult(market, list(agents), ids, config, allocation, reserve, eng, scores, parent,
                        hourly, trades,
                        failed_agents=[{"agent_id": ids[i], "family": agents[i].family, "error": err}
-                                      for i, err in sorted(failed.items())])
+                                      for i, err in sorted(failed.items())],
+                       events=hard_stop_events(eng, market, config.daily_hard_stop))
     if with_ledger:
         res.journal = build_journal(eng, market.timestamps, market.symbols, ids)
         res.state = final_state(eng, market.symbols, ids, market.close[-1])

@@ -26,9 +26,11 @@ Grid construction (documented here because the engine depends on it):
    volume >= 0, low <= open, close <= high).
 2. The timeframe is inferred per symbol as the most common positive difference
    between consecutive timestamps (ties: the smaller); the load's timeframe is the
-   most common of these symbol-level modes (ties: the smaller). A file with a
-   finer timeframe than that (a 1-minute file in a 5-minute folder) is an error
-   naming it; a coarser one is sparse data on the grid (its missing bars are gaps).
+   most common of these symbol-level modes (ties: the smaller). A file whose
+   timeframe differs from that (a 1-minute file in a 5-minute folder, or a
+   5-minute file among 1-minute ones) is an error naming it: a mixed folder would
+   mis-annualise every Sharpe. Gaps inside a file are fine (its mode stays the
+   folder's timeframe); missing bars become gaps on the grid.
 3. Timestamps are floored to the timeframe (counted from the Unix epoch) and the
    grid is the sorted union of all symbols' floored timestamps. It is not a
    regular calendar: a time at which *no* symbol printed a bar (a market closed
@@ -504,9 +506,9 @@ def load_market(
     if modes:
         values, counts = np.unique(modes, return_counts=True)
         common = int(values[np.argmax(counts)])  # the most files' timeframe; ties: the smaller
-        finer = [(p, m) for p, m in per_file if m is not None and m < common]
-        if finer:
-            detail = ", ".join(f"{p.name}: {m // _NS} s" for p, m in finer)
+        odd = [(p, m) for p, m in per_file if m is not None and m != common]
+        if odd:
+            detail = ", ".join(f"{p.name}: {m // _NS} s" for p, m in odd)
             raise MarketDataError(
                 f"{folder}: files disagree on the timeframe: most files have {common // _NS} s bars, "
                 f"but {detail}; allowed: one timeframe per folder (keep each timeframe in its own folder)"

@@ -11,7 +11,7 @@ fraction of notional. See :mod:`simulator.kernel` for the per-bar steps.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -40,6 +40,13 @@ class EngineConfig:
         allow_short: allow negative targets (short positions); long-only otherwise.
         settle: close every position at the last close and return all agent cash
             to the parent at the end of the run.
+        daily_hard_stop: daily hard stop, fraction of the parent equity at the
+            start of the UTC day (its last close of the previous day in the
+            traded window; the bankroll on the first day), in [0, 1); 0 = off.
+            When parent equity at a close is at or below ``(1 - daily_hard_stop)``
+            x that reference, every agent is flattened at the next open (fill
+            kind ``hard_stop``) and takes no new exposure until the UTC day
+            changes (0.05 = a 5 % intraday loss).
     """
 
     fee_bps: float = 10.0
@@ -49,6 +56,7 @@ class EngineConfig:
     maintenance_margin: float = 0.05
     allow_short: bool = False
     settle: bool = False
+    daily_hard_stop: float = 0.0
 
     def __post_init__(self) -> None:
         checks = (
@@ -61,6 +69,10 @@ class EngineConfig:
         for name, value, lo, hi in checks:
             if not (isinstance(value, (int, float)) and math.isfinite(value) and lo <= value <= hi):
                 raise EngineError(f"{name}={value!r} is outside [{lo}, {hi}]")
+        hs = self.daily_hard_stop
+        if not (isinstance(hs, (int, float)) and math.isfinite(hs) and 0.0 <= hs < 1.0):
+            raise EngineError(f"daily_hard_stop={hs!r} is outside [0, 1) (fraction of the parent equity "
+                              "at the start of the UTC day; 0 = off)")
 
 
 @dataclass(frozen=True)
@@ -111,6 +123,9 @@ class EngineResult:
         breaches: ``(N,)`` orders clipped or rejected by the parent gate.
         liquidated: ``(N,) bool``.
         realized_units, fee_units, returned_units: ``(N,)`` totals.
+        hard_stop_bars: ``(H,) int64`` market bar indices whose close triggered
+            the daily hard stop (at most one per UTC day; empty when it never
+            fired or is off); the flatten fills follow at the next open.
     """
 
     timestamps: np.ndarray
@@ -129,6 +144,7 @@ class EngineResult:
     realized_units: np.ndarray
     fee_units: np.ndarray
     returned_units: np.ndarray
+    hard_stop_bars: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def n_agents(self) -> int:
@@ -206,15 +222,19 @@ def run_engine(
     unalloc = int(bankroll_units) - int(alloc.sum())
 
     cap = max(4096, N * S * 64)
+    day = np.ascontiguousarray(
+        np.asarray(market.timestamps).astype("datetime64[ns]").astype(np.int64) // 86_400_000_000_000,
+        dtype=np.int64)
     out = kernel.run_kernel(
         market.open, market.high, market.low, market.close, market.tradable, sig, weight,
         vecs["leverage"], vecs["stop_loss"], vecs["take_profit"], max_hold, alloc,
         np.int64(unalloc), market.warmup, config.slippage_bps / 1e4, config.fee_bps / 1e4,
         config.max_gross_leverage, config.max_symbol_exposure, config.maintenance_margin,
-        config.settle, config.allow_short, np.zeros((cap, 9), dtype=np.int64), np.zeros((cap, 3), dtype=np.float64),
+        config.settle, config.allow_short, day, float(config.daily_hard_stop),
+        np.zeros((cap, 9), dtype=np.int64), np.zeros((cap, 3), dtype=np.float64),
     )
     (n_fills, cash, qty, basis, unalloc_end, breaches, alive, realized, fees, returned,
-     equity, posval, parent, fills_i, fills_f) = out
+     equity, posval, parent, fills_i, fills_f, hs_bars) = out
     n_fills = int(n_fills)
     fi = fills_i[:n_fills]
     fills = {
@@ -230,4 +250,5 @@ def run_engine(
         cash_units=cash, qty=qty, basis_units=basis, unallocated_units=int(unalloc_end),
         allocation_units=alloc, bankroll_units=int(bankroll_units), breaches=breaches,
         liquidated=~alive, realized_units=realized, fee_units=fees, returned_units=returned,
+        hard_stop_bars=np.asarray(hs_bars, dtype=np.int64).copy(),
     )

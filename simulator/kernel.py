@@ -16,6 +16,15 @@ Per bar t (trading bars ``warmup .. T-1``):
 3. **Close of t** — mark to market; liquidate agents whose equity is at or
    below the maintenance margin of their gross position value; max holding
    period exits; new signals become pending orders for the open of t+1.
+4. **Daily hard stop** (``hard_stop`` > 0) — once parent equity at the close is
+   at or below ``(1 - hard_stop)`` x the reference equity (the parent equity at
+   the last close of the previous UTC day, or the bankroll on the first traded
+   day), every pending order is cancelled and every open position gets a
+   ``hard_stop`` flatten order for the next tradable open (an exit: never scaled
+   by the parent gate). Until the UTC day changes, signals and max-holding exits
+   are ignored (stop-loss, take-profit and liquidation still act); the bar is
+   recorded (at most one per day). On the first bar of a new UTC day the halt
+   ends, the reference resets, and standing signals enter again.
 """
 from __future__ import annotations
 
@@ -25,10 +34,11 @@ from numba import njit
 UNITS = 100_000_000  # units of the quote currency per 1.0 (1e-8 resolution)
 
 # fill kinds (also used by the ledger and trade builder)
-K_SIGNAL, K_STOP, K_TAKE_PROFIT, K_MAX_HOLD, K_LIQUIDATION, K_SETTLE, K_SHORTFALL, K_RETURN = range(8)
+(K_SIGNAL, K_STOP, K_TAKE_PROFIT, K_MAX_HOLD, K_LIQUIDATION, K_SETTLE, K_SHORTFALL, K_RETURN,
+ K_HARD_STOP) = range(9)
 KIND_NAMES = (
     "signal", "stop_loss", "take_profit", "max_hold", "liquidation", "settle",
-    "shortfall_cover", "return_of_capital",
+    "shortfall_cover", "return_of_capital", "hard_stop",
 )
 
 _EPS = 1e-12
@@ -177,7 +187,7 @@ def _return_capital(a, t, cash, returned, fills_i, fills_f, n, cap):
 @njit(cache=True)
 def run_kernel(o, h, l, c, tradable, sig, weight, lev_cap, stop, take, max_hold, alloc_units,
                unalloc_units, warmup, slip, fee_rate, max_gross, max_sym, maint, settle, allow_short,
-               fills_i, fills_f):
+               day, hard_stop, fills_i, fills_f):
     """Run all agents over bars ``warmup .. T-1``; see the module docstring.
 
     Args:
@@ -199,6 +209,10 @@ def run_kernel(o, h, l, c, tradable, sig, weight, lev_cap, stop, take, max_hold,
         max_sym: per-symbol gross-exposure cap, fraction of parent equity.
         maint: maintenance margin, fraction of the agent's gross position value.
         settle: close every position at the last close and return all cash.
+        allow_short: negative signals open short positions.
+        day: ``(T,) int64`` UTC day number of each bar (days since 1970-01-01).
+        hard_stop: daily hard stop, fraction of the parent equity at the start
+            of the UTC day (0 = off); see step 4 of the module docstring.
         fills_i: ``(F, 9) int64`` initial fill buffer (grown as needed and
             returned): t, agent, symbol, kind, notional,
             fee, realised PnL, cost-basis change, cash change (money in units).
@@ -207,7 +221,8 @@ def run_kernel(o, h, l, c, tradable, sig, weight, lev_cap, stop, take, max_hold,
 
     Returns:
         Tuple of final state and curves; see :func:`simulator.engine.run_engine`.
-        The returned fill buffers hold the first ``n_fills`` rows.
+        The returned fill buffers hold the first ``n_fills`` rows; the last
+        element is the ``(H,) int64`` bars whose close triggered the hard stop.
     """
     T, S = c.shape
     N = sig.shape[0]
@@ -252,6 +267,12 @@ def run_kernel(o, h, l, c, tradable, sig, weight, lev_cap, stop, take, max_hold,
     ord_d = np.zeros(N * S)
     n = 0
     n_pending = 0
+    # daily hard stop: reference equity of the current UTC day, halted until the day changes
+    hs_bars = np.zeros(max(TT, 1), dtype=np.int64)
+    n_hs = 0
+    halted = False
+    ref_eq = (unalloc + alloc_units.sum()) / UNITS
+    cur_day = day[warmup] if TT > 0 else np.int64(0)
 
     room = 4 * N * S + 2 * N  # most fills one bar can produce (flips, stops, liquidations)
     for t in range(warmup, T):
@@ -259,6 +280,10 @@ def run_kernel(o, h, l, c, tradable, sig, weight, lev_cap, stop, take, max_hold,
         while n + room > cap:
             fills_i, fills_f = _grow(fills_i, fills_f)
             cap = fills_i.shape[0]
+        if day[t] != cur_day:  # a new UTC day: the halt ends, the reference is yesterday's last close
+            cur_day = day[t]
+            halted = False
+            ref_eq = parent_curve[tt - 1]
         # ---------------- 1. open of bar t: pending orders ----------------
         if n_pending > 0:
             # one pass over the book: equity and gross exposure at the open
@@ -289,7 +314,8 @@ def run_kernel(o, h, l, c, tradable, sig, weight, lev_cap, stop, take, max_hold,
                     if pend_kind[a, s] < 0 or not tradable[t, s]:
                         continue
                     q = qty[a, s]
-                    if pend_kind[a, s] == K_LIQUIDATION or pending[a, s] == 0.0:
+                    pk = pend_kind[a, s]
+                    if pk == K_LIQUIDATION or pk == K_HARD_STOP or pending[a, s] == 0.0:
                         tq = 0.0
                     else:
                         tq = pending[a, s] * max(eq_open[a], 0.0) / (o[t, s] * (1.0 + slip) * (1.0 + fee_rate))
@@ -462,6 +488,8 @@ def run_kernel(o, h, l, c, tradable, sig, weight, lev_cap, stop, take, max_hold,
             equity_curve[a, tt] = e + returned[a] / UNITS
             posval_curve[a, tt] = pv
             parent_eq += e
+            if halted:  # no new exposure (nor max-hold exits) until the UTC day changes
+                continue
             # max holding period, then new signals (decided on the close of t)
             for s in range(S):
                 w = weight[a, s]
@@ -484,6 +512,25 @@ def run_kernel(o, h, l, c, tradable, sig, weight, lev_cap, stop, take, max_hold,
                     pend_kind[a, s] = K_SIGNAL
                     pending[a, s] = x * w
         parent_curve[tt] = parent_eq + unalloc / UNITS
+        # ---------------- 4. daily hard stop ----------------
+        if hard_stop > 0.0 and not halted and ref_eq > 0.0 and parent_curve[tt] <= (1.0 - hard_stop) * ref_eq:
+            halted = True
+            hs_bars[n_hs] = t
+            n_hs += 1
+            for a in range(N):
+                if not alive[a]:  # a liquidated agent's pending exits stay as they are
+                    continue
+                for s in range(S):
+                    prev_sig[a, s] = 0.0  # a standing signal enters again on the next day
+                    if pend_kind[a, s] >= 0:
+                        pend_kind[a, s] = -1
+                        n_pending -= 1
+                        agent_pend[a] -= 1
+                    if qty[a, s] != 0.0:
+                        pend_kind[a, s] = K_HARD_STOP
+                        pending[a, s] = 0.0
+                        n_pending += 1
+                        agent_pend[a] += 1
 
     # ---------------- settlement at the last close ----------------
     if settle and TT > 0:
@@ -507,4 +554,4 @@ def run_kernel(o, h, l, c, tradable, sig, weight, lev_cap, stop, take, max_hold,
         parent_curve[TT - 1] = unalloc / UNITS
 
     return (n, cash, qty, basis, unalloc, breaches, alive, realized_acc, fees_acc, returned,
-            equity_curve, posval_curve, parent_curve, fills_i, fills_f)
+            equity_curve, posval_curve, parent_curve, fills_i, fills_f, hs_bars[:n_hs])

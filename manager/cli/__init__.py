@@ -12,6 +12,7 @@ domain:
 - :mod:`manager.cli.learning`: ``evolve``, ``learn``, ``campaign``, ``optimize``
 - :mod:`manager.cli.service`: ``migrate``, ``serve``
 - :mod:`manager.cli.data`: ``data download``
+- :mod:`manager.cli.risk`: ``policy show|history|simulate``, ``risk report``, ``kill-switch``
 
 Options shared between commands are defined once in :mod:`manager.cli.options`;
 everything printed goes through :mod:`manager.cli.output`. This module assembles
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import typer
 
-from manager.cli import data, learning, runs, service
+from manager.cli import data, learning, risk, runs, service
 
 app = typer.Typer(
     help="cohortlab: intraday cohorts of evolved trading agents on one shared parent bankroll.\n\n"
@@ -41,6 +42,10 @@ ledger_app = typer.Typer(help="The bankroll ledger of a stored run.", no_args_is
 """``cohortlab ledger``: a stored run's bankroll ledger."""
 data_app = typer.Typer(help="Market data.", no_args_is_help=True)
 """``cohortlab data``: market data."""
+policy_app = typer.Typer(help="The leverage policy: tiers, decisions, replays.", no_args_is_help=True)
+"""``cohortlab policy``: leverage tiers and their decisions."""
+risk_app = typer.Typer(help="Risk measures of a stored run.", no_args_is_help=True)
+"""``cohortlab risk``: VaR/CVaR, stress and Kelly of a run."""
 
 app.command()(runs.run)
 app.command()(runs.backtest)
@@ -57,9 +62,16 @@ runs_app.command("recover")(runs.runs_recover)
 ledger_app.command("verify")(runs.ledger_verify)
 ledger_app.command("export")(runs.ledger_export)
 data_app.command("download")(data.data_download)
+policy_app.command("show")(risk.policy_show)
+policy_app.command("history")(risk.policy_history)
+policy_app.command("simulate")(risk.policy_simulate)
+risk_app.command("report")(risk.risk_report_cmd)
+app.command("kill-switch")(risk.kill_switch_cmd)
 app.add_typer(runs_app, name="runs")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(data_app, name="data")
+app.add_typer(policy_app, name="policy")
+app.add_typer(risk_app, name="risk")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -15,7 +15,7 @@ from learning.search import SearchError
 from learning.walkforward import Split, Window
 from manager.cli.options import (FOLD_AGGREGATE, FOLDS, INNER_VALIDATION, MAX_FAMILY_SHARE, MIN_FOLD_TRADES,
                                  PATIENCE, TURNOVER_COST)
-from manager.cli.options import (BANKROLL, BASELINES, CXPB, DATA, FEE, GENOMES, JSON, MAX_GROSS, MAX_LEV, MIN_FAMILY,
+from manager.cli.options import (BANKROLL, BASELINES, CXPB, DAILY_STOP, DATA, FEE, GENOMES, JSON, MAX_GROSS, MAX_LEV, MIN_FAMILY,
                                  MUTPB, POPULATION, PROGRESS, QUOTE, SEED, SEED_FROM, SELECTION, SHORT, SLIP,
                                  STORE, SYMBOLS, TOURNSIZE, WARMUP, engine_config, ga_config,
                                  open_store_or_exit, path_text, source, symbol_list)
@@ -199,6 +199,7 @@ def campaign(
     reserve: float = typer.Option(0.0, "--reserve", min=0.0, max=0.99, help="Fraction of the bankroll kept unallocated."),
     max_leverage: float = MAX_LEV,
     max_gross_leverage: float = MAX_GROSS,
+    daily_hard_stop: float = DAILY_STOP,
     max_symbol_exposure: float = typer.Option(1.0, "--max-symbol-exposure", min=0.0, help="Per-symbol cap, "
                                               "fraction of parent equity."),
     fee_bps: float = FEE,
@@ -222,7 +223,7 @@ def campaign(
     try:
         check_allocation(allocation, reserve=reserve, bankroll=bankroll)
         engine_cfg = engine_config(fee_bps, slippage_bps, allow_short, max_gross_leverage=max_gross_leverage,
-                                   max_symbol_exposure=max_symbol_exposure)
+                                   max_symbol_exposure=max_symbol_exposure, daily_hard_stop=daily_hard_stop)
         req = CampaignRequest(
             source=source(data, symbols, quote, seed), start=start, days=days, lookback=lookback,
             cohort=CohortRequest(bankroll=bankroll, agents=agents, seed=seed, genomes_path=path_text(genomes),

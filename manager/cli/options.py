@@ -15,8 +15,8 @@ Bundles:
   :data:`SEED_FROM`, and the overfitting guards :data:`FOLDS`, :data:`FOLD_AGGREGATE`,
   :data:`MIN_FOLD_TRADES`, :data:`TURNOVER_COST`, :data:`PATIENCE`, :data:`INNER_VALIDATION`,
   :data:`MAX_FAMILY_SHARE`; built with :func:`ga_config` (``--generations`` differs per command).
-- engine / costs: :data:`BANKROLL`, :data:`FEE`, :data:`SLIP`, :data:`SHORT`, :data:`MAX_GROSS`;
-  built with :func:`engine_config`.
+- engine / costs: :data:`BANKROLL`, :data:`FEE`, :data:`SLIP`, :data:`SHORT`, :data:`MAX_GROSS`,
+  :data:`DAILY_STOP` (``--daily-hard-stop``); built with :func:`engine_config`.
 - baselines: :data:`BASELINES` (``--baselines N``, random cohorts beside every cohort report).
 - store / progress / output: :data:`STORE`, :data:`PROGRESS`, :data:`JSON`; the store is
   opened with :func:`open_store_or_exit`.
@@ -90,6 +90,10 @@ SLIP = typer.Option(5.0, "--slippage-bps", min=0.0, help="Adverse slippage per f
 SHORT = typer.Option(False, "--allow-short", help="Allow short positions (long-only by default).")
 MAX_GROSS = typer.Option(1.0, "--max-gross-leverage", min=0.0, help="Parent gross-exposure "
                          "ceiling, multiple of parent equity.")
+DAILY_STOP = typer.Option(0.05, "--daily-hard-stop", min=0.0, metavar="FRACTION", help="Daily hard stop: "
+                          "when parent equity falls by this fraction of the parent equity at the start of "
+                          "the UTC day (0.05 = 5 %; 0 = off; below 1), every agent is flattened at the next "
+                          "open and takes no new exposure until the next UTC day.")
 
 # ------------------------------------------------------------------ baselines
 BASELINES = typer.Option(20, "--baselines", min=0, max=1000, help="Random-genome cohorts (same size, "
@@ -108,7 +112,7 @@ GA_OPTIONS = (POPULATION, SELECTION, CXPB, MUTPB, TOURNSIZE, MIN_FAMILY, MAX_LEV
               SEED_FROM, FOLDS, FOLD_AGGREGATE, MIN_FOLD_TRADES, TURNOVER_COST, PATIENCE, INNER_VALIDATION,
               MAX_FAMILY_SHARE)
 """The GA bundle of the learning-loop commands."""
-ENGINE_OPTIONS = (BANKROLL, FEE, SLIP, SHORT, MAX_GROSS)
+ENGINE_OPTIONS = (BANKROLL, FEE, SLIP, SHORT, MAX_GROSS, DAILY_STOP)
 """The engine/cost bundle."""
 OUTPUT_OPTIONS = (STORE, PROGRESS, JSON)
 """The store/progress/output bundle."""
@@ -153,8 +157,9 @@ def ga_config(generations: int, population: int, selection: str, cxpb: float, mu
 
 
 def engine_config(fee_bps: float, slippage_bps: float, allow_short: bool, **limits) -> EngineConfig:
-    """The cost options (plus any exposure ``limits``, e.g. ``max_gross_leverage``) as an
-    :class:`simulator.engine.EngineConfig`; what is not given keeps the engine's default."""
+    """The cost options (plus any exposure ``limits``, e.g. ``max_gross_leverage`` or
+    ``daily_hard_stop``) as an :class:`simulator.engine.EngineConfig`; what is not given keeps
+    the engine's default. An out-of-range value raises :class:`simulator.engine.EngineError`."""
     return EngineConfig(fee_bps=fee_bps, slippage_bps=slippage_bps, allow_short=allow_short, **limits)
 
 

@@ -228,6 +228,27 @@ def baselines_table(report: dict) -> Optional[Table]:
     return t
 
 
+def event_lines(report: dict, quote: str = "") -> list[str]:
+    """One line per event of a run report (the daily hard stops of ``report["events"]``)."""
+    q = f" {quote}" if quote else ""
+    lines = []
+    for ev in report.get("events") or []:
+        if ev.get("kind") == "daily_hard_stop":
+            lines.append(f"daily hard stop at {ev['time']}: parent equity {display.money(ev['parent_equity'])}{q} "
+                         f"is {display.pct(ev['drawdown'], 2)} below the day's reference "
+                         f"{display.money(ev['reference_equity'])}{q} (threshold {display.pct(ev['threshold'], 2)}); "
+                         "all agents flattened at the next open, no new exposure until the next UTC day")
+        else:
+            lines.append(f"{ev.get('kind')} at {ev.get('time')}")
+    return lines
+
+
+def print_events(report: dict) -> None:
+    """Print :func:`event_lines` of ``report`` (nothing when there are none)."""
+    for line in event_lines(report, report.get("quote", "")):
+        console.print(escape(line), style="bold red")
+
+
 def print_cohort(run_id: str, report: dict, top: int) -> None:
     """A finished cohort: SYNTHETIC warning, leaderboard, parent table and where its agents came from."""
     if report["data"] == "SYNTHETIC":
@@ -238,6 +259,7 @@ def print_cohort(run_id: str, report: dict, top: int) -> None:
     against = baselines_table(report)
     if against is not None:
         console.print(against)
+    print_events(report)
     console.print(f"run_id [bold]{run_id}[/] (agents seeded from {report['seeded_from']}: "
                   f"{escape(report['seeding_note'])})")
 
@@ -253,6 +275,7 @@ def print_backtest(run_id: str, strategy: str, params: dict, report: dict) -> No
                   f"{display.pct(report['total_return'], 3, signed=True)}   trades {len(report['trades'])}   "
                   f"win rate {display.pct(mx.get('win_rate'), 0)}   Sharpe {display.num(mx['sharpe'])}"
                   f"{' (' + ann['short'] + ')' if ann else ''}   max DD {display.pct(mx['max_drawdown'], 2)}")
+    print_events(report)
     console.print(f"run_id [bold]{run_id}[/]")
 
 
@@ -422,6 +445,11 @@ def print_campaign(report: dict, min_trades: int, dsr_threshold: float) -> None:
                   display.num(d.get("pbo"), 2) if d.get("pbo") is not None else "—",
                   display.num(d.get("rank_correlation"), 2) if d.get("rank_correlation") is not None else "—")
     console.print(t)
+    for d in report["days"]:
+        n_stops = (d.get("parent") or {}).get("hard_stops") or 0
+        if n_stops:
+            console.print(escape(f"day {d['date']}: daily hard stop fired {n_stops} time(s); "
+                                 f"see `cohortlab runs show {d['run_id']}`"), style="bold red")
     console.print(campaign_baselines_table(report))
     c = Table(title=f"Promotion candidates (>= {min_trades} trades, deflated Sharpe >= {dsr_threshold}; "
                     "ranked by 24 h ROI, then Sharpe)")

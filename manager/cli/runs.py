@@ -13,7 +13,7 @@ from typing import List, Optional
 import typer
 from rich.markup import escape
 
-from manager.cli.options import (BANKROLL, BASELINES, DATA, FEE, JSON, MAX_GROSS, PROGRESS, QUOTE, SEED_FROM, SHORT, SLIP,
+from manager.cli.options import (BANKROLL, BASELINES, DAILY_STOP, DATA, FEE, JSON, MAX_GROSS, PROGRESS, QUOTE, SEED_FROM, SHORT, SLIP,
                                  STORE, SYMBOLS, WARMUP, bars_request, engine_config, open_store_or_exit,
                                  path_text, symbol_list)
 from manager.cli.output import (USER_ERRORS, StageProgress, baselines_table, fail, leaderboard_table, parent_table,
@@ -57,6 +57,7 @@ def run(
                                        "agent's leverage (multiple of agent equity) for random genomes and "
                                        "the check of seeded ones."),
     max_gross_leverage: float = MAX_GROSS,
+    daily_hard_stop: float = DAILY_STOP,
     max_symbol_exposure: float = typer.Option(1.0, "--max-symbol-exposure", min=0.0, help="Per-symbol cap on "
                                               "all agents' gross exposure, fraction of parent equity."),
     maintenance_margin: float = typer.Option(0.05, "--maintenance-margin", min=0.0, max=1.0,
@@ -82,7 +83,8 @@ def run(
             seed_from=seed_from, allocation=allocation, reserve=reserve, max_leverage=max_leverage,
             engine=engine_config(fee_bps, slippage_bps, allow_short, max_gross_leverage=max_gross_leverage,
                                  max_symbol_exposure=max_symbol_exposure,
-                                 maintenance_margin=maintenance_margin, settle=settle),
+                                 maintenance_margin=maintenance_margin, settle=settle,
+                                 daily_hard_stop=daily_hard_stop),
             baselines=baselines,
         )
         store = open_store_or_exit(store_url)
@@ -121,6 +123,7 @@ def backtest(
     take_profit: float = typer.Option(0.0, "--take-profit", help="Take-profit distance, fraction of entry price (0 = off)."),
     max_hold_bars: int = typer.Option(0, "--max-hold-bars", help="Exit after this many bars (0 = off)."),
     leverage: float = typer.Option(1.0, "--leverage", help="Leverage, multiple of equity."),
+    daily_hard_stop: float = DAILY_STOP,
     bankroll: float = BANKROLL,
     fee_bps: float = FEE,
     slippage_bps: float = SLIP,
@@ -134,7 +137,7 @@ def backtest(
         params = get_strategy(strategy).validate(parse_params(param))
         bars = bars_request(data, symbols, start, end, warmup_bars, quote, whole=True)
         cfg = engine_config(fee_bps, slippage_bps, allow_short, max_gross_leverage=max(leverage, 1.0),
-                            max_symbol_exposure=max(leverage, 1.0))
+                            max_symbol_exposure=max(leverage, 1.0), daily_hard_stop=daily_hard_stop)
         store = open_store_or_exit(store_url)
         with store, StageProgress(progress) as stages:
             run_id, result, report = run_backtest(

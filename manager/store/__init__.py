@@ -7,7 +7,7 @@ Use :func:`open_store` to get a :class:`Store` for a URL (default: the
 (imported on first use, so SQLite users never load the MongoDB driver).
 
 Layout: one port per aggregate (:mod:`manager.store.ports`: :class:`RunStore`,
-:class:`LearningStore`, :class:`AuditStore`) combined in :class:`Store`
+:class:`LearningStore`, :class:`AuditStore`, :class:`PolicyStore`) combined in :class:`Store`
 (:mod:`manager.store.base`); the document checks every adapter shares
 (:mod:`manager.store.documents`); the errors (:mod:`manager.store.errors`);
 one module per aggregate in each adapter (:mod:`manager.store.sqlite`,
@@ -33,7 +33,7 @@ from manager.store.errors import (
     StoreUnavailable,
     StudyMismatch,
 )
-from manager.store.ports import AuditStore, LearningStore, RunStore
+from manager.store.ports import AuditStore, LearningStore, PolicyStore, RunStore
 from manager.store.sqlite import SQLiteStore
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "LearningStore",
     "MongoStore",
     "NotFound",
+    "PolicyStore",
     "RUN_HEADER_FIELDS",
     "RunLeased",
     "RunNotFound",

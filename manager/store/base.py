@@ -2,8 +2,9 @@
 
 Each aggregate has its own port (:mod:`manager.store.ports`): runs and their
 ledger (:class:`~manager.store.ports.runs.RunStore`), learning
-(:class:`~manager.store.ports.learning.LearningStore`) and audit
-(:class:`~manager.store.ports.audit.AuditStore`). Code that needs one
+(:class:`~manager.store.ports.learning.LearningStore`), audit
+(:class:`~manager.store.ports.audit.AuditStore`) and policy
+(:class:`~manager.store.ports.policy.PolicyStore`). Code that needs one
 aggregate may type its argument with that port; one store object implements
 all of them. Every adapter (SQLite, MongoDB) passes the same contract suite
 (``tests/manager/store/``); the document checks they share live in
@@ -15,15 +16,15 @@ from __future__ import annotations
 from abc import abstractmethod
 from types import TracebackType
 
-from manager.store.ports import AuditStore, LearningStore, RunStore
+from manager.store.ports import AuditStore, LearningStore, PolicyStore, RunStore
 
 __all__ = ["Store"]
 
 
-class Store(RunStore, LearningStore, AuditStore):
+class Store(RunStore, LearningStore, AuditStore, PolicyStore):
     """Persistence port for runs, their results, the ledger journal, the hall of
-    fame, audit events, and the learning loop's populations, knowledge base and
-    search trials (the union of the ports in :mod:`manager.store.ports`).
+    fame, audit events, the learning loop's populations, knowledge base and
+    search trials, and risk-policy decisions and the kill switch (the union of the ports in :mod:`manager.store.ports`).
 
     All methods are synchronous. Documents go in and come out as plain dicts of
     JSON-able values (shapes in each port's module docstring); the store copies

@@ -119,6 +119,15 @@ def test_a_minute_file_in_a_five_minute_folder_is_an_error(tmp_path):
     assert load_market(folder, ["A_USD", "B_USD"]).timeframe_s == 300  # the consistent ones load
 
 
+def test_a_five_minute_file_in_a_minute_folder_is_an_error(tmp_path):
+    folder = tmp_path / "mixed"
+    for sym in ("A_USD", "B_USD"):
+        _write(folder, f"{sym}.csv", _bars(250, 1))
+    _write(folder, "C_USD.csv", _bars(50, 5))
+    with pytest.raises(MarketDataError, match=r"most files have 60 s bars, but C_USD\.csv: 300 s"):
+        load_market(folder)
+
+
 # ------------------------------------------------------------------ SYNTHETIC symbols
 def test_unknown_synthetic_symbols_are_an_error(store_url):
     with pytest.raises(RunError, match=r"unknown symbol\(s\) NOPE_BTC .*available: SYN_A_USD, SYN_B_USD, SYN_C_USD"):

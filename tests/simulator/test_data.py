@@ -285,17 +285,20 @@ def test_hand_worked_gap_fill(tmp_path):
     assert m.meta["files"] == {"A_USD": "A_USD.csv", "B_USD": "B_USD.csv"}
 
 
-def test_timeframe_is_smallest_symbol_mode_and_timestamps_are_floored(tmp_path):
-    # A: 5-minute bars; B: 1-minute bars stamped 30 s into the minute; C: naive + offset times
-    _csv(tmp_path, "A_USD.csv", [f"2020-01-01T00:{m:02d}:00Z,1,1,1,1,1" for m in (0, 5, 10, 15)])
+def test_gappy_files_share_the_timeframe_and_timestamps_are_floored(tmp_path):
+    # A: 1-minute bars with gaps; B: 1-minute bars stamped 30 s into the minute;
+    # C: naive + offset times
+    _csv(tmp_path, "A_USD.csv", [f"2020-01-01T00:{m:02d}:00Z,1,1,1,1,1" for m in (0, 1, 2, 10, 15)])
     _csv(tmp_path, "B_USD.csv", [f"2020-01-01T00:{m:02d}:30Z,2,2,2,2,1" for m in (1, 2, 3, 9)])
-    _csv(tmp_path, "C_USD.csv", ["2020-01-01 00:04:00,3,3,3,3,1", "2020-01-01T01:06:00+01:00,3,3,3,3,1"])
+    _csv(tmp_path, "C_USD.csv", ["2020-01-01 00:04:00,3,3,3,3,1", "2020-01-01T01:05:00+01:00,3,3,3,3,1",
+                                 "2020-01-01T00:06:00Z,3,3,3,3,1"])
     m = load_market(tmp_path)
     assert m.timeframe_s == 60
     minutes = [0, 1, 2, 3, 4, 5, 6, 9, 10, 15]
     assert list(m.timestamps) == [_ts(f"2020-01-01T00:{x:02d}") for x in minutes]
+    assert m.tradable[:, 0].tolist() == [x in (0, 1, 2, 10, 15) for x in minutes]
     assert m.tradable[:, 1].tolist() == [x in (1, 2, 3, 9) for x in minutes]
-    assert m.tradable[:, 2].tolist() == [x in (4, 6) for x in minutes]
+    assert m.tradable[:, 2].tolist() == [x in (4, 5, 6) for x in minutes]
 
 
 def test_time_column_formats(tmp_path):

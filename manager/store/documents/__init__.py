@@ -6,7 +6,8 @@
   agent results, trades, ledger transactions, the cohort listing's fields;
 - :mod:`~manager.store.documents.learning`: hall of fame, populations,
   knowledge records, search trials and study settings;
-- :mod:`~manager.store.documents.audit`: audit events.
+- :mod:`~manager.store.documents.audit`: audit events;
+- :mod:`~manager.store.documents.policy`: risk-policy decisions and the kill switch.
 
 Adapters validate with these functions only, so every adapter accepts and
 refuses exactly the same input. A new aggregate (e.g. promotions) adds its
@@ -26,6 +27,18 @@ from manager.store.documents.learning import (
     prepare_population,
     prepare_study_meta,
     prepare_trial,
+)
+from manager.store.documents.policy import (
+    KILL_SWITCH_KINDS,
+    POLICY_DECISION_FIELDS,
+    SUBJECT_KINDS,
+    check_as_of,
+    check_page,
+    check_policy_filters,
+    kill_switch_event,
+    kill_switch_off,
+    prepare_kill_switch,
+    prepare_policy_decision,
 )
 from manager.store.documents.runs import (
     BASELINE_LISTING_FIELDS,
@@ -74,11 +87,21 @@ __all__ = [
     "BASELINE_LISTING_FIELDS",
     "COHORT_LISTING_FIELDS",
     "COHORT_SUMMARY_KEYS",
+    "KILL_SWITCH_KINDS",
     "LISTING_METRICS",
     "MAX_LIST_LIMIT",
+    "POLICY_DECISION_FIELDS",
     "RUN_HEADER_FIELDS",
     "RUN_KINDS",
     "RUN_STATUSES",
+    "SUBJECT_KINDS",
+    "check_as_of",
+    "check_page",
+    "check_policy_filters",
+    "kill_switch_event",
+    "kill_switch_off",
+    "prepare_kill_switch",
+    "prepare_policy_decision",
     "check_cohort_listing",
     "check_day",
     "check_id",

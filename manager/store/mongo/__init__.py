@@ -4,7 +4,8 @@
 ``pymongo.AsyncMongoClient`` (the maintained successor of Motor), one mixin per
 port: :mod:`~manager.store.mongo.runs` and :mod:`~manager.store.mongo.ledger`
 (runs, results, ledger, listing), :mod:`~manager.store.mongo.learning`,
-:mod:`~manager.store.mongo.audit`, on :mod:`~manager.store.mongo.client` (the
+:mod:`~manager.store.mongo.audit`, :mod:`~manager.store.mongo.policy`, on
+:mod:`~manager.store.mongo.client` (the
 connection and its event loop); collection names in
 :mod:`~manager.store.mongo.names`. Select it with
 ``COHORTLAB_STORE=mongodb://host:port/dbname`` (see
@@ -66,6 +67,15 @@ sub-document, so caller keys can never collide with the store's own fields)::
     search_studies     _id = study; meta, created_at, updated_at
     schema_migrations  _id = migration id; version, name, applied_at
     promotion_log      created by migration 0001 for a later feature
+    policy_decisions   _id = decision_id; market, subject, subject_kind, period,
+                       period_end, period_end_us (its microseconds since
+                       1970, what ranges and sorts use), tier, trigger, source,
+                       decided_at, recorded_at, doc (the whole decision);
+                       indexes: unique (market, subject, period), (market,
+                       subject, period_end_us), (period_end_us) -- 0009;
+                       append-only
+    kill_switch        _id = "state"; on, actor, reason, at, and pending /
+                       pending_id while a change's audit event is being written
 
 Indexes are created by the versioned migrations of the ``migrations`` package
 (applied when the store is opened, unless ``migrate=False``, through the
@@ -108,6 +118,7 @@ from __future__ import annotations
 from manager.store.base import Store
 from manager.store.mongo.audit import MongoAudit
 from manager.store.mongo.learning import MongoLearning
+from manager.store.mongo.policy import MongoPolicy
 from manager.store.mongo.names import (
     AGENTS,
     AUDIT,
@@ -115,9 +126,11 @@ from manager.store.mongo.names import (
     CURVES,
     DEFAULT_DATABASE,
     HALL_OF_FAME,
+    KILL_SWITCH,
     KNOWLEDGE,
     LEDGER,
     MIGRATIONS,
+    POLICY_DECISIONS,
     POPULATIONS,
     PROMOTIONS,
     RUNS,
@@ -135,10 +148,12 @@ __all__ = [
     "CURVES",
     "DEFAULT_DATABASE",
     "HALL_OF_FAME",
+    "KILL_SWITCH",
     "KNOWLEDGE",
     "LEDGER",
     "MIGRATIONS",
     "MongoStore",
+    "POLICY_DECISIONS",
     "POPULATIONS",
     "PROMOTIONS",
     "RUNS",
@@ -150,7 +165,7 @@ __all__ = [
 ]
 
 
-class MongoStore(MongoRuns, MongoLearning, MongoAudit, Store):
+class MongoStore(MongoRuns, MongoLearning, MongoAudit, MongoPolicy, Store):
     """The storage port on a MongoDB database (PyMongo ``AsyncMongoClient``).
 
     Args:

@@ -12,7 +12,16 @@ from manager.store.documents import check_limit, prepare_audit_event
 from manager.store.mongo.client import MongoClientBase
 from manager.store.mongo.names import AUDIT
 
-__all__ = ["MongoAudit"]
+__all__ = ["MongoAudit", "audit_row"]
+
+
+def audit_row(doc: dict[str, Any], event_id: ObjectId | None = None) -> dict[str, Any]:
+    """The ``audit_events`` row of a prepared event. ``event_id`` (= ``_id``; default
+    a new one) breaks ties of ``at`` in insertion order; a field of its own because
+    nx-27017 cannot index ``_id`` in a compound index."""
+    event_id = ObjectId() if event_id is None else event_id
+    return {"_id": event_id, "event_id": event_id, "at": doc["at"], "kind": doc["kind"],
+            "actor": doc["actor"], "doc": doc}
 
 
 class MongoAudit(MongoClientBase):
@@ -23,12 +32,7 @@ class MongoAudit(MongoClientBase):
         doc = prepare_audit_event(event)
 
         async def insert() -> None:
-            # event_id (= _id) breaks ties of ``at`` in insertion order; a field of
-            # its own because nx-27017 cannot index ``_id`` in a compound index.
-            event_id = ObjectId()
-            await self._coll(AUDIT).insert_one({"_id": event_id, "event_id": event_id,
-                                                "at": doc["at"], "kind": doc["kind"],
-                                                "actor": doc["actor"], "doc": doc})
+            await self._coll(AUDIT).insert_one(audit_row(doc))
 
         self._call(insert())
 

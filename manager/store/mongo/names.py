@@ -4,8 +4,8 @@ from __future__ import annotations
 
 __all__ = [
     "AGENTS", "AUDIT", "CHILDREN", "COLLECTIONS", "CURVES", "DEFAULT_DATABASE", "HALL_OF_FAME",
-    "KNOWLEDGE", "LEDGER", "MIGRATIONS", "POPULATIONS", "PROMOTIONS", "RUNS", "STUDIES",
-    "SUMMARIES", "TRADES", "TRIALS",
+    "KILL_SWITCH", "KNOWLEDGE", "LEDGER", "MIGRATIONS", "POLICY_DECISIONS", "POPULATIONS",
+    "PROMOTIONS", "RUNS", "STUDIES", "SUMMARIES", "TRADES", "TRIALS",
 ]
 
 DEFAULT_DATABASE = "cohortlab"
@@ -25,10 +25,13 @@ TRIALS = "search_trials"
 STUDIES = "search_studies"
 MIGRATIONS = "schema_migrations"
 PROMOTIONS = "promotion_log"
+POLICY_DECISIONS = "policy_decisions"
+KILL_SWITCH = "kill_switch"
 
 COLLECTIONS: tuple[str, ...] = (
     RUNS, SUMMARIES, AGENTS, TRADES, LEDGER, CURVES, HALL_OF_FAME, AUDIT,
-    POPULATIONS, KNOWLEDGE, TRIALS, STUDIES, MIGRATIONS, PROMOTIONS,
+    POPULATIONS, KNOWLEDGE, TRIALS, STUDIES, MIGRATIONS, PROMOTIONS, POLICY_DECISIONS,
+    KILL_SWITCH,
 )
 """Every collection the store and its migrations use."""
 

@@ -4,7 +4,9 @@
   journal, the cohort listing;
 - :class:`~manager.store.ports.learning.LearningStore`: hall of fame,
   populations, knowledge base, search trials and study settings;
-- :class:`~manager.store.ports.audit.AuditStore`: audit events.
+- :class:`~manager.store.ports.audit.AuditStore`: audit events;
+- :class:`~manager.store.ports.policy.PolicyStore`: risk-policy decisions and
+  the kill switch.
 
 :class:`manager.store.base.Store` combines them (one store object implements
 every port). Adding a port (promotions, policy decisions, deployments): a
@@ -17,6 +19,7 @@ bases of ``Store``, ``SQLiteStore`` and ``MongoStore``.
 
 from manager.store.ports.audit import AuditStore
 from manager.store.ports.learning import LearningStore
+from manager.store.ports.policy import PolicyStore
 from manager.store.ports.runs import RunStore
 
-__all__ = ["AuditStore", "LearningStore", "RunStore"]
+__all__ = ["AuditStore", "LearningStore", "PolicyStore", "RunStore"]

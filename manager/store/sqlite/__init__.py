@@ -2,7 +2,7 @@
 
 :class:`SQLiteStore` combines one mixin per port -- :mod:`~manager.store.sqlite.runs`
 (runs, results, ledger, listing), :mod:`~manager.store.sqlite.learning` and
-:mod:`~manager.store.sqlite.audit` -- on one connection
+:mod:`~manager.store.sqlite.audit` and :mod:`~manager.store.sqlite.policy` -- on one connection
 (:mod:`~manager.store.sqlite.connection`: WAL mode, foreign keys on, every
 write one ``BEGIN IMMEDIATE`` transaction, so several processes may share a file).
 
@@ -47,6 +47,13 @@ real columns)::
                        (created_at, cycle_id), (mode, created_at, cycle_id)
     search_trials      (study, idx) PK, value (REAL), saved_at, doc (JSON)
     search_studies     study PK, meta (JSON), created_at, updated_at
+    policy_decisions   decision_id PK, market, subject, subject_kind, period,
+                       period_end, tier, trigger, source, decided_at,
+                       recorded_at, doc (JSON: the whole decision);
+                       UNIQUE (market, subject, period); indexes (market,
+                       subject, period_end) -- point in time --, (period_end,
+                       subject); UPDATE refused by a trigger (append-only) -- 0009
+    kill_switch        id PK (always 1: one row), is_on, actor, reason, at -- 0009
 
 All child tables of a run reference ``sim_runs_intraday(run_id)`` with
 ``ON DELETE CASCADE``. Files written before the migrations owned the tables
@@ -60,12 +67,13 @@ import os
 from manager.store.base import Store
 from manager.store.sqlite.audit import SQLiteAudit
 from manager.store.sqlite.learning import SQLiteLearning
+from manager.store.sqlite.policy import SQLitePolicy
 from manager.store.sqlite.runs import SQLiteRuns
 
 __all__ = ["SQLiteStore"]
 
 
-class SQLiteStore(SQLiteRuns, SQLiteLearning, SQLiteAudit, Store):
+class SQLiteStore(SQLiteRuns, SQLiteLearning, SQLiteAudit, SQLitePolicy, Store):
     """The storage port on an SQLite database file (stdlib ``sqlite3``).
 
     Args:

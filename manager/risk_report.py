@@ -1,0 +1,109 @@
+"""``cohortlab risk report RUN_ID``: the parent's bankroll at risk (VaR/CVaR),
+stress scenarios on the run's end-of-run positions and ceilings, and each
+agent's Kelly leverage, from what the store holds for a completed run.
+
+Sources: :mod:`risk.var` (historical and Cornish-Fisher VaR/CVaR of the parent's
+per-bar returns), :mod:`risk.stress` (shocks of -10 % and -30 % to every symbol
+at the next open, and a replay of the worst clock hour of the run's bars),
+:mod:`risk.kelly` (per-agent fractional Kelly leverage from its per-bar returns
+and mean gross exposure).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from manager.runner import BarsRequest, load_bars
+from manager.store import Store
+from manager.times import RunError
+from risk.kelly import kelly_leverage
+from risk.stress import standard_scenarios
+from risk.var import value_at_risk
+from simulator import metrics
+
+__all__ = ["risk_report"]
+
+
+def _positions(state: dict, symbols: list[str]) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    agents = list(state["agents"])
+    qty = np.zeros((len(agents), len(symbols)))
+    cash = np.zeros(len(agents))
+    for i, aid in enumerate(agents):
+        a = state["agents"][aid]
+        cash[i] = float(a["cash"])
+        for sym, p in (a.get("positions") or {}).items():
+            if sym in symbols:
+                qty[i, symbols.index(sym)] = float(p["qty"])
+    prices = np.array([float(state["last_close"][s]) for s in symbols])
+    return agents, qty, cash, prices
+
+
+def risk_report(store: Store, run_id: str, *, window: int | None = None, levels=(0.95, 0.99),
+                kelly_fraction: float = 0.5, maintenance_margin: float | None = None) -> dict:
+    """The risk report of a completed run.
+
+    Args:
+        store: where the run is.
+        run_id: a completed cohort or backtest run.
+        window: VaR over the last ``window`` per-bar parent returns (None = the whole run).
+        levels: VaR/CVaR confidence levels.
+        kelly_fraction: fraction of the Kelly leverage reported as the cap (0.5 = half Kelly).
+        maintenance_margin: for the liquidation test (default: the run's own).
+
+    Returns:
+        ``{"run_id", "quote", "bankroll", "var": {...}, "stress": [...], "kelly": [...],
+        "worst_hour_note"}``; VaR's horizon is one bar of the run's timeframe,
+        its sample the run's traded bars (or the window), not annualised.
+
+    Raises:
+        RunError: the run is not completed (nothing to measure).
+        RunNotFound: no such run.
+    """
+    run = store.get_run(run_id)
+    summary = run.get("summary")
+    if run.get("status") != "completed" or not summary:
+        raise RunError(f"run {run_id} is {run.get('status')!r}; a risk report needs a completed run")
+    state = summary["final_state"]
+    bankroll = float(state["bankroll"])
+    curves = store.get_curves(run_id)
+    parent = np.asarray(curves["parent_equity"], dtype=float)
+    rets = metrics.bar_returns(parent, bankroll)
+    var = value_at_risk(rets, bankroll, levels=levels, window=window)
+
+    symbols = list(state["last_close"])
+    agents, qty, cash, prices = _positions(state, symbols)
+    request = (run.get("config") or {}).get("request") or {}
+    engine = request.get("engine") or {}
+    mm = float(maintenance_margin if maintenance_margin is not None else engine.get("maintenance_margin", 0.05))
+    unalloc = float(state["unallocated_cash"])
+    timestamps = close = None
+    note = None
+    try:
+        bars = BarsRequest(**request["bars"]) if request.get("bars") else None
+        market = load_bars(bars) if bars is not None else None
+        if market is not None:
+            cols = [market.symbols.index(s) for s in symbols if s in market.symbols]
+            if len(cols) == len(symbols):
+                w = market.warmup
+                timestamps, close = market.timestamps[w:], market.close[w:, cols]
+    except Exception as exc:  # the bars moved or are gone: the shocks still apply
+        note = f"worst-hour replay skipped: the run's bars could not be reloaded ({type(exc).__name__})"
+    scenarios = standard_scenarios(qty, prices, cash, mm, timestamps, close, unallocated=unalloc)
+    stress = [s.to_dict() for s in scenarios]
+
+    eq = np.asarray(curves["equity"], dtype=float)
+    pv = np.asarray(curves["position_value"], dtype=float)
+    alloc = {r["agent_id"]: r for r in store.get_agents(run_id)}
+    kelly = []
+    for i, aid in enumerate(agents):
+        init = float((alloc.get(aid) or {}).get("allocated") or 0.0)
+        r = metrics.bar_returns(eq[i], init) if init > 0 else np.zeros(eq.shape[1])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            expo = float(np.nanmean(np.where(eq[i] > 0, pv[i] / np.where(eq[i] > 0, eq[i], 1.0), 0.0)))
+        est = kelly_leverage(float(r.mean()) if r.size else 0.0, float(r.var(ddof=1)) if r.size > 1 else 0.0,
+                             expo, fraction=kelly_fraction, n_bars=int(r.size))
+        kelly.append({"agent_id": aid, **est.to_dict()})
+    return {"run_id": run_id, "quote": (run.get("header") or {}).get("quote"), "bankroll": bankroll,
+            "var": var, "stress": stress, "kelly": kelly, "worst_hour_note": note,
+            "positions_at": "the run's last close (end-of-run positions)", "maintenance_margin": mm}
