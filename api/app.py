@@ -17,7 +17,7 @@ Routes:
     uvicorn workers).
 
 ``GET /readyz`` and the JSON API (``/api/...``)
-    The routers of :mod:`api.routers` (cohorts, experiments, jobs, assistant);
+    The routers of :mod:`api.routers` (cohorts, experiments, jobs, assistant, risk);
     errors are RFC 9457 problem documents (:mod:`api.problems`); every request's
     latency goes to ``cohortlab_request_latency_seconds`` (:mod:`api.middleware`),
     exposed by the same ``/metrics``. The dashboard's routes (``web.routes``) are

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
+from dataclasses import dataclass, field
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -32,7 +33,8 @@ from manager import services
 from manager.settings import Settings
 from manager.store import Store
 
-__all__ = ["bearer", "get_settings_dep", "get_store", "require_token", "single_query_values"]
+__all__ = ["Principal", "TOKEN_PRINCIPAL", "bearer", "current_principal", "get_settings_dep", "get_store",
+           "require_role", "require_token", "single_query_values"]
 
 
 def get_settings_dep() -> Settings:
@@ -93,3 +95,58 @@ def single_query_values(request: Request) -> None:
         errors = [{"field": k, "message": "given more than once; give each query parameter once"} for k in repeated]
         raise ApiProblem(422, f"query parameter(s) given more than once: {', '.join(repeated)}",
                          type_="validation-error", title="Request validation failed", errors=errors)
+
+
+# -- principals -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who made an authenticated request.
+
+    Attributes:
+        name: the audit name of the caller (``api:<token holder>``); goes to the
+            ``actor`` of audit events.
+        roles: the caller's roles. Empty for now: one shared token, no roles.
+    """
+
+    name: str
+    roles: frozenset[str] = field(default_factory=frozenset)
+
+
+TOKEN_PRINCIPAL = Principal(name="api:token")
+"""The principal of a request carrying ``COHORTLAB_API_TOKEN`` (the only identity there is today)."""
+
+
+def current_principal(_: None = Depends(require_token)) -> Principal:
+    """Dependency of state-changing routes that record who acted: the authenticated caller.
+
+    Today every valid token is the one shared ``COHORTLAB_API_TOKEN`` (:func:`require_token`:
+    401 without it), so the principal is :data:`TOKEN_PRINCIPAL`.
+
+    Issue 13 adds users with roles (``ops``, ``risk``): this is where a token is then
+    resolved to a user and its roles, and routes restrict themselves with
+    :func:`require_role` (403 for an authenticated caller without the role) -- the routes
+    themselves do not change.
+
+    Raises:
+        ApiProblem: 401 as :func:`require_token`.
+    """
+    return TOKEN_PRINCIPAL
+
+
+def require_role(*roles: str):
+    """A dependency returning the :func:`current_principal` when it holds one of ``roles``.
+
+    Until roles exist (issue 13) the shared token holder may do everything, so this only
+    authenticates; with roles, a caller holding none of ``roles`` gets 403.
+    """
+
+    def dependency(principal: Principal = Depends(current_principal)) -> Principal:
+        if principal.roles and not principal.roles & set(roles):
+            raise ApiProblem(403, f"{principal.name} lacks the role for this action; needs one of: "
+                             f"{', '.join(roles)}", type_="forbidden")
+        return principal
+
+    dependency.__name__ = f"require_role_{'_'.join(roles)}"
+    return dependency

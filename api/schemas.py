@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from manager.policy import DEFAULT_DAILY_HARD_STOP
+
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 """Run ids, job ids, agent ids (the store's id rules)."""
 
@@ -60,6 +62,13 @@ class CohortLaunch(BaseModel):
                            description="Starting genomes: `latest` (the newest hall of fame bred on this same "
                                        "market -- data folder, timeframe and quote -- else random genomes), "
                                        "`random`, or the id of a stored run on this market.")
+    daily_hard_stop: float = Field(DEFAULT_DAILY_HARD_STOP, ge=0, lt=1, allow_inf_nan=False,
+                                   description="Daily hard stop: fraction of the parent equity at the start of "
+                                               "the UTC day; when the parent falls by it every agent is flattened "
+                                               "at the next open and stays flat for the day. 0 = off.")
+    policy: bool = Field(False, description="Trade under the leverage policy's tiers (agent ceiling = min(gene, "
+                                            "lineage tier); parent gross ceiling = the tier of `parent:main`) and "
+                                            "record its decisions. The kill switch applies either way.")
 
     @field_validator("symbols")
     @classmethod
@@ -356,3 +365,129 @@ class Readiness(BaseModel):
 
     status: Literal["ready", "unavailable"]
     checks: dict[str, Check] = Field(description="`store`, and `broker` when one is configured.")
+
+
+# -- risk: leverage tiers, policy decisions, the kill switch --------------------------------
+
+
+class KillSwitchChange(BaseModel):
+    """Body of ``POST /api/risk/kill-switch``: the new state and why."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"on": True, "reason": "exchange outage: halt all new exposure"},
+        {"on": False, "reason": "exchange back to normal (incident 42 closed)"}]})
+
+    on: bool = Field(description="`true` turns the switch on (every ceiling 0x: no agent takes new exposure); "
+                                 "`false` turns it off (the next decision of each subject resumes at the base tier).")
+    reason: str = Field(min_length=1, max_length=500, description="Why (required, 1 to 500 characters); recorded "
+                                                                  "in the audit log with who and when.")
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("reason must not be blank: say why the switch changes")
+        return value
+
+
+class KillSwitchState(BaseModel):
+    """The kill switch: on or off, who set it, when and why (None fields until first set)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"on": True, "actor": "api:token", "reason": "exchange outage: halt all new exposure",
+         "at": "2018-01-17T09:30:00.000000+00:00"}]})
+
+    on: bool
+    actor: str | None = Field(description="Who changed it (`api:token`, `cli:<login>`).")
+    reason: str | None
+    at: str | None = Field(description="When, ISO 8601 UTC.")
+
+
+class KillSwitchEvent(BaseModel):
+    """An audit event of the kill switch (kind `kill_switch.on` / `kill_switch.off`)."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: str
+    actor: str | None = None
+    at: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict, description="`{\"reason\"}`.")
+
+
+class TierRow(BaseModel):
+    """The leverage tier in force for one subject (a lineage of agents or the parent)."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"market": "binance-5m|5m|BTC", "subject": "parent:camp1", "subject_kind": "parent", "tier": 3.0,
+         "next_tier": 4.0, "next_trigger": "a 1d period with Sharpe > 1.5 (annualised), max drawdown < 3.00 % ...",
+         "down_tier": 2.0, "down_trigger": "a losing 1d period steps down to 2x; ...", "trigger": "losing_period",
+         "rule": "losing period: one step down (not below the floor) (4x -> 3x): ...", "period": "2018-01-17",
+         "decided_at": "2018-01-18T00:00:00.000000+00:00"}]})
+
+    market: str
+    subject: str = Field(description="`lineage:<founder>` or `parent:<scope>`.")
+    subject_kind: Literal["lineage", "parent"]
+    tier: float = Field(description="Tier in force: ceiling on gross exposure, multiple of equity (0 = halted).")
+    next_tier: float | None = Field(description="The next planned tier up.")
+    next_trigger: str | None = Field(description="What would grant `next_tier`.")
+    down_tier: float | None = Field(description="Where a bad period would take the tier.")
+    down_trigger: str | None
+    trigger: str = Field(description="What set the tier (`step_up`, `losing_period`, `kill_switch`, ...).")
+    rule: str = Field(description="The policy rule applied, with the figures filled in.")
+    period: str | None = Field(description="The evaluation period decided on, YYYY-MM-DD.")
+    decided_at: str | None
+
+
+class LeveragePanel(BaseModel):
+    """Everything the `/risk/leverage` page shows (`GET /api/risk/leverage`)."""
+
+    tiers: list[TierRow] = Field(description="Current tier per subject: parents first, then highest tier first.")
+    kill_switch: KillSwitchState
+    kill_switch_history: list[KillSwitchEvent] = Field(description="The switch's latest audit events, newest first.")
+    risk: dict[str, Any] | None = Field(
+        description="Risk report of the latest completed cohort: `run_id`, `quote`, `bankroll`, `var` (VaR/CVaR of "
+                    "the parent's per-bar returns: `horizon`, `sample`, `estimates: [{method, level, var_fraction, "
+                    "cvar_fraction, var_quote, cvar_quote}]`), `stress` (scenarios: parent loss, loss fraction, "
+                    "agents liquidated), `kelly` (per agent); `{run_id, error}` when it could not be measured; "
+                    "null without a completed cohort.")
+    hard_stops: list[dict[str, Any]] = Field(description="That cohort's daily hard-stop events (`time`, "
+                                                         "`parent_equity`, `reference_equity`, `drawdown`, "
+                                                         "`threshold`).")
+    tier_paths: dict[str, list[dict[str, Any]]] = Field(
+        description="`{subject: [{period, period_end, tier, trigger}]}` oldest first (the latest decisions).")
+
+
+class PolicyDecisionDoc(BaseModel):
+    """A stored policy decision (append-only; one per market, subject and period)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    decision_id: str
+    market: str
+    subject: str
+    subject_kind: Literal["lineage", "parent"]
+    period: str = Field(description="The evaluation period decided on, YYYY-MM-DD (UTC day).")
+    period_end: str = Field(description="End of that period, ISO 8601 UTC: the decision is known from then on.")
+    previous_tier: float = Field(description="Tier in force during the period (multiple of equity).")
+    tier: float = Field(description="Tier for the next period.")
+    next_tier: float
+    next_trigger: str
+    down_tier: float | None = None
+    down_trigger: str | None = None
+    trigger: str
+    rule: str
+    rationale: dict[str, Any] = Field(description="`figures: [{name, value, unit, annualised, sample, threshold, "
+                                                  "passed}]`, `kelly`, `switches`, `period`, `lineage`.")
+    config: dict[str, Any] = Field(description="The policy settings used.")
+    source: str | None = Field(description="The run or campaign id the decision came from.")
+    decided_at: str
+    recorded_at: str | None = None
+
+
+class DecisionPage(BaseModel):
+    """A page of policy decisions, newest period first (`GET /api/risk/decisions`)."""
+
+    items: list[PolicyDecisionDoc]
+    total: int = Field(description="Decisions matching the filters.")
+    limit: int
+    offset: int

@@ -6,6 +6,7 @@ call these use cases.
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -20,7 +21,10 @@ from learning.walkforward import Split, Window
 from manager.launch import finished_run, record_cohort_metrics
 from manager.runner import CohortRequest, RunAlreadyFinished, run_cohort
 from manager.times import RunError, duration, utc
-from manager.seeding import STORED_KINDS, Seed, SeedError, resolve_seed
+from manager.policy import (DEFAULT_SCOPE, decision_summaries, policy_ceilings, record_decision_metrics,
+                            record_policy_day)
+from manager.seeding import STORED_KINDS, Seed, SeedError, market_identity, resolve_seed
+from risk.policy import PolicyConfig
 from manager.store import Store
 from simulator import metrics
 from simulator.engine import EngineConfig
@@ -41,6 +45,11 @@ class CampaignRequest:
     warmup_bars: int = 200
     min_trades: int = 3
     dsr_threshold: float = 0.5
+    #: trade each day under the leverage policy's tiers and record its decisions (:mod:`manager.policy`)
+    policy: bool = True
+    policy_config: PolicyConfig = field(default_factory=PolicyConfig)
+    #: the campaign's id (the parent subject is ``parent:<campaign_id>``); None = a new one
+    campaign_id: str | None = None
 
 
 def _deflated(result, cyc: CycleResult | None = None) -> tuple[np.ndarray, dict]:
@@ -79,9 +88,25 @@ def campaign_day(req: CampaignRequest, market: MarketData, day: pd.Timestamp, ge
         persist_cycle(store, cyc, source, market)
     evolved = cyc.population[: c.agents]
     day_market = market.between(day, day + DAY, req.warmup_bars)
+    key = market_identity(market).key
+    ceilings = None
+    if req.policy and store is not None:  # the tiers known at the day's open, on this market
+        ceilings = policy_ceilings(store, key, req.campaign_id or DEFAULT_SCOPE, evolved, as_of=day,
+                                   config=req.policy_config)
     rid, result, report = run_cohort(day_market, evolved, f"cycle:{cyc.cycle_id}", c, store,
-                                     extra={"campaign_day": day_number, "cycle_id": cyc.cycle_id},
-                                     run_id=run_id, is_final=is_final)
+                                     extra={"campaign_day": day_number, "cycle_id": cyc.cycle_id,
+                                            "campaign_id": req.campaign_id},
+                                     run_id=run_id, is_final=is_final, ceilings=ceilings)
+    policy = None
+    if ceilings is not None:
+        decisions = record_policy_day(store, key, result, ceilings, period=str(day.date()),
+                                      end=(day + DAY).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                      source=req.campaign_id or rid, config=req.policy_config)
+        record_decision_metrics(decisions)
+        parent_doc = next((d for d in decisions if d["subject_kind"] == "parent"), None)
+        policy = {**report["policy"], "decisions": decision_summaries(decisions),
+                  "parent_next_tier": parent_doc["tier"] if parent_doc else None,
+                  "tier_changes": sum(1 for d in decisions if d["previous_tier"] != d["tier"])}
     dsr, deflation = _deflated(result, cyc)
     by_id = dict(zip(result.agent_ids, dsr))
     agents = [{**a, "deflated_sharpe": float(by_id[a["agent_id"]])} for a in report["agents"]]
@@ -102,6 +127,8 @@ def campaign_day(req: CampaignRequest, market: MarketData, day: pd.Timestamp, ge
         "pbo": (cyc.pbo or {}).get("pbo"), "rank_correlation": cyc.rank_correlation,
         "n_trials": {**cyc.n_trials, "lineage_cycles": prior["cycles"], "studies": prior["studies"]},
         "deflation": deflation,
+        # the leverage policy (None when off): the ceilings the day traded under and the decisions for the next day
+        "policy": policy, "hard_stops": report.get("events", []),
     }, cyc
 
 
@@ -171,6 +198,10 @@ def run_campaign(req: CampaignRequest, store: Store | None,
     lookback = duration(req.lookback, "lookback")
     market = req.source.load(first - lookback, first + req.days * DAY, req.warmup_bars)
     c = req.cohort
+    if req.campaign_id is None:
+        req = replace(req, campaign_id=f"camp-{uuid.uuid4().hex[:12]}")
+    if req.policy:
+        progress(f"campaign {req.campaign_id}: leverage policy on (parent subject parent:{req.campaign_id})")
     try:
         seeded = resolve_seed(c.seed_choice(), market, c.agents, seed=c.seed, max_leverage=c.max_leverage,
                               store=store, as_of=first, kinds=STORED_KINDS["daily"])  # Day 1's point in time
@@ -216,6 +247,7 @@ def run_campaign(req: CampaignRequest, store: Store | None,
         "rule": {"min_trades": req.min_trades, "deflated_sharpe_min": req.dsr_threshold,
                  "rank_by": ["roi_24h", "sharpe_24h"], "ranked_on": ranked_on,
                  "confirmed_on": holdout["date"], "confirmed_if": "holdout ROI > 0 with >= 1 trade"},
+        "campaign_id": req.campaign_id, "policy": req.policy_config.to_dict() if req.policy else None,
         "data": market.label(), "quote": market.quote, "seed": c.seed, "lookback": req.lookback,
         "seeded_from": seeded.seeded_from, "seeding_note": seeded.note,
     }

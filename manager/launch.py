@@ -22,7 +22,10 @@ from typing import Callable, NamedTuple
 
 from evolution.genome import Genome
 from manager.limits import check_bankroll, check_money_range
+from manager.policy import (DEFAULT_SCOPE, decision_summaries, policy_ceilings, record_decision_metrics,
+                            record_policy_day, run_period)
 from manager.runner import CohortRequest, RunAlreadyFinished, load_bars, run_cohort, seed_genomes
+from manager.seeding import market_identity
 from manager.store import RunNotFound, Store
 from simulator.allocation import check_allocation
 from simulator.cohort import CohortResult
@@ -67,6 +70,7 @@ def record_cohort_metrics(seconds: float, parent: dict) -> None:
     except ImportError:  # the base install has no prometheus-client: nothing to export to
         return
     metrics.record_cohort(seconds, int(parent.get("failed_agents") or 0), parent["peak_utilisation"])
+    metrics.record_hard_stops(int(parent.get("hard_stops") or 0))
 
 
 def execute_cohort(req: CohortRequest, store: Store | None, *, run_id: str | None = None,
@@ -113,9 +117,19 @@ def execute_cohort(req: CohortRequest, store: Store | None, *, run_id: str | Non
         seeded = seed_genomes(market, req.agents, seed=req.seed, max_leverage=req.max_leverage,
                               seed_from=req.seed_choice(), store=store)
         agents, source, note = seeded.genomes, seeded.seeded_from, seeded.note
+    ceilings = None
+    if req.policy and store is not None:
+        ceilings = policy_ceilings(store, market_identity(market).key, DEFAULT_SCOPE, agents,
+                                   as_of=run_period(market)[1])
     rid, result, report = run_cohort(market, agents, source, req, store,
                                      lambda stage: on_stage(_RUNNER_STAGES.get(stage, stage)),
                                      extra={**(extra or {}), "seeding_note": note}, run_id=run_id,
-                                     is_final=is_final)
+                                     is_final=is_final, ceilings=ceilings)
+    if ceilings is not None:
+        period, _, end = run_period(market)
+        decisions = record_policy_day(store, market_identity(market).key, result, ceilings, period=period, end=end,
+                                      source=rid)
+        record_decision_metrics(decisions)
+        report["policy"]["decisions"] = decision_summaries(decisions)
     record_cohort_metrics(time.perf_counter() - t0, report["parent"])
     return CohortOutcome(rid, result, report)

@@ -30,12 +30,16 @@ from risk.policy import PeriodRecord, PolicyConfig, decide, decision_id, replay
 from simulator import metrics
 from simulator.kernel import UNITS
 
-__all__ = ["DEFAULT_SCOPE", "Ceilings", "policy_ceilings", "kill_ceilings", "period_records",
+__all__ = ["DEFAULT_SCOPE", "DEFAULT_DAILY_HARD_STOP", "Ceilings", "policy_ceilings", "kill_ceilings", "period_records",
            "record_policy_day", "current_tiers", "tier_history", "simulate_campaign", "agent_tiers",
-           "set_kill_switch", "leverage_panel", "record_decision_metrics"]
+           "set_kill_switch", "leverage_panel", "record_decision_metrics", "run_period", "decision_summaries"]
 
 #: The parent subject's scope for cohorts outside a campaign.
 DEFAULT_SCOPE = "main"
+
+#: The product's default daily hard stop (fraction of the parent equity at the start of the
+#: UTC day) for the CLI and the API; the pure engine's own default is 0 (off).
+DEFAULT_DAILY_HARD_STOP = 0.05
 
 
 @dataclass
@@ -70,10 +74,16 @@ def _iso(ts: Any) -> str:
         else pd.Timestamp(ts, tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _in_force(doc: dict | None, cfg: PolicyConfig) -> dict:
+def _in_force(doc: dict | None, cfg: PolicyConfig, kill_on: bool = False) -> dict:
+    """The tier in force from the latest decision; a 0x decided while the kill switch was
+    on lasts only while it stays on (off again: the base tier at once, trigger ``resume``)."""
     if doc is None:
         return {"tier": cfg.base_tier, "trigger": "initial", "rule": "new subject: the base tier "
                 f"({cfg.base_tier:g}x)", "period": None, "decision_id": None}
+    if doc["trigger"] == "kill_switch" and not kill_on:
+        return {"tier": cfg.base_tier, "trigger": "resume", "rule": f"kill switch off again: the base tier "
+                f"({cfg.base_tier:g}x) instead of the 0x decided after {doc['period']}",
+                "period": doc["period"], "decision_id": doc.get("decision_id")}
     return {"tier": float(doc["tier"]), "trigger": doc["trigger"], "rule": doc["rule"],
             "period": doc["period"], "decision_id": doc.get("decision_id")}
 
@@ -111,8 +121,8 @@ def policy_ceilings(store: Store, market_key: str, scope: str, genomes: Sequence
     by_gid, _ = assign_lineages([(g.genome_id, g.family, g.params) for g in genomes], known, tol)
     subjects = [by_gid[g.genome_id].subject for g in genomes]
     parent = f"parent:{scope}"
-    tiers = {s: _in_force(docs.get(s), cfg) for s in dict.fromkeys([*subjects, parent])}
     ks = store.kill_switch()
+    tiers = {s: _in_force(docs.get(s), cfg, bool(ks.get("on"))) for s in dict.fromkeys([*subjects, parent])}
     if ks.get("on"):
         caps, parent_cap = np.zeros(len(genomes)), 0.0
     else:
@@ -251,7 +261,10 @@ def current_tiers(store: Store, market: str | None = None, as_of: Any = None, su
                                          "down_tier", "down_trigger", "trigger", "rule", "period", "decided_at")}
             if ks.get("on"):
                 row.update(tier=0.0, next_tier=cfg.base_tier, next_trigger="the kill switch turned off",
-                           trigger="kill_switch")
+                           trigger="kill_switch", rule=f"kill switch on since {ks.get('at')} by {ks.get('actor')}: "
+                           f"{ks.get('reason')} (0x; the stored tier {d['tier']:g}x returns when it is off)")
+            elif d["trigger"] == "kill_switch":
+                row.update(_in_force(d, cfg), next_tier=min(cfg.base_tier + cfg.step, cfg.cap))
             rows.append(row)
     rows.sort(key=lambda r: (r["subject_kind"] != "parent", -(r["tier"] or 0), r["subject"]))
     return rows
@@ -371,3 +384,21 @@ def leverage_panel(store: Store, *, market: str | None = None, history: int = 20
     return {"tiers": tiers, "kill_switch": store.kill_switch(),
             "kill_switch_history": store.kill_switch_history(20), "risk": risk, "hard_stops": events,
             "tier_paths": paths}
+
+
+def run_period(market: Any) -> tuple[str, str, str]:
+    """``(period, start, end)`` of a cohort's traded bars: the UTC date of the first
+    traded bar, its open and the close of the last bar (ISO 8601 UTC). ``start``
+    is the point in time of the tiers the cohort trades under; ``end`` is when
+    its decisions become known."""
+    ts = market.timestamps
+    start = pd.Timestamp(ts[market.warmup], tz="UTC")
+    end = pd.Timestamp(ts[-1], tz="UTC") + pd.Timedelta(seconds=market.timeframe_s)
+    return str(start.date()), _iso(start), _iso(end)
+
+
+def decision_summaries(docs: Sequence[dict]) -> list[dict]:
+    """The short form of stored decisions for reports: ``{"subject", "period",
+    "previous_tier", "tier", "next_tier", "trigger", "rule"}``."""
+    return [{k: d.get(k) for k in ("subject", "period", "previous_tier", "tier", "next_tier", "trigger", "rule")}
+            for d in docs]

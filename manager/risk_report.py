@@ -79,9 +79,15 @@ def risk_report(store: Store, run_id: str, *, window: int | None = None, levels=
     unalloc = float(state["unallocated_cash"])
     timestamps = close = None
     note = None
-    try:
-        bars = BarsRequest(**request["bars"]) if request.get("bars") else None
-        market = load_bars(bars) if bars is not None else None
+    header = run.get("header") or {}
+    try:  # the run's own traded window of its own data (a campaign day's request holds no bars)
+        label = header.get("data_label") or run.get("data_label")
+        synthetic = label == "SYNTHETIC"
+        bars = BarsRequest(data=None if synthetic else label, symbols=symbols, start=header.get("window_start"),
+                           end=header.get("window_end"), warmup_bars=0,
+                           quote=(request.get("bars") or {}).get("quote"),
+                           seed=int((request.get("bars") or {}).get("seed") or 0))
+        market = load_bars(bars) if label else None
         if market is not None:
             cols = [market.symbols.index(s) for s in symbols if s in market.symbols]
             if len(cols) == len(symbols):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -23,6 +23,7 @@ from manager.baselines import DEFAULT_BASELINES, cohort_baselines
 from manager.cache import cohort_feature_cache, invalidate_venue
 from manager.leases import Heartbeat, lease_fields, lease_s, process_owner
 from manager.limits import check_cohort_size
+from manager.policy import Ceilings, agent_tiers, kill_ceilings
 from manager.report import backtest_report, cohort_report
 from manager.times import RunError, utc
 from manager.seeding import STORED_KINDS, Seed, SeedError, market_identity, resolve_seed, traded_from
@@ -164,6 +165,9 @@ class CohortRequest:
     reserve: float = 0.0
     max_leverage: float = 2.0
     engine: EngineConfig = field(default_factory=EngineConfig)
+    #: trade under the leverage policy's tiers and record its decisions after the run
+    #: (:mod:`manager.policy`); the kill switch applies either way
+    policy: bool = False
     #: random cohorts in the report's ``baselines`` (:mod:`manager.baselines`); 0 = none
     baselines: int = DEFAULT_BASELINES
 
@@ -322,7 +326,8 @@ def _raise_if_finished(store: Store, run_id: str, exc: BaseException) -> None:
 def run_cohort(market: MarketData, genomes: Sequence[Genome], source: str, req: CohortRequest,
                store: Store | None, progress: Progress = lambda stage: None,
                extra: dict | None = None, run_id: str | None = None,
-               is_final: Callable[[BaseException], bool] = lambda exc: True) -> tuple[str, CohortResult, dict]:
+               is_final: Callable[[BaseException], bool] = lambda exc: True,
+               ceilings: Ceilings | None = None) -> tuple[str, CohortResult, dict]:
     """Run and persist a cohort of ``genomes`` on ``market`` (already loaded and
     seeded; used by :func:`launch_intraday_cohort` and by campaigns).
 
@@ -339,7 +344,15 @@ def run_cohort(market: MarketData, genomes: Sequence[Genome], source: str, req: 
             one raises :class:`RunAlreadyFinished` (idempotency of retried tasks).
         is_final: whether an error ends the run as ``failed`` (default: every
             error); return False for transient errors a retry will resolve.
+        ceilings: the leverage policy's ceilings (:func:`manager.policy.policy_ceilings`):
+            per-agent caps and the parent's gross ceiling, which replaces
+            ``req.engine.max_gross_leverage``. Without them, the kill switch still
+            applies: while it is on every ceiling is 0x.
     """
+    if ceilings is None:
+        ceilings = kill_ceilings(store, genomes)
+    engine = req.engine if ceilings is None else replace(req.engine, max_gross_leverage=ceilings.parent_cap)
+    caps = None if ceilings is None else ceilings.agent_caps
     notes = {"seeding_note": (extra or {}).get("seeding_note", source)}
     doc = {
         "kind": "cohort",
@@ -349,16 +362,37 @@ def run_cohort(market: MarketData, genomes: Sequence[Genome], source: str, req: 
         "genomes": [g.to_dict() for g in genomes],
         "data_label": market.label(),
     }
+    if ceilings is not None:
+        doc["config"]["ceilings"] = {"parent": ceilings.parent_cap, "agents": [float(x) for x in ceilings.agent_caps],
+                                     "policy": ceilings.policy, "kill_switch": bool(ceilings.kill_switch.get("on"))}
     if run_id:
         doc["run_id"] = run_id
     return _execute(
         store, doc,
-        lambda: simulate_cohort(market, list(genomes), bankroll=req.bankroll, config=req.engine,
-                                allocation=req.allocation, reserve=req.reserve),
-        lambda rid, res: {**cohort_report(rid, req.seed, res), "seeded_from": source, **notes,
-                          **_baselines(req, res)},
+        lambda: simulate_cohort(market, list(genomes), bankroll=req.bankroll, config=engine,
+                                allocation=req.allocation, reserve=req.reserve, leverage_caps=caps),
+        lambda rid, res: _with_policy({**cohort_report(rid, req.seed, res), "seeded_from": source, **notes,
+                                       **_baselines(req, res)}, ceilings, res),
         progress, is_final,
     )
+
+
+def _with_policy(report: dict, ceilings: Ceilings | None, result: CohortResult) -> dict:
+    """Each agent row's ``tier`` (lineage, tier, ceiling, trigger, rule) and the
+    report's ``policy`` block, when the cohort traded under ceilings."""
+    if ceilings is None:
+        return report
+    tiers = agent_tiers(ceilings, result.agent_ids)
+    for row in report["agents"]:
+        row["tier"] = tiers.get(row["agent_id"])
+    ks = ceilings.kill_switch or {}
+    report["policy"] = {
+        "on": ceilings.policy, "parent_subject": ceilings.parent_subject, "parent_ceiling": ceilings.parent_cap,
+        "parent_tier": ceilings.tiers.get(ceilings.parent_subject) if ceilings.parent_subject else None,
+        "kill_switch": {"on": bool(ks.get("on")), "reason": ks.get("reason"), "at": ks.get("at")},
+        "lineages": len(set(ceilings.subjects)),
+    }
+    return report
 
 
 def _baselines(req: CohortRequest, result: CohortResult) -> dict:

@@ -18,7 +18,7 @@ from numba import njit
 
 from simulator import metrics
 from simulator.allocation import agent_volatility, allocate, symbol_mask
-from simulator.engine import AgentArrays, EngineConfig, EngineResult, run_engine
+from simulator.engine import AgentArrays, EngineConfig, EngineError, EngineResult, run_engine
 from simulator.kernel import KIND_NAMES, UNITS
 from simulator.ledger import Transaction, build_journal, final_state, verify_journal
 from simulator.market import MarketData
@@ -93,12 +93,18 @@ def build_signals(market: MarketData, agents: Sequence[AgentLike], *,
     return sig, weight
 
 
-def agent_arrays(agents: Sequence[AgentLike], weight: np.ndarray, allocation: np.ndarray) -> AgentArrays:
+def agent_arrays(agents: Sequence[AgentLike], weight: np.ndarray, allocation: np.ndarray,
+                 leverage_caps: np.ndarray | None = None) -> AgentArrays:
     """The engine's per-agent arrays from genomes, their ``(N, S)`` weights (see
-    :func:`build_signals`) and ``(N,)`` allocations in 1e-8 units."""
+    :func:`build_signals`) and ``(N,)`` allocations in 1e-8 units. ``leverage_caps``
+    ``(N,)`` (multiples of agent equity), when given, lowers each agent's leverage
+    ceiling to ``min(gene, cap)`` (a policy tier); the gene still sizes its orders."""
+    lev = np.array([a.leverage for a in agents], dtype=np.float64)
+    if leverage_caps is not None:
+        lev = np.minimum(lev, np.asarray(leverage_caps, dtype=np.float64))
     return AgentArrays(
         weight=weight,
-        leverage=np.array([a.leverage for a in agents], dtype=np.float64),
+        leverage=lev,
         stop_loss=np.array([a.stop_loss for a in agents], dtype=np.float64),
         take_profit=np.array([a.take_profit for a in agents], dtype=np.float64),
         max_hold_bars=np.array([a.max_hold_bars for a in agents], dtype=np.int64),
@@ -375,6 +381,7 @@ def simulate_cohort(
     reserve: float = 0.0,
     agent_ids: Sequence[str] | None = None,
     with_ledger: bool = True,
+    leverage_caps: np.ndarray | None = None,
 ) -> CohortResult:
     """Run a cohort of agents over the traded bars of ``market`` and score it.
 
@@ -388,6 +395,8 @@ def simulate_cohort(
         reserve: fraction of the bankroll left unallocated.
         agent_ids: names used in reports and ledger accounts (default ``a00``..).
         with_ledger: build and verify the ledger journal (the benchmark skips it).
+        leverage_caps: ``(N,)`` per-agent leverage ceilings from the policy
+            (multiples of agent equity; None = each genome's own leverage gene).
 
     An agent whose strategy raises does not fail the cohort: it is sat out (no
     orders, its allocation stays cash), flagged ``failed`` in its score row and
@@ -404,7 +413,9 @@ def simulate_cohort(
         vol = agent_volatility(market.close, weight > 0, market.warmup)
     alloc, bank_units = allocate(bankroll, allocation, n_agents=len(agents), reserve=reserve,
                                  volatility=vol)
-    eng = run_engine(market, sig, agent_arrays(agents, weight, alloc), bankroll_units=bank_units,
+    if leverage_caps is not None and np.shape(leverage_caps) != (len(agents),):
+        raise EngineError(f"leverage_caps has shape {np.shape(leverage_caps)}, expected ({len(agents)},)")
+    eng = run_engine(market, sig, agent_arrays(agents, weight, alloc, leverage_caps), bankroll_units=bank_units,
                      config=config)
     trades = round_trips(eng, market, ids)
     scores = score_agents(eng, market, agents, ids, trades)

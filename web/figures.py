@@ -34,6 +34,7 @@ __all__ = [
     "exposure_figure",
     "gauges_figure",
     "price_figure",
+    "tier_figure",
     "to_json",
 ]
 
@@ -427,6 +428,36 @@ def agent_equity_figure(equity: Mapping[str, Any], quote: str, allocated: float 
     layout = _layout(320, title={"text": f"Equity ({quote})", "x": 0, "font": {"size": 15}},
                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1},
                      yaxis={"title": {"text": quote}})
+    return {"data": data, "layout": layout}
+
+
+def tier_figure(paths: Mapping[str, Sequence[Mapping[str, Any]]]) -> Figure:
+    """Leverage tiers over time: one step line per subject (the parent thicker, drawn first).
+
+    A decision's tier applies from the end of the period it decided on, so each point is
+    at ``period_end`` and the line holds its value until the next decision (``hv`` steps).
+
+    Args:
+        paths: ``{subject: [{"period", "period_end", "tier", "trigger"}, ...]}`` oldest first
+            (the ``tier_paths`` of :func:`manager.policy.leverage_panel`); tiers are multiples
+            of equity.
+    """
+    order = sorted(paths, key=lambda s: (not str(s).startswith("parent:"), str(s)))
+    data: list[dict[str, Any]] = []
+    for i, subject in enumerate(order):
+        points = list(paths.get(subject) or [])
+        parent = str(subject).startswith("parent:")
+        data.append({
+            "type": "scatter", "mode": "lines+markers", "name": str(subject),
+            "x": [p.get("period_end") for p in points], "y": _clean([p.get("tier") for p in points]),
+            "text": [f"{p.get('period')}: {p.get('trigger')}" for p in points],
+            "line": {"shape": "hv", "width": 3 if parent else 1.5,
+                     "color": PARENT_COLOUR if parent else AGENT_COLOURS[i % len(AGENT_COLOURS)]},
+            "marker": {"size": 6},
+            "hovertemplate": "%{y:g}× from %{x}<br>%{text}<extra>" + str(subject).replace("<", "") + "</extra>"})
+    layout = _layout(360, hovermode="closest", yaxis={"title": {"text": "tier (× equity)"}, "rangemode": "tozero",
+                                                      "ticksuffix": "×"},
+                     xaxis={"title": {"text": "in force from (UTC)"}})
     return {"data": data, "layout": layout}
 
 

@@ -17,6 +17,7 @@ module                         routes (all ``text/html`` unless an asset)
 :mod:`web.pages.cohort`        ``GET /trading/cohorts/{run_id}``, ``.../progress``
 :mod:`web.pages.leaderboard`   ``GET /trading/cohorts/{run_id}/leaderboard``
 :mod:`web.pages.agent`         ``GET /trading/cohorts/{run_id}/agents/{agent_id}``
+:mod:`web.pages.risk`          ``GET /risk/leverage``, ``GET /risk/leverage/decisions`` (audit-log partial)
 this module                    ``GET /trading`` (-> the list), any other ``/trading/...`` (404)
 =============================  =====================================================
 
@@ -30,7 +31,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from web import assets
 from web.errors import PageError, html_router
-from web.pages import agent, cohort, cohorts, launch, leaderboard
+from web.pages import agent, cohort, cohorts, launch, leaderboard, risk
 
 __all__ = ["router"]
 
@@ -38,7 +39,7 @@ router = html_router()
 """The dashboard's routes (``app.include_router(web.routes.router)``)."""
 
 # order matters: /trading/cohorts/new before /trading/cohorts/{run_id}; the catch-all last
-for _part in (assets, cohorts, launch, cohort, leaderboard, agent):
+for _part in (assets, cohorts, launch, cohort, leaderboard, agent, risk):
     router.include_router(_part.router)
 
 

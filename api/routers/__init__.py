@@ -9,18 +9,20 @@ module                         routes
 :mod:`.jobs`                   ``GET /api/jobs/{job_id}``
 :mod:`.assistant`              ``GET /api/assistant/cohorts/status``,
                                ``GET /api/assistant/cohorts/bankroll-summary``
+:mod:`.risk`                   ``GET /api/risk/leverage``, ``GET /api/risk/decisions`` (JSON or CSV),
+                               ``POST /api/risk/kill-switch`` (bearer token)
 :mod:`.ops`                    ``GET /readyz``
 =============================  ==========================================================
 """
 from __future__ import annotations
 
-from api.routers import assistant, cohorts, experiments, jobs, ops
+from api.routers import assistant, cohorts, experiments, jobs, ops, risk
 
 API_DESCRIPTION = """\
 Money is in the quote currency of the bars (BTC for `*_BTC` pairs, USD for USD pairs and
 equities); fractions are fractions (0.05 = 5 %); timestamps are ISO 8601 UTC.
 
-**Auth.** Read-only routes are open. State-changing routes (`POST /api/cohorts`) need
+**Auth.** Read-only routes are open. State-changing routes (`POST /api/cohorts`, `POST /api/risk/kill-switch`) need
 `Authorization: Bearer <COHORTLAB_API_TOKEN>`; when no token is configured they answer 401
 with a message saying to set `COHORTLAB_API_TOKEN`.
 
@@ -33,6 +35,6 @@ inside this API process (it dies with the process). Poll `GET /api/jobs/{id}`.
 """
 """OpenAPI description of the whole API (auth, jobs, errors, units)."""
 
-ROUTERS = (experiments.router, cohorts.router, jobs.router, assistant.router, ops.router)
+ROUTERS = (experiments.router, cohorts.router, jobs.router, assistant.router, risk.router, ops.router)
 
 __all__ = ["API_DESCRIPTION", "ROUTERS"]

@@ -16,6 +16,7 @@ from manager.times import RunError
 from manager.settings import Settings
 from manager.store import RunNotFound, Store
 from simulator.data import DATA_SUFFIXES, parse_symbol
+from simulator.engine import EngineConfig
 
 router = APIRouter(prefix="/api/cohorts", tags=["cohorts"])
 
@@ -146,7 +147,7 @@ def launch_cohort(body: CohortLaunch, settings: Settings = Depends(get_settings_
         bars=BarsRequest(data=data, symbols=body.symbols, start=body.start, end=body.end, quote=body.quote,
                          seed=body.seed),
         bankroll=body.bankroll, agents=body.agents, seed=body.seed, allocation=body.allocation,
-        seed_from=body.seed_from)
+        seed_from=body.seed_from, engine=EngineConfig(daily_hard_stop=body.daily_hard_stop), policy=body.policy)
     _check_size(req, settings)
     try:
         job = jobs.submit_cohort(req)

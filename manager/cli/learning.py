@@ -210,6 +210,10 @@ def campaign(
     dsr_threshold: float = typer.Option(0.5, "--dsr-threshold", min=0.0, max=1.0, help="Promotion rule: minimum "
                                         "Deflated Sharpe Ratio (probability, 0..1)."),
     baselines: int = BASELINES,
+    policy: bool = typer.Option(True, "--policy/--no-policy", help="Trade each day under the leverage policy's "
+                                "tiers (agent ceiling = min(leverage gene, lineage tier); parent gross ceiling = "
+                                "the campaign parent's tier, replacing --max-gross-leverage) and record its "
+                                "decisions; see `cohortlab policy show`."),
     json_path: Optional[Path] = JSON,
     store_url: Optional[str] = STORE,
     progress: bool = PROGRESS,
@@ -231,7 +235,7 @@ def campaign(
                                  reserve=reserve, max_leverage=max_leverage, engine=engine_cfg,
                                  baselines=baselines),
             ga=ga_config(generations, agents, selection, cxpb, mutpb, tournsize, min_per_family, **guards),
-            warmup_bars=warmup_bars, min_trades=min_trades, dsr_threshold=dsr_threshold)
+            warmup_bars=warmup_bars, min_trades=min_trades, dsr_threshold=dsr_threshold, policy=policy)
         store = open_store_or_exit(store_url)
         with store:
             report = run_campaign(req, store, progress_messages(progress))

@@ -35,6 +35,7 @@ from evolution.evolve import GAConfig
 from manager.cli.output import fail
 from manager.learning_jobs import Source
 from manager.limits import BANKROLL_MAX, BANKROLL_MIN
+from manager.policy import DEFAULT_DAILY_HARD_STOP
 from manager.runner import BarsRequest
 from manager.seeding import SEED_FROM_HELP
 from manager.store import Store, StoreError, open_store
@@ -90,7 +91,7 @@ SLIP = typer.Option(5.0, "--slippage-bps", min=0.0, help="Adverse slippage per f
 SHORT = typer.Option(False, "--allow-short", help="Allow short positions (long-only by default).")
 MAX_GROSS = typer.Option(1.0, "--max-gross-leverage", min=0.0, help="Parent gross-exposure "
                          "ceiling, multiple of parent equity.")
-DAILY_STOP = typer.Option(0.05, "--daily-hard-stop", min=0.0, metavar="FRACTION", help="Daily hard stop: "
+DAILY_STOP = typer.Option(DEFAULT_DAILY_HARD_STOP, "--daily-hard-stop", min=0.0, metavar="FRACTION", help="Daily hard stop: "
                           "when parent equity falls by this fraction of the parent equity at the start of "
                           "the UTC day (0.05 = 5 %; 0 = off; below 1), every agent is flattened at the next "
                           "open and takes no new exposure until the next UTC day.")

@@ -249,6 +249,35 @@ def print_events(report: dict) -> None:
         console.print(escape(line), style="bold red")
 
 
+def print_cohort_policy(report: dict, top: int) -> None:
+    """The ceilings a cohort traded under: the kill switch, the parent's tier, and each
+    agent's lineage tier and why (the ``top`` best agents); then the decisions for the
+    next period. Nothing when the cohort traded under its static flags."""
+    pol = report.get("policy")
+    if not pol:
+        return
+    ks = pol.get("kill_switch") or {}
+    if ks.get("on"):
+        console.print(escape(f"kill switch ON since {ks.get('at')}: {ks.get('reason')}; every ceiling was 0x"),
+                      style="bold red")
+    if not pol.get("on"):
+        return
+    par = pol.get("parent_tier") or {}
+    console.print(escape(f"leverage policy: parent {pol['parent_subject']} ceiling {pol['parent_ceiling']:g}x "
+                         f"({par.get('trigger')}: {par.get('rule')}); {pol['lineages']} lineage(s)"))
+    t = Table(title="Agent ceilings from the policy (tier = multiple of agent equity; ceiling = min(gene, tier))")
+    for h in ("agent", "lineage", "tier", "ceiling", "why"):
+        t.add_column(h, overflow="fold")
+    for row in report["agents"][:top]:
+        tier = row.get("tier") or {}
+        t.add_row(row["agent_id"], str(tier.get("lineage")), f"{tier.get('tier', 0):g}x", f"{tier.get('ceiling', 0):g}x",
+                  escape(f"{tier.get('trigger')}: {tier.get('rule')}"))
+    console.print(t)
+    for d in pol.get("decisions") or []:
+        if d["subject"].startswith("parent:") or d["previous_tier"] != d["tier"]:
+            console.print(escape(f"next period: {d['subject']} {d['previous_tier']:g}x -> {d['tier']:g}x ({d['trigger']})"))
+
+
 def print_cohort(run_id: str, report: dict, top: int) -> None:
     """A finished cohort: SYNTHETIC warning, leaderboard, parent table and where its agents came from."""
     if report["data"] == "SYNTHETIC":
@@ -260,6 +289,7 @@ def print_cohort(run_id: str, report: dict, top: int) -> None:
     if against is not None:
         console.print(against)
     print_events(report)
+    print_cohort_policy(report, top)
     console.print(f"run_id [bold]{run_id}[/] (agents seeded from {report['seeded_from']}: "
                   f"{escape(report['seeding_note'])})")
 
@@ -450,6 +480,7 @@ def print_campaign(report: dict, min_trades: int, dsr_threshold: float) -> None:
         if n_stops:
             console.print(escape(f"day {d['date']}: daily hard stop fired {n_stops} time(s); "
                                  f"see `cohortlab runs show {d['run_id']}`"), style="bold red")
+    print_campaign_policy(report)
     console.print(campaign_baselines_table(report))
     c = Table(title=f"Promotion candidates (>= {min_trades} trades, deflated Sharpe >= {dsr_threshold}; "
                     "ranked by 24 h ROI, then Sharpe)")
@@ -466,6 +497,24 @@ def print_campaign(report: dict, min_trades: int, dsr_threshold: float) -> None:
     if hold:
         console.print(f"holdout: {escape(hold.get('note', ''))}")
     console.print(c if report["candidates"] else "no agent meets the promotion rule")
+
+
+def print_campaign_policy(report: dict) -> None:
+    """The leverage policy day by day: the parent's ceiling each day traded under, the tier
+    decided for the next day, and how many subjects changed tier (nothing when the policy is off)."""
+    if not report.get("policy"):
+        return
+    t = Table(title=f"Leverage policy of campaign {report.get('campaign_id')} (tiers = multiples of equity; "
+                    "`cohortlab policy simulate --campaign ID` replays it)")
+    for h in ("day", "parent ceiling", "parent next", "parent trigger", "lineages", "tier changes", "kill switch"):
+        t.add_column(h)
+    for d in report["days"]:
+        p = d.get("policy") or {}
+        par = next((x for x in p.get("decisions") or [] if x["subject"].startswith("parent:")), {})
+        t.add_row(d["date"], f"{p.get('parent_ceiling', 0):g}x", f"{par.get('tier', 0):g}x" if par else "—",
+                  par.get("trigger", "—"), str(p.get("lineages", "—")), str(p.get("tier_changes", "—")),
+                  "ON" if (p.get("kill_switch") or {}).get("on") else "off")
+    console.print(t)
 
 
 def print_search(res, best: dict) -> None:

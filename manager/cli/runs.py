@@ -69,6 +69,9 @@ def run(
     settle: bool = typer.Option(False, "--settle", help="Close all positions at the last close and return "
                                 "capital to the parent."),
     baselines: int = BASELINES,
+    policy: bool = typer.Option(False, "--policy", help="Trade under the leverage policy's tiers (agent ceiling = "
+                                "min(leverage gene, lineage tier); parent gross ceiling = the tier of parent:main, "
+                                "replacing --max-gross-leverage) and record its decisions for the next day."),
     json_path: Optional[Path] = JSON,
     csv_path: Optional[Path] = CSV,
     top: int = TOP,
@@ -85,7 +88,7 @@ def run(
                                  max_symbol_exposure=max_symbol_exposure,
                                  maintenance_margin=maintenance_margin, settle=settle,
                                  daily_hard_stop=daily_hard_stop),
-            baselines=baselines,
+            baselines=baselines, policy=policy,
         )
         store = open_store_or_exit(store_url)
         with store, StageProgress(progress) as stages:

@@ -45,6 +45,8 @@ def test_launch_a_cohort_and_poll_the_job(client, runs):
     assert detail["summary"]["window"]["symbols"] == ["ETH_BTC", "LTC_BTC"]
     assert len(detail["curves"]["timestamps"]) == 144  # 12 h of 5-minute bars
     assert detail["run"]["request"]["allocation"] == "equal"
+    assert detail["run"]["request"]["engine"]["daily_hard_stop"] == 0.05  # the product's default
+    assert detail["summary"]["settings"]["daily_hard_stop"] == 0.05
     header = detail["run"]["header"]
     assert (header["day"], header["window_start"], header["window_end"]) == (
         "2018-01-17", "2018-01-17T00:00:00Z", "2018-01-17T12:00:00Z")
@@ -91,6 +93,9 @@ def test_validation_problems_name_the_field(client):
     body = assert_problem(client.post("/api/cohorts", headers=AUTH, json={
         "bankroll": 100, "start": "2018-01-16", "end": "2018-01-15"}), 422)
     assert [e["field"] for e in body["errors"]] == ["end"]
+    body = assert_problem(client.post("/api/cohorts", headers=AUTH, json={
+        "bankroll": 100, "daily_hard_stop": 1.5, "policy": "maybe"}), 422)
+    assert sorted(e["field"] for e in body["errors"]) == ["daily_hard_stop", "policy"]
     body = assert_problem(client.post("/api/cohorts", headers=AUTH, json={
         "bankroll": 100, "data": BINANCE.name, "symbols": ["ETH_BTC", "DOGE_BTC"]}), 422)
     assert [e["field"] for e in body["errors"]] == ["symbols"] and "DOGE_BTC" in body["detail"]

@@ -162,9 +162,12 @@ def _campaign(tmp_path, name):
 
 
 def _strip_ids(rep):
-    rep = json.loads(json.dumps(rep))
+    # each campaign has its own id (its parent subject is parent:<id>)
+    rep = json.loads(json.dumps(rep).replace(rep["campaign_id"], "CAMPAIGN"))
     for d in rep["days"]:
         d.pop("run_id"), d.pop("cycle_id")
+        if (d.get("policy") or {}).get("parent_tier"):
+            d["policy"]["parent_tier"].pop("decision_id")  # a hash of the subject, hence of the id
     return rep
 
 
