@@ -123,7 +123,8 @@ def create_app() -> FastAPI:
     from api.docs import install_docs
     from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-    from api.middleware import RequestLatencyMiddleware, SecurityHeadersMiddleware, allowed_hosts
+    from api.middleware import (AuditMiddleware, RequestLatencyMiddleware, SecurityHeadersMiddleware,
+                                SessionCookieMiddleware, allowed_hosts, session_secret)
     from api.problems import install_problem_handlers
     from api.routers import API_DESCRIPTION, ROUTERS
 
@@ -144,6 +145,9 @@ def create_app() -> FastAPI:
         application.include_router(router)
     install_problem_handlers(application)
     application.add_middleware(RequestLatencyMiddleware)
+    # audit inside the session: the principal is known once the route ran (request.state)
+    application.add_middleware(AuditMiddleware)
+    application.add_middleware(SessionCookieMiddleware, secret=session_secret())
     # added last = outermost: a foreign Host is refused (400) before anything runs, and
     # that answer gets the security headers too
     application.add_middleware(SecurityHeadersMiddleware)

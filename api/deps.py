@@ -13,28 +13,31 @@ for opening a database::
     def detail(run_id: str, store: Store = Depends(get_store)):
         return read_model.cohort_detail(store, run_id)
 
-Auth: state-changing routes depend on :func:`require_token`. They need
-``Authorization: Bearer <COHORTLAB_API_TOKEN>``; when no token is configured they
-are refused (401) with a message saying to set ``COHORTLAB_API_TOKEN``. Read-only
-routes are open: bind the API to ``127.0.0.1`` (the default of ``cohortlab
-serve``) or put it behind a proxy that authenticates.
+Auth (issue 13): state-changing routes depend on :func:`require_permission` (an action of
+:data:`manager.users.PERMISSIONS`), :func:`require_role` or :func:`require_token`, all
+built on :func:`current_principal`: a bearer token (a personal token, or the bootstrap
+admin's ``COHORTLAB_API_TOKEN``) or a signed-in dashboard session with its CSRF header.
+401 without credentials (saying to set ``COHORTLAB_API_TOKEN`` when there is neither it nor
+any user), 403 for a role that may not act. Read-only routes are open (viewer level):
+bind the API to ``127.0.0.1`` (the default of ``cohortlab serve``) or put it behind a
+proxy that authenticates.
 """
 from __future__ import annotations
 
-import secrets
 from collections import Counter
-from dataclasses import dataclass, field
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.problems import ApiProblem
-from manager import services
+from manager import services, users
 from manager.settings import Settings
 from manager.store import Store
+from manager.users import Principal
+from web.auth import CSRF_HEADER, csrf_header_ok, session_principal
 
 __all__ = ["Principal", "TOKEN_PRINCIPAL", "bearer", "current_principal", "get_settings_dep", "get_store",
-           "require_role", "require_token", "single_query_values"]
+           "require_permission", "require_role", "require_token", "single_query_values"]
 
 
 def get_settings_dep() -> Settings:
@@ -55,29 +58,78 @@ def get_store() -> Store:
     return services.shared_store()
 
 
-bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <COHORTLAB_API_TOKEN>`; required by "
-                    "state-changing routes. With no token configured those routes answer 401.")
+bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <token>`: a personal token "
+                    "(`cohortlab users add`) or the bootstrap admin's `COHORTLAB_API_TOKEN`; required by "
+                    "state-changing routes, each of which also needs a role (403 without it).")
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="cohortlab"'}
 
 
-def require_token(credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
-                  settings: Settings = Depends(get_settings_dep)) -> None:
-    """Dependency of state-changing routes: a bearer token equal to ``COHORTLAB_API_TOKEN``.
+def _unauthorized(detail: str, *, invalid: bool = False) -> ApiProblem:
+    header = 'Bearer realm="cohortlab", error="invalid_token"' if invalid else _CHALLENGE["WWW-Authenticate"]
+    return ApiProblem(401, detail, type_="unauthorized", headers={"WWW-Authenticate": header})
+
+
+def _nobody_configured(store: Store, settings: Settings) -> bool:
+    return not settings.api_token and not users.has_users(store)
+
+
+def _resolve(request: Request, credentials: HTTPAuthorizationCredentials | None, settings: Settings,
+             store: Store) -> Principal:
+    """The principal of a request (run in FastAPI's thread pool: argon2 and the store block)."""
+    if credentials is not None:
+        principal = users.authenticate(store, credentials.credentials, settings.api_token)
+        if principal is not None:
+            return principal
+        if _nobody_configured(store, settings):
+            raise _unauthorized(_NO_TOKEN)
+        raise _unauthorized("wrong bearer token: unknown, revoked or rotated", invalid=True)
+    principal = session_principal(request, store, settings.api_token)
+    if principal is not None:
+        if not csrf_header_ok(request):
+            raise ApiProblem(403, f"the signed-in session's request lacks its CSRF token: send the header "
+                             f"{CSRF_HEADER} from the dashboard page", type_="csrf")
+        return principal
+    if _nobody_configured(store, settings):
+        raise _unauthorized(_NO_TOKEN)
+    raise _unauthorized("missing bearer token: send 'Authorization: Bearer <token>' (a personal token from "
+                        "'cohortlab users add', or COHORTLAB_API_TOKEN) or sign in on /signin")
+
+
+_NO_TOKEN = ("state-changing routes are disabled: no API token is configured and there are no users; set "
+             "COHORTLAB_API_TOKEN in the API's environment (the bootstrap admin) or add a user with "
+             "'cohortlab users add NAME --role ...', and send 'Authorization: Bearer <token>'")
+
+
+def current_principal(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+                      settings: Settings = Depends(get_settings_dep),
+                      store: Store = Depends(get_store)) -> Principal:
+    """Dependency: who makes this state-changing request.
+
+    A bearer token is resolved by :func:`manager.users.authenticate` (the bootstrap
+    ``COHORTLAB_API_TOKEN`` = :data:`manager.users.BOOTSTRAP`, or a personal token of a user
+    who is not revoked). Without one, a signed-in dashboard session
+    (:func:`web.auth.session_principal`) counts, when the request carries the session's CSRF
+    token in ``X-CSRF-Token``. The principal is also left on ``request.state.principal``,
+    where the audit middleware (:class:`api.middleware.AuditMiddleware`) reads the actor.
 
     Raises:
-        ApiProblem: 401 when no token is configured, the header is missing, or the
-            token differs (compared in constant time).
+        ApiProblem: 401 without credentials or with a token that stands for nobody (the
+            message says to set ``COHORTLAB_API_TOKEN`` when there is neither a bootstrap
+            token nor any user); 403 for a session request without its CSRF token.
     """
-    challenge = {"WWW-Authenticate": 'Bearer realm="cohortlab"'}
-    if not settings.api_token:
-        raise ApiProblem(401, "state-changing routes are disabled: no API token is configured; set "
-                         "COHORTLAB_API_TOKEN in the API's environment and send 'Authorization: Bearer <token>'",
-                         type_="unauthorized", headers=challenge)
-    if credentials is None:
-        raise ApiProblem(401, "missing bearer token: send 'Authorization: Bearer <COHORTLAB_API_TOKEN>'",
-                         type_="unauthorized", headers=challenge)
-    if not secrets.compare_digest(credentials.credentials.encode(), settings.api_token.encode()):
-        raise ApiProblem(401, "wrong bearer token", type_="unauthorized",
-                         headers={"WWW-Authenticate": 'Bearer realm="cohortlab", error="invalid_token"'})
+    principal = _resolve(request, credentials, settings, store)
+    request.state.principal = principal
+    return principal
+
+
+def require_token(principal: Principal = Depends(current_principal)) -> None:
+    """Dependency of state-changing routes open to every authenticated principal (any role):
+    a thin wrapper of :func:`current_principal`.
+
+    Raises:
+        ApiProblem: 401/403 as :func:`current_principal`.
+    """
 
 
 def single_query_values(request: Request) -> None:
@@ -97,56 +149,41 @@ def single_query_values(request: Request) -> None:
                          type_="validation-error", title="Request validation failed", errors=errors)
 
 
-# -- principals -----------------------------------------------------------------------------
+# -- roles ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Principal:
-    """Who made an authenticated request.
-
-    Attributes:
-        name: the audit name of the caller (``api:<token holder>``); goes to the
-            ``actor`` of audit events.
-        roles: the caller's roles. Empty for now: one shared token, no roles.
-    """
-
-    name: str
-    roles: frozenset[str] = field(default_factory=frozenset)
-
-
-TOKEN_PRINCIPAL = Principal(name="api:token")
-"""The principal of a request carrying ``COHORTLAB_API_TOKEN`` (the only identity there is today)."""
-
-
-def current_principal(_: None = Depends(require_token)) -> Principal:
-    """Dependency of state-changing routes that record who acted: the authenticated caller.
-
-    Today every valid token is the one shared ``COHORTLAB_API_TOKEN`` (:func:`require_token`:
-    401 without it), so the principal is :data:`TOKEN_PRINCIPAL`.
-
-    Issue 13 adds users with roles (``ops``, ``risk``): this is where a token is then
-    resolved to a user and its roles, and routes restrict themselves with
-    :func:`require_role` (403 for an authenticated caller without the role) -- the routes
-    themselves do not change.
-
-    Raises:
-        ApiProblem: 401 as :func:`require_token`.
-    """
-    return TOKEN_PRINCIPAL
+TOKEN_PRINCIPAL = users.BOOTSTRAP
+"""The principal of a request carrying ``COHORTLAB_API_TOKEN``: the bootstrap admin
+(kept under its old name for compatibility)."""
 
 
 def require_role(*roles: str):
-    """A dependency returning the :func:`current_principal` when it holds one of ``roles``.
+    """A dependency returning the :func:`current_principal` when its role is one of ``roles``.
 
-    Until roles exist (issue 13) the shared token holder may do everything, so this only
-    authenticates; with roles, a caller holding none of ``roles`` gets 403.
+    Raises (from the dependency):
+        ApiProblem: 401 as :func:`current_principal`; 403 ``forbidden`` naming the user, its
+            role and the roles needed.
     """
+    allowed = frozenset(roles)
 
     def dependency(principal: Principal = Depends(current_principal)) -> Principal:
-        if principal.roles and not principal.roles & set(roles):
-            raise ApiProblem(403, f"{principal.name} lacks the role for this action; needs one of: "
-                             f"{', '.join(roles)}", type_="forbidden")
+        if principal.role not in allowed:
+            raise ApiProblem(403, f"user {principal.name!r} (role {principal.role}) may not do this; needs the "
+                             f"role {' or '.join(sorted(allowed))}", type_="forbidden")
         return principal
 
-    dependency.__name__ = f"require_role_{'_'.join(roles)}"
+    dependency.__name__ = f"require_role_{'_'.join(sorted(allowed))}"
+    return dependency
+
+
+def require_permission(action: str):
+    """:func:`require_role` with the roles :data:`manager.users.PERMISSIONS` allows for
+    ``action`` (``"launch"``, ``"kill_switch"``, ``"propose"``, ``"approve:ops"``, ...): the
+    routes name actions, the matrix stays in one place.
+
+    Raises:
+        KeyError: an unknown action (when the route is defined).
+    """
+    dependency = require_role(*users.roles_for(action))
+    dependency.__name__ = f"require_permission_{action.replace(':', '_')}"
     return dependency

@@ -10,12 +10,19 @@
 ``route`` is the matched route's template (``/api/cohorts/{run_id}``), never the raw
 path, so ids do not multiply the label set; ``<unmatched>`` when no route matched.
 A request that raised is recorded with status 500.
+
+:class:`AuditMiddleware` records every successful state-changing request as an audit
+event with its actor (issue 13); :class:`SessionCookieMiddleware` is the dashboard's signed
+session cookie (``Secure`` over https).
 """
 from __future__ import annotations
 
+import logging
 import time
 
 from manager import metrics
+
+log = logging.getLogger("cohortlab.api")
 
 UNMATCHED = "<unmatched>"
 
@@ -125,3 +132,97 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
+
+
+# ----------------------------------------------------------------- audit of state changes
+
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+"""Methods whose successful requests are audited by :class:`AuditMiddleware`."""
+
+
+def _record_request(principal, method: str, route: str, status: int) -> None:
+    from manager import services, users
+
+    try:
+        users.record_request(services.shared_store(), principal, method, route, status)
+    except Exception:  # noqa: BLE001 - the change is done; a lost audit event is logged loudly
+        log.error("could not record the audit event of %s %s (%s)", method, route, status, exc_info=True)
+
+
+class AuditMiddleware:
+    """Pure ASGI: every successful (status < 400) state-changing request -- POST, PUT, PATCH,
+    DELETE, on ``/api`` and on the dashboard's forms alike -- is recorded as an audit event
+    (:func:`manager.users.record_request`: kind ``http.request``, actor ``user:<name>`` /
+    ``admin:bootstrap`` from ``request.state.principal``, which :func:`api.deps.current_principal`
+    and the sign-in pages set; ``anonymous`` otherwise; details ``method``, ``route`` template
+    and ``status``). The event is written before the response starts, so a client that sees
+    the answer finds the event. The one place requests are audited: routes do nothing for it."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope.get("method") not in STATE_CHANGING:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_wrapper(message) -> None:
+            if message["type"] == "http.response.start" and message["status"] < 400:
+                from starlette.concurrency import run_in_threadpool
+
+                principal = (scope.get("state") or {}).get("principal")
+                await run_in_threadpool(_record_request, principal, scope["method"], route_template(scope),
+                                        message["status"])
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+
+# ----------------------------------------------------------------- session cookie
+
+SESSION_COOKIE = "cohortlab_session"
+"""Name of the dashboard's signed session cookie."""
+
+SESSION_MAX_AGE = 12 * 3600
+"""Seconds a session lives without a new request (12 hours)."""
+
+
+def session_secret(settings=None) -> str:
+    """``COHORTLAB_SESSION_SECRET``, else a random key for this process (logged as a warning:
+    sessions then end when the server restarts and are not shared between workers)."""
+    if settings is None:
+        from manager.settings import get_settings
+
+        try:
+            settings = get_settings()
+        except Exception:  # noqa: BLE001 - bad settings: /healthz says so
+            settings = None
+    secret = getattr(settings, "session_secret", None)
+    if secret:
+        return secret
+    log.warning("COHORTLAB_SESSION_SECRET is not set: dashboard sessions are signed with a random key of this "
+                "process and end when it restarts; set it to keep sessions (and share them between workers)")
+    import secrets
+
+    return secrets.token_urlsafe(48)
+
+
+class SessionCookieMiddleware:
+    """Starlette's ``SessionMiddleware`` (signed cookie :data:`SESSION_COOKIE`, ``HttpOnly``,
+    ``SameSite=Lax``) with ``Secure`` set when the request came over https (scheme ``https``,
+    e.g. uvicorn behind TLS or with ``--proxy-headers``), not set over plain http."""
+
+    def __init__(self, app, secret: str, max_age: int = SESSION_MAX_AGE) -> None:
+        from starlette.middleware.sessions import SessionMiddleware
+
+        options = {"secret_key": secret, "session_cookie": SESSION_COOKIE, "max_age": max_age, "same_site": "lax"}
+        self.plain = SessionMiddleware(app, https_only=False, **options)
+        self.secure = SessionMiddleware(app, https_only=True, **options)
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        handler = self.secure if scope.get("scheme") == "https" else self.plain
+        await handler(scope, receive, send)

@@ -395,11 +395,11 @@ class KillSwitchState(BaseModel):
     """The kill switch: on or off, who set it, when and why (None fields until first set)."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [
-        {"on": True, "actor": "api:token", "reason": "exchange outage: halt all new exposure",
+        {"on": True, "actor": "user:rita", "reason": "exchange outage: halt all new exposure",
          "at": "2018-01-17T09:30:00.000000+00:00"}]})
 
     on: bool
-    actor: str | None = Field(description="Who changed it (`api:token`, `cli:<login>`).")
+    actor: str | None = Field(description="Who changed it (`user:<name>`, `admin:bootstrap`, `cli:<login>`).")
     reason: str | None
     at: str | None = Field(description="When, ISO 8601 UTC.")
 

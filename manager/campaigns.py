@@ -240,7 +240,7 @@ def run_campaign(req: CampaignRequest, store: Store | None,
     candidates.sort(key=lambda x: (-x["roi_24h"], -x["sharpe_24h"], x["agent_id"]))
     holdout = confirm_candidates(candidates, hold_market, c.engine, ranked_on=ranked_on,
                                  holdout_date=str(hold_day.date()) if hold_market is not None else None)
-    return {
+    report = {
         "days": days,
         "candidates": candidates,
         "holdout": holdout,
@@ -251,6 +251,15 @@ def run_campaign(req: CampaignRequest, store: Store | None,
         "data": market.label(), "quote": market.quote, "seed": c.seed, "lookback": req.lookback,
         "seeded_from": seeded.seeded_from, "seeding_note": seeded.note,
     }
+    if store is not None:  # the campaign itself (manager.promotions reviews it from the store)
+        store.save_campaign({
+            "campaign_id": req.campaign_id, "market": market_identity(market).key, "report": report,
+            "run_ids": [d["run_id"] for d in days],
+            "source": {"data": req.source.data, "symbols": req.source.symbols, "quote": req.source.quote,
+                       "seed": req.source.seed},
+            "warmup_bars": req.warmup_bars, "bankroll": c.bankroll,
+        })
+    return report
 
 
 def confirm_candidates(candidates: list[dict], hold: MarketData | None, engine: EngineConfig, *,

@@ -30,9 +30,13 @@ from risk.policy import PeriodRecord, PolicyConfig, decide, decision_id, replay
 from simulator import metrics
 from simulator.kernel import UNITS
 
-__all__ = ["DEFAULT_SCOPE", "DEFAULT_DAILY_HARD_STOP", "Ceilings", "policy_ceilings", "kill_ceilings", "period_records",
+__all__ = ["DECISION_CSV_FIELDS", "all_decisions", "DEFAULT_SCOPE", "DEFAULT_DAILY_HARD_STOP", "Ceilings", "policy_ceilings", "kill_ceilings", "period_records",
            "record_policy_day", "current_tiers", "tier_history", "simulate_campaign", "agent_tiers",
            "set_kill_switch", "leverage_panel", "record_decision_metrics", "run_period", "decision_summaries"]
+
+#: The columns of a policy-decision CSV export (API ``format=csv``, ``policy history --csv``), in order.
+DECISION_CSV_FIELDS = ("period", "period_end", "market", "subject", "subject_kind", "previous_tier", "tier",
+                       "trigger", "next_tier", "next_trigger", "rule", "source", "decided_at")
 
 #: The parent subject's scope for cohorts outside a campaign.
 DEFAULT_SCOPE = "main"
@@ -275,6 +279,18 @@ def tier_history(store: Store, **filters: Any) -> tuple[list[dict], int]:
     ``filters`` as :meth:`~manager.store.ports.policy.PolicyStore.list_policy_decisions`."""
     count = {k: v for k, v in filters.items() if k not in ("limit", "offset")}
     return store.list_policy_decisions(**filters), store.count_policy_decisions(**count)
+
+
+def all_decisions(store: Store, page: int = 500, **filters: Any):
+    """Every decision matching ``filters`` (as :func:`tier_history`), newest first, read a
+    page of ``page`` at a time (for CSV exports)."""
+    offset = 0
+    while True:
+        rows = store.list_policy_decisions(**filters, limit=page, offset=offset)
+        yield from rows
+        if len(rows) < page:
+            return
+        offset += page
 
 
 def simulate_campaign(store: Store, campaign_id: str, config: PolicyConfig | None = None) -> dict:

@@ -6,7 +6,7 @@ import csv
 import json
 import math
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -157,3 +157,22 @@ def write_leaderboard_csv(path: str | Path, agents: list[dict]) -> Path:
         w.writeheader()
         w.writerows(agents)
     return out
+
+
+def csv_chunks(items: Iterable[dict], fields: Sequence[str], rows_per_chunk: int = 500) -> Iterator[str]:
+    """``items`` as CSV text (header ``fields``; None as an empty cell) in chunks of
+    ``rows_per_chunk`` rows, header first: what the API streams and the CLI writes."""
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(fields)
+    n = 0
+    for row in items:
+        writer.writerow(["" if row.get(k) is None else row.get(k) for k in fields])
+        n += 1
+        if n % rows_per_chunk == 0:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue()

@@ -44,7 +44,12 @@ class Settings(BaseSettings):
         api_token: bearer token the HTTP API requires on state-changing routes
             (``COHORTLAB_API_TOKEN``; ``Authorization: Bearer <token>``). None =
             those routes are refused with 401 until it is set; read-only routes
-            need no token.
+            need no token. It is the **bootstrap admin** (``admin:bootstrap``); personal
+            tokens of users come from ``cohortlab users add`` (:mod:`manager.users`).
+        session_secret: key signing the dashboard's session cookie
+            (``COHORTLAB_SESSION_SECRET``); None = a random key per process (a warning
+            is logged: sessions end when the server restarts, and several workers do
+            not share sessions).
         api_host: address ``cohortlab serve`` binds to (``COHORTLAB_API_HOST``,
             default ``127.0.0.1``: this machine only).
         api_port: port of ``cohortlab serve`` (``COHORTLAB_API_PORT``, default 8000).
@@ -91,6 +96,7 @@ class Settings(BaseSettings):
     daily_scoring_minute: int = 10
     metrics_port: int = 9108
     api_token: str | None = None
+    session_secret: str | None = None
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     data_roots: Annotated[list[str], NoDecode] = []
@@ -138,7 +144,7 @@ class Settings(BaseSettings):
                 )
         return value
 
-    @field_validator("redis_url", "broker_url", "data_dir", "result_backend", "api_token", mode="before")
+    @field_validator("redis_url", "broker_url", "data_dir", "result_backend", "api_token", "session_secret", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():

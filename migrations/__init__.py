@@ -92,6 +92,8 @@ def _load() -> tuple[Migration, ...]:
     from migrations import (m0001_intraday_indexes, m0002_store_indexes, m0003_cohort_listing,
                             m0004_market_of_learning, m0005_run_header, m0006_training_windows,
                             m0007_baseline_percentile, m0008_run_lease, m0009_policy_decisions)
+    from migrations import m0010_users
+    from migrations import m0011_promotions
 
     found = (
         m0001_intraday_indexes.MIGRATION,
@@ -103,6 +105,8 @@ def _load() -> tuple[Migration, ...]:
         m0007_baseline_percentile.MIGRATION,
         m0008_run_lease.MIGRATION,
         m0009_policy_decisions.MIGRATION,
+        m0010_users.MIGRATION,
+        m0011_promotions.MIGRATION,
     )
     versions = [m.version for m in found]
     assert versions == list(range(1, len(found) + 1)), versions

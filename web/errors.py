@@ -21,13 +21,14 @@ import logging
 from collections.abc import Callable
 from http import HTTPStatus
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from manager.store import NotFound, StoreError
+from web.auth import check_csrf
 from web.templating import render
 
 __all__ = ["HTMLErrorRoute", "PageError", "error_page", "html_router"]
@@ -105,5 +106,7 @@ class HTMLErrorRoute(APIRoute):
 
 def html_router() -> APIRouter:
     """A new router for dashboard routes: :class:`HTMLErrorRoute` routes, left out of the
-    OpenAPI schema, tagged ``dashboard``."""
-    return APIRouter(route_class=HTMLErrorRoute, include_in_schema=False, tags=["dashboard"])
+    OpenAPI schema, tagged ``dashboard``, each checking the CSRF token of state-changing
+    requests (:func:`web.auth.check_csrf`: 403 page without the session's token)."""
+    return APIRouter(route_class=HTMLErrorRoute, include_in_schema=False, tags=["dashboard"],
+                     dependencies=[Depends(check_csrf)])

@@ -3,8 +3,9 @@
 Templates live in ``web/templates`` (pages) and ``web/templates/partials`` (the
 fragments HTMX swaps). Autoescaping is on; values are formatted by the filters of
 :mod:`web.formatting` (``money``, ``pct``, ``num``, ``sign``, ``dt``, ``basename``).
-Every page gets ``request``, ``version`` and ``assets_missing`` (the banner of
-:func:`web.vendor.missing_assets`) besides its own context.
+Every page gets ``request``, ``version``, ``assets_missing`` (the banner of
+:func:`web.vendor.missing_assets`), ``csrf_token`` (the session's, :mod:`web.auth`) and
+``signed_in`` (``{"name", "role"}`` or None) besides its own context.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
+from web.auth import csrf_token, shown_user
 from web.formatting import FILTERS
 from web.vendor import missing_assets
 
@@ -59,7 +61,8 @@ def render(request: Request, template: str, context: Mapping[str, Any], status_c
     Raises:
         jinja2.TemplateError: the template is missing or broken.
     """
-    ctx = {"request": request, "assets_missing": missing_assets(), **context}
+    ctx = {"request": request, "assets_missing": missing_assets(), "csrf_token": csrf_token(request),
+           "signed_in": shown_user(request), **context}
     html = environment().get_template(template).render(ctx)
     return HTMLResponse(html, status_code=status_code, headers=dict(headers or {}))
 

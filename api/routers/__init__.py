@@ -5,12 +5,12 @@ module                         routes
 =============================  ==========================================================
 :mod:`.experiments`            ``GET /api/experiments/cohorts`` (JSON or CSV)
 :mod:`.cohorts`                ``GET /api/cohorts/{run_id}``, ``.../agents/{agent_id}``,
-                               ``.../ledger``, ``POST /api/cohorts`` (bearer token)
+                               ``.../ledger``, ``POST /api/cohorts`` (role ops or admin)
 :mod:`.jobs`                   ``GET /api/jobs/{job_id}``
 :mod:`.assistant`              ``GET /api/assistant/cohorts/status``,
                                ``GET /api/assistant/cohorts/bankroll-summary``
 :mod:`.risk`                   ``GET /api/risk/leverage``, ``GET /api/risk/decisions`` (JSON or CSV),
-                               ``POST /api/risk/kill-switch`` (bearer token)
+                               ``POST /api/risk/kill-switch`` (role risk or admin)
 :mod:`.ops`                    ``GET /readyz``
 =============================  ==========================================================
 """
@@ -23,8 +23,11 @@ Money is in the quote currency of the bars (BTC for `*_BTC` pairs, USD for USD p
 equities); fractions are fractions (0.05 = 5 %); timestamps are ISO 8601 UTC.
 
 **Auth.** Read-only routes are open. State-changing routes (`POST /api/cohorts`, `POST /api/risk/kill-switch`) need
-`Authorization: Bearer <COHORTLAB_API_TOKEN>`; when no token is configured they answer 401
-with a message saying to set `COHORTLAB_API_TOKEN`.
+`Authorization: Bearer <token>` -- a personal token (`cohortlab users add NAME --role ...`) or the bootstrap
+admin's `COHORTLAB_API_TOKEN` -- or a signed-in dashboard session with its `X-CSRF-Token` header, and a role
+allowed to act: `POST /api/cohorts` ops or admin, `POST /api/risk/kill-switch` risk or admin (403 otherwise).
+401 without credentials; with neither a bootstrap token nor any user the message says to set
+`COHORTLAB_API_TOKEN`.
 
 **Jobs.** `POST /api/cohorts` answers 202 with a job id (= run id). With
 `COHORTLAB_BROKER_URL` set the cohort runs on a Celery worker; without, in a thread pool

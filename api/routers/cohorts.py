@@ -6,7 +6,7 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, Path as PathParam, Query
 from fastapi.responses import JSONResponse
 
-from api.deps import get_settings_dep, get_store, require_token
+from api.deps import get_settings_dep, get_store, require_permission
 from api.problems import ApiProblem, problem_responses
 from api.schemas import ID_PATTERN, AgentDetail, CohortDetail, CohortLaunch, JobAccepted, LedgerPage
 from manager import data_roots, jobs, read_model
@@ -131,12 +131,13 @@ def _check_seed_from(choice: str, store: Store) -> None:
                          errors=[{"field": "seed_from", "message": message}]) from None
 
 
-@router.post("", status_code=202, response_model=JobAccepted, summary="Launch a cohort (bearer token)",
-             dependencies=[Depends(require_token)], responses=problem_responses(401, 422, 503))
+@router.post("", status_code=202, response_model=JobAccepted, summary="Launch a cohort (role ops or admin)",
+             dependencies=[Depends(require_permission("launch"))], responses=problem_responses(401, 403, 422, 503))
 def launch_cohort(body: CohortLaunch, settings: Settings = Depends(get_settings_dep),
                   store: Store = Depends(get_store)):
-    """Queue one intraday cohort. Needs `Authorization: Bearer <COHORTLAB_API_TOKEN>`; with
-    no token configured the route answers 401 (set `COHORTLAB_API_TOKEN`).
+    """Queue one intraday cohort. Needs the role `ops` or `admin` (action `launch`): a personal
+    bearer token, the bootstrap `COHORTLAB_API_TOKEN`, or a signed-in dashboard session with its
+    `X-CSRF-Token`. 401 without credentials, 403 for another role.
 
     With `COHORTLAB_BROKER_URL` set the cohort runs on a Celery worker; without, in a
     thread pool of this API process. Poll `status_url` until `state` is `completed` or

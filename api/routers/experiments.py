@@ -1,8 +1,6 @@
 """``GET /api/experiments/cohorts``: the stored cohorts, filtered, as JSON pages or one CSV of every row."""
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Iterator
 from datetime import date as Date
 from typing import Literal
@@ -14,6 +12,7 @@ from api.deps import get_store
 from api.problems import ApiProblem, problem_responses
 from api.schemas import CohortPage
 from manager import read_model
+from manager.report import csv_chunks as report_csv_chunks
 from manager.store import Store
 
 router = APIRouter(prefix="/api/experiments", tags=["experiments"])
@@ -25,19 +24,9 @@ def rows_csv(items: Iterable[dict]) -> str:
 
 
 def csv_chunks(items: Iterable[dict], rows_per_chunk: int = 500) -> Iterator[str]:
-    """The rows as CSV text in chunks of ``rows_per_chunk`` rows, header first (for streaming)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(read_model.COHORT_ROW_FIELDS)
-    n = 0
-    for row in items:
-        writer.writerow(["" if row.get(k) is None else row.get(k) for k in read_model.COHORT_ROW_FIELDS])
-        n += 1
-        if n % rows_per_chunk == 0:
-            yield buf.getvalue()
-            buf.seek(0)
-            buf.truncate()
-    yield buf.getvalue()
+    """The cohort rows as CSV chunks (:func:`manager.report.csv_chunks` with
+    :data:`manager.read_model.COHORT_ROW_FIELDS`)."""
+    return report_csv_chunks(items, read_model.COHORT_ROW_FIELDS, rows_per_chunk)
 
 
 def _day(text: str | None) -> Date | None:

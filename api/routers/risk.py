@@ -7,7 +7,7 @@
     :func:`manager.policy.tier_history`: the stored policy decisions, filtered, newest
     first, as JSON pages or (``format=csv``) one CSV of every matching decision.
 ``POST /api/risk/kill-switch``
-    :func:`manager.policy.set_kill_switch` (bearer token; audited with the caller as actor).
+    :func:`manager.policy.set_kill_switch` (role risk or admin; audited with the caller as actor).
 
 Every answer comes from those use cases; this module only maps HTTP to them. The
 store's refusals of a filter (``InvalidDocument``) are 422 problem documents naming
@@ -15,30 +15,26 @@ the field; nothing here answers with a server path.
 """
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterator
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from api.deps import Principal, get_store, require_role
+from api.deps import Principal, get_store, require_permission
 from api.problems import ApiProblem, problem_responses
 from api.schemas import DecisionPage, KillSwitchChange, KillSwitchState, LeveragePanel
 from manager import policy
+from manager.report import csv_chunks
 from manager.store import InvalidDocument, Store
 
 __all__ = ["DECISION_CSV_FIELDS", "router"]
 
 router = APIRouter(prefix="/api/risk", tags=["risk"])
 
-DECISION_CSV_FIELDS = ("period", "period_end", "market", "subject", "subject_kind", "previous_tier", "tier",
-                       "trigger", "next_tier", "next_trigger", "rule", "source", "decided_at")
+DECISION_CSV_FIELDS = policy.DECISION_CSV_FIELDS
 """The columns of ``GET /api/risk/decisions?format=csv``, in order."""
 
 _FILTERS = ("market", "subject", "subject_kind", "trigger", "source", "since", "until", "limit", "offset")
-_CSV_PAGE = 500
 
 _MOMENT = {"pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})$",
            "json_schema_extra": {"format": "date-time"}}
@@ -71,25 +67,6 @@ def leverage(market: str | None = MARKET, store: Store = Depends(get_store)):
         return JSONResponse(policy.leverage_panel(store, market=market))
     except InvalidDocument as exc:
         raise _invalid_filter(exc) from None
-
-
-def _csv_chunks(store: Store, filters: dict) -> Iterator[str]:
-    """Every matching decision as CSV (header :data:`DECISION_CSV_FIELDS`; None as empty),
-    read from :func:`manager.policy.tier_history` a page at a time."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(DECISION_CSV_FIELDS)
-    offset = 0
-    while True:
-        rows, _ = policy.tier_history(store, **filters, limit=_CSV_PAGE, offset=offset)
-        for row in rows:
-            writer.writerow(["" if row.get(k) is None else row.get(k) for k in DECISION_CSV_FIELDS])
-        yield buf.getvalue()
-        buf.seek(0)
-        buf.truncate()
-        if len(rows) < _CSV_PAGE:
-            return
-        offset += _CSV_PAGE
 
 
 @router.get(
@@ -134,19 +111,19 @@ def decisions(
     except InvalidDocument as exc:
         raise _invalid_filter(exc) from None
     if format == "csv":
-        return StreamingResponse(_csv_chunks(store, filters), media_type="text/csv; charset=utf-8",
+        return StreamingResponse(csv_chunks(policy.all_decisions(store, **filters), DECISION_CSV_FIELDS),
+                                 media_type="text/csv; charset=utf-8",
                                  headers={"Content-Disposition": 'attachment; filename="policy-decisions.csv"',
                                           "X-Total-Count": str(total)})
     return JSONResponse({"items": rows, "total": total, "limit": limit, "offset": offset})
 
 
-@router.post("/kill-switch", response_model=KillSwitchState, summary="Turn the kill switch on or off (bearer token)",
+@router.post("/kill-switch", response_model=KillSwitchState, summary="Turn the kill switch on or off (role risk or admin)",
              responses=problem_responses(400, 401, 403, 422, 503))
 def kill_switch(body: KillSwitchChange, store: Store = Depends(get_store),
-                # issue 13 adds roles: then only `ops` and `risk` may use the switch (403 for others)
-                principal: Principal = Depends(require_role("ops", "risk"))):
-    """Set the kill switch. Needs `Authorization: Bearer <COHORTLAB_API_TOKEN>` (401
-    without; with no token configured every call is 401: set `COHORTLAB_API_TOKEN`).
+                principal: Principal = Depends(require_permission("kill_switch"))):
+    """Set the kill switch. Needs the role `risk` or `admin` (action `kill_switch`): 401
+    without credentials, 403 for another role.
 
     While on, every cohort trades under 0x ceilings (no agent takes exposure) and the
     policy decides 0x for every subject; turning it off lets each subject's next decision
@@ -154,7 +131,7 @@ def kill_switch(body: KillSwitchChange, store: Store = Depends(get_store),
     (`kill_switch.on` / `kill_switch.off`) with the caller as actor and the reason; the
     answer is the new state."""
     try:
-        return JSONResponse(policy.set_kill_switch(store, body.on, actor=principal.name, reason=body.reason))
+        return JSONResponse(policy.set_kill_switch(store, body.on, actor=principal.actor, reason=body.reason))
     except InvalidDocument as exc:
         message = str(exc)
         raise ApiProblem(422, f"reason: {message}", type_="validation-error", title="Request validation failed",

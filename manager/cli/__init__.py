@@ -13,6 +13,7 @@ domain:
 - :mod:`manager.cli.service`: ``migrate``, ``serve``
 - :mod:`manager.cli.data`: ``data download``
 - :mod:`manager.cli.risk`: ``policy show|history|simulate``, ``risk report``, ``kill-switch``
+- :mod:`manager.cli.users`: ``users add|list|revoke|rotate``
 
 Options shared between commands are defined once in :mod:`manager.cli.options`;
 everything printed goes through :mod:`manager.cli.output`. This module assembles
@@ -25,6 +26,7 @@ from __future__ import annotations
 import typer
 
 from manager.cli import data, learning, risk, runs, service
+from manager.cli import users as users_cli
 
 app = typer.Typer(
     help="cohortlab: intraday cohorts of evolved trading agents on one shared parent bankroll.\n\n"
@@ -44,6 +46,8 @@ data_app = typer.Typer(help="Market data.", no_args_is_help=True)
 """``cohortlab data``: market data."""
 policy_app = typer.Typer(help="The leverage policy: tiers, decisions, replays.", no_args_is_help=True)
 """``cohortlab policy``: leverage tiers and their decisions."""
+users_app = typer.Typer(help="Users, roles and personal API tokens.", no_args_is_help=True)
+"""``cohortlab users``: users, roles and tokens."""
 risk_app = typer.Typer(help="Risk measures of a stored run.", no_args_is_help=True)
 """``cohortlab risk``: VaR/CVaR, stress and Kelly of a run."""
 
@@ -72,6 +76,11 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(data_app, name="data")
 app.add_typer(policy_app, name="policy")
 app.add_typer(risk_app, name="risk")
+users_app.command("add")(users_cli.users_add)
+users_app.command("list")(users_cli.users_list)
+users_app.command("revoke")(users_cli.users_revoke)
+users_app.command("rotate")(users_cli.users_rotate)
+app.add_typer(users_app, name="users")
 
 
 def main() -> None:  # pragma: no cover - console entry point

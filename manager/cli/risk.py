@@ -5,7 +5,6 @@ returns fractions, VaR/CVaR fractions of the bankroll and amounts in the quote c
 """
 from __future__ import annotations
 
-import csv
 import getpass
 import sys
 from pathlib import Path
@@ -17,7 +16,8 @@ from rich.table import Table
 from manager import display
 from manager.cli.options import STORE, open_store_or_exit
 from manager.cli.output import USER_ERRORS, fail, say, say_json, wrote
-from manager.policy import current_tiers, set_kill_switch, simulate_campaign, tier_history
+from manager.policy import DECISION_CSV_FIELDS, current_tiers, set_kill_switch, simulate_campaign, tier_history
+from manager.report import csv_chunks
 from manager.risk_report import risk_report
 from risk.policy import PolicyConfig, PolicyConfigError
 
@@ -25,7 +25,6 @@ MARKET = typer.Option(None, "--market", help="Only this market key, e.g. 'binanc
 AS_JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
 CSV_OUT = typer.Option(None, "--csv", help="Also write the rows as CSV to this path.")
 
-HISTORY_COLUMNS = ("period", "market", "subject", "previous_tier", "tier", "trigger", "next_tier", "rule", "source")
 
 
 def _x(v) -> str:
@@ -84,10 +83,8 @@ def policy_history(
             fail(exc)
     if csv_path:
         with open(csv_path, "w", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
-            w.writeheader()
-            w.writerows(rows)
-        say(f"{len(rows)} decisions written to {csv_path}")
+            fh.writelines(csv_chunks(rows, DECISION_CSV_FIELDS))
+        say(f"{len(rows)} decisions written to {csv_path} (this page; --limit/--offset page through the rest)")
     if as_json:
         say_json({"total": total, "limit": limit, "offset": offset, "items": rows})
         return

@@ -34,6 +34,8 @@ from manager.store.errors import (
     StudyMismatch,
 )
 from manager.store.ports import AuditStore, LearningStore, PolicyStore, RunStore
+from manager.store.ports import UsersStore
+from manager.store.ports import CampaignStore, PromotionStore
 from manager.store.sqlite import SQLiteStore
 
 __all__ = [
@@ -53,6 +55,9 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "StudyMismatch",
+    "UsersStore",
+    "CampaignStore",
+    "PromotionStore",
     "new_run_id",
     "open_store",
 ]

@@ -207,11 +207,11 @@ def test_kill_switch_round_trip_is_audited(fresh):
     r = fresh.post("/api/risk/kill-switch", json={"on": True, "reason": " exchange outage "}, headers=AUTH)
     assert r.status_code == 200, r.text
     state = r.json()
-    assert state["on"] is True and state["actor"] == "api:token" and state["reason"] == "exchange outage"
+    assert state["on"] is True and state["actor"] == "admin:bootstrap" and state["reason"] == "exchange outage"
     panel = fresh.get("/api/risk/leverage").json()
     assert panel["kill_switch"] == state
     event = panel["kill_switch_history"][0]
-    assert event["kind"] == "kill_switch.on" and event["actor"] == "api:token"
+    assert event["kind"] == "kill_switch.on" and event["actor"] == "admin:bootstrap"
     assert event["details"]["reason"] == "exchange outage"
 
     off = fresh.post("/api/risk/kill-switch", json={"on": False, "reason": "resolved"}, headers=AUTH).json()

@@ -80,14 +80,21 @@
       else showFormError(form, (name ? name + ": " : "") + msg);
     });
     if (status === 401 || status === 403) {
-      showFieldError(form, "token", (problem && (problem.detail || problem.title)) ||
-        "The token was refused: use the server's COHORTLAB_API_TOKEN.");
+      var refused = (problem && (problem.detail || problem.title)) ||
+        "The token was refused: use your personal token or the server's COHORTLAB_API_TOKEN.";
+      if (!showFieldError(form, "token", refused)) showFormError(form, refused);
       placed++;
     }
     if (!placed && form.querySelector(".form-error").hidden) {
       var text = problem ? (typeof problem.detail === "string" ? problem.detail : (problem.title || "")) : "";
       showFormError(form, "The cohort could not be launched (HTTP " + status + ")" + (text ? ": " + text : "."));
     }
+  }
+
+  // the session's CSRF token: the body's hx-headers (also sent by every HTMX request)
+  function csrfToken() {
+    try { return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRF-Token"] || ""; }
+    catch (e) { return ""; }
   }
 
   function launchBody(form) {
@@ -114,18 +121,23 @@
     form.addEventListener("submit", function (ev) {
       ev.preventDefault();
       clearErrors(form);
-      var token = form.elements.token.value.trim();
-      if (!token) { showFieldError(form, "token", "Enter the API token."); return; }
+      // signed in (data-session="1"): the session's user launches, with the page's CSRF token;
+      // otherwise the bearer token typed into the form (never stored)
+      var session = form.dataset.session === "1";
+      var token = form.elements.token ? form.elements.token.value.trim() : "";
+      if (!token && !session) { showFieldError(form, "token", "Enter the API token, or sign in."); return; }
+      var headers = {"Content-Type": "application/json", "Accept": "application/json, application/problem+json"};
+      if (token) headers.Authorization = "Bearer " + token;
+      else headers["X-CSRF-Token"] = csrfToken();
       var button = document.getElementById("launch");
       var status = document.getElementById("launch-status");
       button.disabled = true;
       status.textContent = "Launching…";
       fetch(form.dataset.api, {
         method: "POST",
-        headers: {"Content-Type": "application/json", "Accept": "application/json, application/problem+json",
-                  "Authorization": "Bearer " + token},
+        headers: headers,
         body: JSON.stringify(launchBody(form)),
-        credentials: "omit"
+        credentials: token ? "omit" : "same-origin"
       }).then(function (resp) {
         return resp.text().then(function (text) {
           var doc = null;

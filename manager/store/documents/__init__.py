@@ -59,6 +59,8 @@ from manager.store.documents.runs import (
     prepare_trade,
     prepare_txn,
 )
+from manager.store.documents.users import USER_FIELDS, check_user_name, prepare_user
+from manager.store.documents.promotions import prepare_campaign, prepare_promotion, prepare_step
 from manager.store.documents.values import (
     MAX_LIST_LIMIT,
     check_day,
@@ -143,4 +145,10 @@ __all__ = [
     "to_document",
     "utc_now",
     "lease_deadline",
+    "USER_FIELDS",
+    "check_user_name",
+    "prepare_user",
+    "prepare_campaign",
+    "prepare_promotion",
+    "prepare_step",
 ]

@@ -76,6 +76,14 @@ sub-document, so caller keys can never collide with the store's own fields)::
                        append-only
     kill_switch        _id = "state"; on, actor, reason, at, and pending /
                        pending_id while a change's audit event is being written
+    users              _id = user_id; user_id, name (unique index), role, token_hash
+                       (argon2), created_at, revoked_at, rotated_at -- 0010
+    campaigns          _id = campaign_id; market, created_at, created_us, doc -- 0011
+    promotions         _id = promotion_id; status, campaign_id, agent_id, run_id,
+                       created_at, created_us, updated_at, expires_at, doc,
+                       log_seq, pending (log row + audit event being written) -- 0011
+                       (promotion_log: one row per transition, _id
+                       "<promotion_id>:<seq>", unique (promotion_id, seq))
 
 Indexes are created by the versioned migrations of the ``migrations`` package
 (applied when the store is opened, unless ``migrate=False``, through the
@@ -140,6 +148,10 @@ from manager.store.mongo.names import (
     TRIALS,
 )
 from manager.store.mongo.runs import MongoRuns, listing_set
+from manager.store.mongo.users import MongoUsers
+from manager.store.mongo.promotions import MongoPromotions
+from manager.store.mongo.names import CAMPAIGNS, PROMOTION_REQUESTS
+from manager.store.mongo.names import USERS
 
 __all__ = [
     "AGENTS",
@@ -161,11 +173,15 @@ __all__ = [
     "SUMMARIES",
     "TRADES",
     "TRIALS",
+    "USERS",
+    "CAMPAIGNS",
+    "PROMOTION_REQUESTS",
     "listing_set",
 ]
 
 
-class MongoStore(MongoRuns, MongoLearning, MongoAudit, MongoPolicy, Store):
+class MongoStore(MongoRuns, MongoLearning, MongoAudit, MongoPolicy, MongoUsers,
+                 MongoPromotions, Store):
     """The storage port on a MongoDB database (PyMongo ``AsyncMongoClient``).
 
     Args:

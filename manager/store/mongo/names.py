@@ -6,6 +6,8 @@ __all__ = [
     "AGENTS", "AUDIT", "CHILDREN", "COLLECTIONS", "CURVES", "DEFAULT_DATABASE", "HALL_OF_FAME",
     "KILL_SWITCH", "KNOWLEDGE", "LEDGER", "MIGRATIONS", "POLICY_DECISIONS", "POPULATIONS",
     "PROMOTIONS", "RUNS", "STUDIES", "SUMMARIES", "TRADES", "TRIALS",
+    "USERS",
+    "CAMPAIGNS", "PROMOTION_REQUESTS",
 ]
 
 DEFAULT_DATABASE = "cohortlab"
@@ -27,11 +29,16 @@ MIGRATIONS = "schema_migrations"
 PROMOTIONS = "promotion_log"
 POLICY_DECISIONS = "policy_decisions"
 KILL_SWITCH = "kill_switch"
+USERS = "users"
+CAMPAIGNS = "campaigns"
+PROMOTION_REQUESTS = "promotions"  # current state of each request; PROMOTIONS is its log
 
 COLLECTIONS: tuple[str, ...] = (
     RUNS, SUMMARIES, AGENTS, TRADES, LEDGER, CURVES, HALL_OF_FAME, AUDIT,
     POPULATIONS, KNOWLEDGE, TRIALS, STUDIES, MIGRATIONS, PROMOTIONS, POLICY_DECISIONS,
     KILL_SWITCH,
+    USERS,
+    CAMPAIGNS, PROMOTION_REQUESTS,
 )
 """Every collection the store and its migrations use."""
 

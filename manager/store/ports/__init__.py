@@ -6,7 +6,11 @@
   populations, knowledge base, search trials and study settings;
 - :class:`~manager.store.ports.audit.AuditStore`: audit events;
 - :class:`~manager.store.ports.policy.PolicyStore`: risk-policy decisions and
-  the kill switch.
+  the kill switch;
+- :class:`~manager.store.ports.users.UsersStore`: users, roles, token hashes;
+- :class:`~manager.store.ports.promotions.CampaignStore` and
+  :class:`~manager.store.ports.promotions.PromotionStore`: stored campaigns,
+  promotion requests and their transition log.
 
 :class:`manager.store.base.Store` combines them (one store object implements
 every port). Adding a port (promotions, policy decisions, deployments): a
@@ -21,5 +25,8 @@ from manager.store.ports.audit import AuditStore
 from manager.store.ports.learning import LearningStore
 from manager.store.ports.policy import PolicyStore
 from manager.store.ports.runs import RunStore
+from manager.store.ports.users import UsersStore
+from manager.store.ports.promotions import CampaignStore, PromotionStore
 
-__all__ = ["AuditStore", "LearningStore", "PolicyStore", "RunStore"]
+__all__ = ["AuditStore", "LearningStore", "PolicyStore", "RunStore", "UsersStore",
+           "CampaignStore", "PromotionStore"]

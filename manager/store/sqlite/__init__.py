@@ -54,6 +54,15 @@ real columns)::
                        subject, period_end) -- point in time --, (period_end,
                        subject); UPDATE refused by a trigger (append-only) -- 0009
     kill_switch        id PK (always 1: one row), is_on, actor, reason, at -- 0009
+    users              user_id PK, name UNIQUE, role, token_hash (argon2), created_at,
+                       revoked_at, rotated_at; index (created_at, name) -- 0010
+    campaigns          campaign_id PK, market, created_at, saved_at, doc (JSON:
+                       the campaign report and its days' run ids) -- 0011
+    promotions         promotion_id PK, campaign_id, agent_id, run_id, status,
+                       created_at, updated_at, expires_at, doc (JSON) -- 0011
+    promotion_log      rebuilt by 0011 as the append-only transition log:
+                       log_id PK (autoincrement), UNIQUE (promotion_id, seq),
+                       from_status, status, actor, created_at, doc
 
 All child tables of a run reference ``sim_runs_intraday(run_id)`` with
 ``ON DELETE CASCADE``. Files written before the migrations owned the tables
@@ -69,11 +78,14 @@ from manager.store.sqlite.audit import SQLiteAudit
 from manager.store.sqlite.learning import SQLiteLearning
 from manager.store.sqlite.policy import SQLitePolicy
 from manager.store.sqlite.runs import SQLiteRuns
+from manager.store.sqlite.users import SQLiteUsers
+from manager.store.sqlite.promotions import SQLitePromotions
 
 __all__ = ["SQLiteStore"]
 
 
-class SQLiteStore(SQLiteRuns, SQLiteLearning, SQLiteAudit, SQLitePolicy, Store):
+class SQLiteStore(SQLiteRuns, SQLiteLearning, SQLiteAudit, SQLitePolicy, SQLiteUsers,
+                  SQLitePromotions, Store):
     """The storage port on an SQLite database file (stdlib ``sqlite3``).
 
     Args:

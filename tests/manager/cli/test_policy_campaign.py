@@ -4,7 +4,9 @@ ledgers balanced and ceilings honoured; the kill switch; single runs with --poli
 risk report against an independent computation; `policy simulate`."""
 from __future__ import annotations
 
+import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -90,7 +92,13 @@ def test_policy_show_history_and_simulate(campaign, cli):
     assert rows[0]["tier"] == last["tier"] and rows[0]["next_tier"] == last["next_tier"]
 
     hist = cli("policy", "history", "--source", cid, "--limit", 500, "--json", store_url=url)
-    assert json.loads(hist.output)["total"] == len(json.loads(hist.output)["items"]) > 3
+    items = json.loads(hist.output)["items"]
+    assert json.loads(hist.output)["total"] == len(items) > 3
+    out = Path(url.removeprefix("sqlite:///")).with_name("d.csv")
+    assert cli("policy", "history", "--source", cid, "--limit", 500, "--csv", out, store_url=url).exit_code == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [(r["subject"], r["period"], float(r["tier"])) for r in rows] == \
+        [(d["subject"], d["period"], d["tier"]) for d in items]
 
     sim = cli("policy", "simulate", "--campaign", cid, "--json", store_url=url)
     paths = {s["subject"]: s["path"] for s in json.loads(sim.output)["subjects"]}

@@ -1,0 +1,254 @@
+"""Users and roles over HTTP (issue 13): the permission matrix of every state-changing route
+x every kind of caller, the audit event of each successful change, the dashboard's sign-in,
+sign-out and CSRF -- through the whole application on a store of its own.
+
+To add a route (promotions: ``POST /api/promotions``, ``.../approve``, ``.../reject``), add a
+row to :data:`ROUTES` (its action in :data:`manager.users.PERMISSIONS`, a body that succeeds)
+and its expected statuses to :data:`MATRIX`."""
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+pytest.importorskip("httpx")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from api.app import create_app  # noqa: E402
+from manager import services, users  # noqa: E402
+from manager.store import open_store  # noqa: E402
+from tests.api.server import TOKEN, assert_problem  # noqa: E402
+
+LAUNCH = {"bankroll": 100, "agents": 2, "allocation": "equal", "start": "2024-01-02", "end": "2024-01-02T02:00",
+          "seed": 1, "seed_from": "random"}
+
+ROUTES: dict[str, tuple[str, str, dict, str]] = {
+    # name: (method, path, a body that succeeds, action of manager.users.PERMISSIONS)
+    "launch": ("POST", "/api/cohorts", LAUNCH, "launch"),
+    "kill_switch": ("POST", "/api/risk/kill-switch", {"on": False, "reason": "drill"}, "kill_switch"),
+}
+
+CALLERS = ("viewer", "ops", "risk", "admin", "bootstrap", "no token", "revoked", "wrong token")
+
+MATRIX: dict[str, dict[str, int]] = {
+    #              viewer ops  risk admin bootstrap no token revoked wrong token
+    "launch":      dict(zip(CALLERS, (403, 202, 403, 202, 202, 401, 401, 401))),
+    "kill_switch": dict(zip(CALLERS, (403, 403, 200, 200, 200, 401, 401, 401))),
+}
+
+ACTORS = {"viewer": "user:vera", "ops": "user:otto", "risk": "user:rita", "admin": "user:ada",
+          "bootstrap": "admin:bootstrap"}
+
+
+@pytest.fixture()
+def app_env(tmp_path, monkeypatch):
+    """``(store url, {caller: token})``: a fresh store with a user of every role and a revoked one."""
+    monkeypatch.chdir(tmp_path)  # no ./data: launches use the built-in SYNTHETIC market
+    url = f"sqlite:///{tmp_path}/auth.db"
+    tokens = {"bootstrap": TOKEN, "wrong token": "clab_0123456789ab_" + "x" * 43}
+    with open_store(url) as store:
+        for caller, name in (("viewer", "vera"), ("ops", "otto"), ("risk", "rita"), ("admin", "ada"),
+                             ("revoked", "rex")):
+            _, tokens[caller] = users.add_user(store, name, "ops" if caller == "revoked" else caller, actor="test")
+        users.revoke_user(store, "rex", actor="test")
+    monkeypatch.setenv("COHORTLAB_STORE", url)
+    monkeypatch.setenv("COHORTLAB_API_TOKEN", TOKEN)
+    monkeypatch.delenv("COHORTLAB_SESSION_SECRET", raising=False)
+    return url, tokens
+
+
+@pytest.fixture()
+def client(app_env):
+    services.close_shared_store()
+    with TestClient(create_app(), raise_server_exceptions=False, base_url="http://127.0.0.1",
+                    follow_redirects=False) as c:
+        yield c
+        _wait_for_jobs(c, app_env[0])
+    services.close_shared_store()
+
+
+def _wait_for_jobs(client, url, timeout=120.0):
+    """Let cohorts launched in the app's thread pool finish before the store is closed."""
+    with open_store(url) as store:
+        ids = [r["run_id"] for r in store.list_runs(limit=50)]
+    for run_id in ids:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = client.get(f"/api/jobs/{run_id}").json().get("state")
+            if state in ("completed", "failed", None):
+                break
+            time.sleep(0.2)
+
+
+def _auth(tokens, caller):
+    token = tokens.get(caller)
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _requests(store, limit=200):
+    return [e for e in store.list_audit(limit) if e["kind"] == "http.request"]
+
+
+def test_matrix_covers_every_state_changing_route_and_agrees_with_permissions(client):
+    spec = client.get("/openapi.json").json()
+    changing = {(m.upper(), p) for p, ops in spec["paths"].items() for m in ops
+                if m in ("post", "put", "patch", "delete")}
+    assert changing == {(m, p) for m, p, _, _ in ROUTES.values()}, "add the new route to ROUTES and MATRIX"
+    for name, (_, _, _, action) in ROUTES.items():
+        allowed = users.PERMISSIONS[action] | ({"bootstrap"} if "admin" in users.PERMISSIONS[action] else set())
+        ok = {c for c, status in MATRIX[name].items() if status < 400}
+        assert ok == allowed, name
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES))
+@pytest.mark.parametrize("caller", CALLERS)
+def test_permission_matrix(client, app_env, route, caller):
+    url, tokens = app_env
+    method, path, body, _ = ROUTES[route]
+    expected = MATRIX[route][caller]
+    r = client.request(method, path, json=body, headers=_auth(tokens, caller))
+    with open_store(url) as store:
+        events = _requests(store)
+    if expected >= 400:
+        problem = assert_problem(r, expected)
+        if expected == 403:
+            role = "ops" if caller == "revoked" else caller
+            assert problem["type"].endswith("forbidden") and f"(role {role})" in problem["detail"]
+            for needed in users.PERMISSIONS[ROUTES[route][3]]:
+                assert needed in problem["detail"]
+        else:
+            assert r.headers["www-authenticate"].startswith("Bearer")
+        assert events == []  # refused requests change nothing and are not recorded as changes
+        return
+    assert r.status_code == expected, r.text
+    assert [(e["actor"], e["details"]) for e in events] == [
+        (ACTORS[caller], {"method": method, "route": path, "status": expected})]
+    if route == "kill_switch":
+        assert r.json()["actor"] == ACTORS[caller]
+
+
+def test_no_token_configured_message_only_without_users(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path}/empty.db"
+    monkeypatch.setenv("COHORTLAB_STORE", url)
+    monkeypatch.delenv("COHORTLAB_API_TOKEN", raising=False)
+    services.close_shared_store()
+    with TestClient(create_app(), raise_server_exceptions=False, base_url="http://127.0.0.1") as c:
+        body = assert_problem(c.post("/api/risk/kill-switch", json={"on": True, "reason": "x"}), 401)
+        assert "COHORTLAB_API_TOKEN" in body["detail"] and "no users" in body["detail"]
+        with open_store(url) as store:
+            _, token = users.add_user(store, "rita", "risk", actor="test")
+        body = assert_problem(c.post("/api/risk/kill-switch", json={"on": True, "reason": "x"}), 401)
+        assert "disabled" not in body["detail"]
+        r = c.post("/api/risk/kill-switch", json={"on": False, "reason": "x"},
+                   headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200 and r.json()["actor"] == "user:rita"  # users work without a bootstrap token
+    services.close_shared_store()
+
+
+def test_rotated_token_is_refused_and_the_new_one_works(client, app_env):
+    url, tokens = app_env
+    with open_store(url) as store:
+        new = users.rotate_token(store, "rita", actor="test")
+    body = {"on": False, "reason": "drill"}
+    assert_problem(client.post("/api/risk/kill-switch", json=body, headers=_auth(tokens, "risk")), 401)
+    assert client.post("/api/risk/kill-switch", json=body,
+                       headers={"Authorization": f"Bearer {new}"}).status_code == 200
+
+
+# -- dashboard: sign-in, sign-out, CSRF -------------------------------------------------------------
+
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def _csrf(client, path="/signin"):
+    page = client.get(path)
+    assert page.status_code == 200
+    return _CSRF.search(page.text).group(1)
+
+
+def _sign_in(client, name, token):
+    return client.post("/signin", data={"name": name, "token": token, "csrf_token": _csrf(client),
+                                        "next": "/trading/cohorts/new"})
+
+
+def test_sign_in_with_a_personal_token_shows_the_user_and_role(client, app_env):
+    url, tokens = app_env
+    assert 'id="signin-link"' in client.get("/trading/cohorts").text  # signed out: a sign-in link
+    r = _sign_in(client, "otto", tokens["ops"])
+    assert r.status_code == 303 and r.headers["location"] == "/trading/cohorts/new"
+    cookie = r.headers["set-cookie"]
+    assert cookie.startswith("cohortlab_session=") and "httponly" in cookie.lower()
+    assert "samesite=lax" in cookie.lower() and "secure" not in cookie.lower()  # plain http here
+    page = client.get("/trading/cohorts").text
+    assert re.search(r'id="session-user">otto<', page) and re.search(r'id="session-role">ops<', page)
+    assert 'id="signin-link"' not in page
+    launch = client.get("/trading/cohorts/new").text
+    assert 'data-session="1"' in launch and 'name="token"' not in launch  # no token field when signed in
+    with open_store(url) as store:
+        assert [(e["actor"], e["details"]["route"]) for e in _requests(store)] == [("user:otto", "/signin")]
+
+
+@pytest.mark.parametrize("name, caller", [("otto", "risk"), ("", "ops"), ("otto", "revoked"), ("nobody", "ops")])
+def test_sign_in_refused(client, app_env, name, caller):
+    r = _sign_in(client, name, app_env[1][caller])
+    assert r.status_code == 401 and 'id="signin-error"' in r.text
+    assert 'id="session-user"' not in client.get("/trading/cohorts").text
+
+
+def test_bootstrap_token_signs_in_the_bootstrap_admin(client):
+    assert _sign_in(client, "", TOKEN).status_code == 303
+    assert re.search(r'id="session-user">admin:bootstrap<', client.get("/trading/cohorts").text)
+
+
+def test_secure_cookie_over_https(app_env):
+    services.close_shared_store()
+    with TestClient(create_app(), base_url="https://127.0.0.1", follow_redirects=False) as c:
+        r = _sign_in(c, "otto", app_env[1]["ops"])
+        assert r.status_code == 303 and "secure" in r.headers["set-cookie"].lower()
+    services.close_shared_store()
+
+
+def test_sign_out_needs_csrf_and_ends_the_session(client, app_env):
+    _sign_in(client, "otto", app_env[1]["ops"])
+    refused = client.post("/signout", data={"csrf_token": "wrong"})
+    assert refused.status_code == 403 and "CSRF" in refused.text
+    assert 'id="session-user"' in client.get("/trading/cohorts").text  # still signed in
+    r = client.post("/signout", data={"csrf_token": _csrf(client, "/trading/cohorts")})
+    assert r.status_code == 303
+    assert 'id="signin-link"' in client.get("/trading/cohorts").text
+
+
+@pytest.mark.parametrize("csrf", [None, "wrong"])
+def test_post_without_or_with_a_wrong_csrf_token_is_403(client, app_env, csrf):
+    url, tokens = app_env
+    data = {"name": "otto", "token": tokens["ops"]}
+    if csrf:
+        data["csrf_token"] = csrf
+    client.get("/signin")
+    r = client.post("/signin", data=data)
+    assert r.status_code == 403 and "CSRF" in r.text and r.headers["content-type"].startswith("text/html")
+    assert 'id="session-user"' not in client.get("/trading/cohorts").text
+    # a signed-in session's API request (the launch form's fetch) needs the CSRF header too
+    _sign_in(client, "otto", tokens["ops"])
+    headers = {} if csrf is None else {"X-CSRF-Token": csrf}
+    assert_problem(client.post("/api/cohorts", json=LAUNCH, headers=headers), 403)
+
+
+def test_session_launch_with_the_csrf_header_succeeds(client, app_env):
+    url, tokens = app_env
+    _sign_in(client, "otto", tokens["ops"])
+    page = client.get("/trading/cohorts/new").text
+    csrf = re.search(r'hx-headers=\'\{"X-CSRF-Token": "([^"]+)"\}\'', page).group(1)
+    r = client.post("/api/cohorts", json=LAUNCH, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 202, r.text
+    with open_store(url) as store:
+        assert _requests(store)[0]["actor"] == "user:otto" and _requests(store)[0]["details"]["route"] == "/api/cohorts"
+    # a viewer's session may not launch (403), a revoked user's session ends
+    client.post("/signout", data={"csrf_token": csrf})
+    _sign_in(client, "vera", tokens["viewer"])
+    csrf = _csrf(client, "/trading/cohorts")
+    assert_problem(client.post("/api/cohorts", json=LAUNCH, headers={"X-CSRF-Token": csrf}), 403)
+    with open_store(url) as store:
+        users.revoke_user(store, "vera", actor="test")
+    assert_problem(client.post("/api/cohorts", json=LAUNCH, headers={"X-CSRF-Token": csrf}), 401)
