@@ -5,15 +5,22 @@
 :func:`simulator.ledger.canonical_txn` of its dict form) with one compiled kernel,
 from the journal's integer arrays and small tables of ``json.dumps``'d text, and
 hashes it transaction by transaction (each hash needs the one before it).
+
+The hashing itself is OpenSSL's SHA-256 (the ``libcrypto`` that Python's own
+:mod:`hashlib` uses), called from a compiled loop (:func:`_chain_kernel`) that also
+writes each hash, in hex, into the next transaction's text; where ``libcrypto``
+cannot be loaded, the same chain is computed with :mod:`hashlib` in Python.
+Both give identical hashes (a test compares them).
 """
 from __future__ import annotations
 
+import ctypes.util
 import hashlib
 import json
 from typing import Sequence
 
 import numpy as np
-from numba import njit
+from numba import njit, types
 
 from simulator.kernel import K_RETURN, K_SHORTFALL, KIND_NAMES
 
@@ -25,6 +32,51 @@ CHAIN_SCHEME = "cohortlab-ledger-v1:sha256"
 """Name of the chain's canonical form and hash (stored with the run's head)."""
 _PREFIX_DEPOSIT, _PREFIX_ALLOCATION = -2, -1  # fill-kind codes of the opening transactions
 _SHA = hashlib.sha256
+_HEX = np.frombuffer(b"0123456789abcdef", np.uint8).copy()
+# OpenSSL's one-shot SHA256(data, len, md): linked by symbol name, so the kernel stays cacheable
+_OPENSSL_SHA256 = types.ExternalFunction("SHA256", types.voidptr(types.voidptr, types.uintp, types.voidptr))
+_native: bool | None = None
+_force_python = [False]  # tests set it to compare the Python path with the compiled one
+
+
+def _native_sha256() -> bool:
+    """Whether OpenSSL's libcrypto is loaded for :func:`_chain_kernel` (tried once per process)."""
+    global _native
+    if _native is None:
+        try:
+            import llvmlite.binding as llvm
+
+            path = ctypes.util.find_library("crypto")
+            if path is None:
+                raise OSError("libcrypto not found")
+            llvm.load_library_permanently(path)
+            _native = True
+        except Exception:  # noqa: BLE001 - no libcrypto: hash in Python (same hashes, slower)
+            _native = False
+    return _native
+
+
+@njit(cache=True)
+def _chain_kernel(data, bounds, hexd, genesis):
+    """SHA-256 chain over ``data``: transaction ``i`` is ``data[bounds[i]:bounds[i+1]]``
+    whose 64 bytes before its last 2 receive the previous hash in hex (``genesis`` for
+    the first); returns the ``(n, 64) uint8`` hex hashes."""
+    n = bounds.shape[0] - 1
+    out = np.empty((n, 64), np.uint8)
+    md = np.zeros(32, np.uint8)
+    prev = genesis.copy()
+    for i in range(n):
+        a = bounds[i]
+        b = bounds[i + 1]
+        for j in range(64):
+            data[b - 66 + j] = prev[j]
+        _OPENSSL_SHA256(data[a:].ctypes.data, b - a, md.ctypes.data)
+        for j in range(32):
+            prev[2 * j] = hexd[md[j] >> 4]
+            prev[2 * j + 1] = hexd[md[j] & 15]
+            out[i, 2 * j] = prev[2 * j]
+            out[i, 2 * j + 1] = prev[2 * j + 1]
+    return out
 
 
 def _table(strings: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -171,6 +223,9 @@ def chain_hashes(accounts: list[str], symbols: list[str], agent_ids: list[str], 
     cap_len = n * (3 * 20 + 8 + 66 + sum(longest[:3])) + len(acc) * (20 + 14 + sum(longest[3:]))
     out, toff = _canonical_kernel(tbar, kidx, midx, off, acc, units, qidx, qneg, psym.astype(np.int64),
                                   *[a for t in tables for a in t], cap_len)
+    if _native_sha256() and not _force_python[0]:
+        hexes = _chain_kernel(out, toff, _HEX, np.frombuffer(GENESIS.encode(), np.uint8).copy())
+        return hexes.view("S64").ravel().astype("U64").tolist()
     data = memoryview(out)
     bounds = toff.tolist()
     sha = _SHA

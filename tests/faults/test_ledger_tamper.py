@@ -333,3 +333,28 @@ def test_reappending_the_chain_is_a_no_op(tmp_path: Path) -> None:
         with pytest.raises(StoreError, match="different content"):
             store.append_ledger(run_id, [changed])
         assert store.get_ledger(run_id) == ledger
+
+
+def test_openssl_chain_kernel_equals_the_hashlib_path(monkeypatch) -> None:
+    """The compiled chain (OpenSSL's SHA-256 called from numba) and the hashlib loop give the
+    same hashes on a real multi-agent journal; and the compiled path is the one in use here."""
+    from dataclasses import replace
+
+    from evolution.toolbox import random_genomes
+    from simulator import ledger_text
+    from simulator.cohort import simulate_cohort
+    from simulator.data import load_market
+    from tests.helpers import BINANCE
+
+    if not BINANCE.is_dir():
+        pytest.skip("no shared bars")
+    m = load_market(BINANCE, None, "2018-01-15", "2018-01-16", warmup_bars=50)
+    genomes = [replace(g, symbols=tuple(m.symbols)) for g in random_genomes(6, m.symbols, seed=3, max_leverage=2.0)]
+    assert ledger_text._native_sha256()  # libcrypto loads on this machine
+    native = simulate_cohort(m, genomes, bankroll=1000.0).journal
+    monkeypatch.setattr(ledger_text, "_force_python", [True])
+    python = simulate_cohort(m, genomes, bankroll=1000.0).journal
+    assert len(native.hashes) == len(python.hashes) > 100
+    assert native.hashes == python.hashes
+    dicts = native.to_dicts()
+    assert dicts[-1]["hash"] == independent_head(dicts)
