@@ -39,6 +39,16 @@ def _positions(state: dict, symbols: list[str]) -> tuple[list[str], np.ndarray, 
     return agents, qty, cash, prices
 
 
+def _ceilings(run: dict, agents: list[str]) -> np.ndarray:
+    """``(N,)`` each agent's leverage ceiling in the run: the policy's or kill switch's
+    ceilings when it traded under them, else its genome's leverage gene."""
+    stored = ((run.get("config") or {}).get("ceilings") or {}).get("agents")
+    if stored and len(stored) == len(agents):
+        return np.asarray(stored, dtype=float)
+    genomes = run.get("genomes") or []
+    return np.array([float(g.get("leverage", 1.0)) for g in genomes][:len(agents)] + [1.0] * (len(agents) - len(genomes)))
+
+
 def risk_report(store: Store, run_id: str, *, window: int | None = None, levels=(0.95, 0.99),
                 kelly_fraction: float = 0.5, maintenance_margin: float | None = None) -> dict:
     """The risk report of a completed run.
@@ -97,6 +107,20 @@ def risk_report(store: Store, run_id: str, *, window: int | None = None, levels=
         note = f"worst-hour replay skipped: the run's bars could not be reloaded ({type(exc).__name__})"
     scenarios = standard_scenarios(qty, prices, cash, mm, timestamps, close, unallocated=unalloc)
     stress = [s.to_dict() for s in scenarios]
+    # the same shocks with every agent at its ceiling (its tier or leverage gene), long in its symbols
+    caps = _ceilings(run, agents)
+    equity = cash + (qty * prices).sum(axis=1)
+    genomes = run.get("genomes") or []
+    held = np.zeros_like(qty)
+    for i in range(len(agents)):
+        syms = [symbols.index(x) for x in (genomes[i].get("symbols") if i < len(genomes) else []) if x in symbols]
+        for j in syms:
+            held[i, j] = caps[i] * max(equity[i], 0.0) / len(syms) / prices[j]
+    at_cap_cash = equity - (held * prices).sum(axis=1)
+    for s in standard_scenarios(held, prices, at_cap_cash, mm, timestamps, close, unallocated=unalloc):
+        d = s.to_dict()
+        d["name"] = f"{d['name']}, every agent at its ceiling"
+        stress.append(d)
 
     eq = np.asarray(curves["equity"], dtype=float)
     pv = np.asarray(curves["position_value"], dtype=float)
@@ -112,4 +136,6 @@ def risk_report(store: Store, run_id: str, *, window: int | None = None, levels=
         kelly.append({"agent_id": aid, **est.to_dict()})
     return {"run_id": run_id, "quote": (run.get("header") or {}).get("quote"), "bankroll": bankroll,
             "var": var, "stress": stress, "kelly": kelly, "worst_hour_note": note,
-            "positions_at": "the run's last close (end-of-run positions)", "maintenance_margin": mm}
+            "positions_at": "the run's last close (end-of-run positions); the scenarios named 'at its ceiling' "
+                            "hold each agent long at its leverage ceiling (tier or gene) x its equity instead",
+            "ceilings": caps.tolist(), "maintenance_margin": mm}

@@ -132,3 +132,11 @@ def test_risk_report_matches_an_independent_var(campaign, cli, tmp_path):
     assert names[:2] == ["all symbols -10 %", "all symbols -30 %"] and names[2].startswith("worst hour")
     assert r["stress"][1]["parent"]["loss"] == pytest.approx(3 * r["stress"][0]["parent"]["loss"], rel=1e-9)
     assert "bankroll at risk" in res.output
+    # at the ceilings every agent holds ceiling x equity long: a -10 % shock loses 10 % of that
+    with open_store(url) as store:
+        state = store.get_run(rid)["summary"]["final_state"]
+    close = {k: float(v) for k, v in state["last_close"].items()}
+    equity = [float(a["cash"]) + sum(float(p["qty"]) * close[s] for s, p in a["positions"].items())
+              for a in state["agents"].values()]
+    at_cap = next(x for x in r["stress"] if x["name"] == "all symbols -10 %, every agent at its ceiling")
+    assert at_cap["parent"]["loss"] == pytest.approx(0.1 * sum(c * max(e, 0) for c, e in zip(r["ceilings"], equity)))
