@@ -491,3 +491,174 @@ class DecisionPage(BaseModel):
     total: int = Field(description="Decisions matching the filters.")
     limit: int
     offset: int
+
+
+# -- Day-3 promotion: readiness, requests, signatures -----------------------------------------
+
+_HASH_EXAMPLE = "70a488a8754061fc961e04bc8a11eecbe015bf727343af0814770874ffb1bfd5"
+
+
+def _notes(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("notes are required: say why (a non-empty text)")
+    return value
+
+
+class GuardRail(BaseModel):
+    """One guard rail of the checklist: its figure, threshold and verdict."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(description="`min_trades`, `holdout`, `deflated_sharpe`, `pbo`, `baseline_percentile`, "
+                                  "`max_drawdown`, `slippage_x2`, `liquidity`, `policy`.")
+    figure: Any = Field(description="The measured figure (fractions as fractions); null when not measurable.")
+    threshold: str = Field(description="What passes, in words (`>= 3`, `<= 0.05`).")
+    passed: bool
+    detail: str | None = None
+
+
+class NextStep(BaseModel):
+    """What happens next: `propose`, `approve` (role of the step), `deploy` (queued), `blocked`, `none`."""
+
+    model_config = ConfigDict(extra="allow")
+    action: str
+    role: list[str] | None = Field(description="Roles that may take it (null: nobody's step).")
+    detail: str
+
+
+class PromotionAllocation(BaseModel):
+    """The proposed allocation: an amount of the parent bankroll, its leverage and what bounds it."""
+
+    model_config = ConfigDict(extra="allow")
+    amount: float = Field(description="Allocation, quote currency.")
+    bankroll: float = Field(description="Parent bankroll, quote currency.")
+    leverage: float | None = Field(None, description="min(gene leverage, tier, Kelly cap).")
+    gross_exposure: float | None = Field(None, description="amount x leverage, quote currency.")
+
+
+class PromotionReadiness(BaseModel):
+    """The promotion-readiness of a campaign day >= 3 (`GET /api/assistant/cohorts/{id}/promotion-readiness`)."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+        "run_id": "20180116T000000-ac2e12d3", "campaign_id": "camp-8409c9da95ea", "day": 3, "date": "2018-01-16",
+        "ready": True, "candidate": "a06", "best_agent": "a06",
+        "checklist": [{"name": "max_drawdown", "figure": 0.0369, "threshold": "<= 0.05", "passed": True,
+                       "detail": "max drawdown on 2018-01-16 (fraction of peak)"}],
+        "checklist_hash": _HASH_EXAMPLE, "allocation": {"amount": 50.0, "bankroll": 1000.0, "leverage": 1.0,
+                                                        "gross_exposure": 50.0},
+        "blocking": [], "next_step": {"action": "propose", "role": ["ops", "admin"],
+                                      "detail": "propose agent a06 (notes required)"},
+        "open_promotion": None, "candidates": []}]})
+
+    run_id: str
+    campaign_id: str
+    day: int
+    date: str
+    ready: bool = Field(description="A candidate passes every guard rail.")
+    candidate: str | None = Field(description="The proposal (the best passing agent), null when none passes.")
+    best_agent: str = Field(description="The agent whose checklist is shown (the proposal, else the best one).")
+    checklist: list[GuardRail]
+    checklist_hash: str = Field(description="SHA-256 of the checklist snapshot: what an approver signs.")
+    allocation: PromotionAllocation
+    blocking: list[GuardRail] = Field(description="The failing guard rails (empty when ready).")
+    next_step: NextStep
+    open_promotion: str | None = Field(description="The open request of this day, if any.")
+    candidates: list[dict[str, Any]] = Field(description="Every agent of the day with its checks and allocation, "
+                                                         "passing first.")
+
+
+class Signature(BaseModel):
+    """A signed step: who, in which role, when, why and the checklist hash they saw."""
+
+    model_config = ConfigDict(extra="allow")
+    user: str
+    role: str
+    at: str
+    notes: str | None = None
+    checklist_hash: str | None = None
+    kind: str | None = Field(None, description="`approve`, `reject` or `expire`.")
+
+
+class PromotionDoc(BaseModel):
+    """A promotion request (`proposed -> ops_approved -> risk_approved`, or `rejected` / `expired`)."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+        "promotion_id": "promo-0123456789ab", "campaign_id": "camp-8409c9da95ea", "day": 3, "date": "2018-01-16",
+        "run_id": "20180116T000000-ac2e12d3", "agent_id": "a06", "status": "ops_approved",
+        "created_at": "2026-01-05T09:00:00.000000Z", "expires_at": "2026-01-06T09:00:00.000000Z",
+        "proposed_by": {"user": "otto", "role": "ops", "at": "2026-01-05T09:00:00.000000Z",
+                        "notes": "a06 passes every guard rail", "checklist_hash": _HASH_EXAMPLE},
+        "checklist_hash": _HASH_EXAMPLE, "allocation": {"amount": 50.0, "bankroll": 1000.0},
+        "steps": [{"user": "otto", "role": "ops", "at": "2026-01-05T09:05:00.000000Z", "notes": "checked",
+                   "checklist_hash": _HASH_EXAMPLE, "kind": "approve", "step": "ops_approved"}]}]})
+
+    promotion_id: str
+    campaign_id: str
+    day: int
+    date: str | None = None
+    run_id: str | None = None
+    agent_id: str
+    status: str
+    created_at: str
+    expires_at: str | None = None
+    proposed_by: Signature
+    checklist_hash: str
+    allocation: dict[str, Any]
+    steps: list[Signature] = Field(description="Signed steps in order (approvals, a rejection, an expiry).")
+
+
+class PromotionDetail(PromotionDoc):
+    """A request with its transition log and next step (`GET /api/promotions/{id}`)."""
+
+    log: list[dict[str, Any]] = Field(description="The `promotion_log` entries of the request, oldest first.")
+    next_step: NextStep
+
+
+class PromotionPage(BaseModel):
+    """A page of promotion requests, newest first (`GET /api/promotions`)."""
+
+    items: list[PromotionDoc]
+    total: int = Field(description="Requests matching the filters.")
+    limit: int
+    offset: int
+
+
+class PromotionProposal(BaseModel):
+    """Body of ``POST /api/promotions``: propose an agent of a campaign day >= 3."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"campaign_id": "camp-8409c9da95ea", "day": 3, "notes": "a06 passes every guard rail; holdout +2.9 %"},
+        {"campaign_id": "camp-8409c9da95ea", "day": 3, "agent_id": "a06", "notes": "the proposal"}]})
+
+    campaign_id: str = Field(pattern=ID_PATTERN, description="A stored campaign.")
+    day: int = Field(ge=3, le=366, description="The campaign day reviewed (promotion opens after Day 3).")
+    agent_id: str | None = Field(None, pattern=ID_PATTERN, description="The agent; default: the promoter's "
+                                                                       "proposal (the best passing one).")
+    notes: str = Field(min_length=1, max_length=2000, description="Why (required).")
+
+    _check_notes = field_validator("notes")(classmethod(lambda cls, v: _notes(v)))
+
+
+class PromotionApproval(BaseModel):
+    """Body of ``POST /api/promotions/{id}/approve``: sign the next step."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"notes": "checked the holdout and the liquidity screen", "checklist_hash": _HASH_EXAMPLE}]})
+
+    notes: str = Field(min_length=1, max_length=2000, description="Why (required).")
+    checklist_hash: str = Field(pattern=r"^[0-9a-f]{64}$", description="The hash of the checklist you reviewed "
+                                "(`checklist_hash` of the readiness or of the request); a different current hash "
+                                "refuses the approval with 409 (re-approval needed).")
+
+    _check_notes = field_validator("notes")(classmethod(lambda cls, v: _notes(v)))
+
+
+class PromotionRejection(BaseModel):
+    """Body of ``POST /api/promotions/{id}/reject``."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"notes": "the liquidity screen is too close to its limit"}]})
+
+    notes: str = Field(min_length=1, max_length=2000, description="Why (required).")
+
+    _check_notes = field_validator("notes")(classmethod(lambda cls, v: _notes(v)))

@@ -65,7 +65,6 @@ import numpy as np
 from evolution.fitness import evaluate, isolated_config
 from evolution.genome import Genome
 from evolution.toolbox import random_genomes
-from simulator.allocation import allocate
 from simulator.baselines import mid_percentile
 from simulator.cohort import agent_arrays, build_signals
 from simulator.engine import EngineConfig, run_engine

@@ -39,15 +39,44 @@ CONNECT_RETRY = {"max_retries": int(os.environ.get("COHORTLAB_CONNECT_RETRIES", 
 #: tasks that beat schedules, by schedule-entry name
 INTRADAY_ENTRY = "intraday-learning-cycle"
 DAILY_SCORING_ENTRY = "daily-scoring"
+PROMOTION_EXPIRY_ENTRY = "expire-promotions"
+
+#: default seconds between two sweeps of overdue promotion requests (``COHORTLAB_PROMOTION_EXPIRY_S``)
+PROMOTION_EXPIRY_S = 300.0
 
 
-def beat_schedule(settings: Settings) -> dict:
+def promotion_expiry_seconds() -> float:
+    """The interval of the promotion-expiry sweep: ``COHORTLAB_PROMOTION_EXPIRY_S``
+    (seconds, > 0; default 300 = every 5 minutes; empty = the default).
+
+    Raises:
+        ValueError: not a finite number > 0.
+    """
+    raw = os.environ.get("COHORTLAB_PROMOTION_EXPIRY_S", "").strip()
+    if not raw:
+        return PROMOTION_EXPIRY_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value != float("inf")):
+        raise ValueError(f"COHORTLAB_PROMOTION_EXPIRY_S={raw!r} is not allowed; allowed: seconds > 0, e.g. 300")
+    return value
+
+
+def beat_schedule(settings: Settings, promotion_expiry_s: float | None = None) -> dict:
     """The production beat schedule.
 
     * the intraday learning cycle every ``intraday_every_hours`` (2-4 h) with
       lookback ``intraday_lookback``;
-    * scoring of the UTC day that just closed, daily at 00:``daily_scoring_minute`` UTC.
+    * scoring of the UTC day that just closed, daily at 00:``daily_scoring_minute`` UTC;
+    * the expiry of promotion requests past their approval window
+      (``cohortlab.expire_promotions``) every ``promotion_expiry_s`` seconds (default
+      :func:`promotion_expiry_seconds`: ``COHORTLAB_PROMOTION_EXPIRY_S``, 300).
     """
+    expiry = promotion_expiry_seconds() if promotion_expiry_s is None else float(promotion_expiry_s)
+    if not expiry > 0:
+        raise ValueError(f"promotion_expiry_s={promotion_expiry_s!r} must be > 0 seconds")
     return {
         INTRADAY_ENTRY: {
             "task": "cohortlab.run_learning_cycle",
@@ -57,6 +86,11 @@ def beat_schedule(settings: Settings) -> dict:
         DAILY_SCORING_ENTRY: {
             "task": "cohortlab.score_day",
             "schedule": crontab(hour=0, minute=settings.daily_scoring_minute),
+            "kwargs": {},
+        },
+        PROMOTION_EXPIRY_ENTRY: {
+            "task": "cohortlab.expire_promotions",
+            "schedule": timedelta(seconds=expiry),
             "kwargs": {},
         },
     }

@@ -24,6 +24,10 @@ name                                   type       meaning
 ``policy_parent_tier``                 gauge      the parent's tier after the last decision (x)
 ``hard_stops_total``                   counter    daily hard stops fired in cohorts
 ``kill_switch_on``                     gauge      1 while the kill switch is on
+``promotions_total{status}``           counter    promotion-request transitions, by the new
+                                                  status (proposed, ops_approved,
+                                                  risk_approved, rejected, expired)
+``scheduler_failures_total{task}``     counter    beat (periodic) task runs that failed
 =====================================  =========  =========================================
 
 ``request_latency_seconds`` is labelled ``{method, route, status}``; ``route`` is the
@@ -62,6 +66,19 @@ PARENT_TIER = Gauge("cohortlab_policy_parent_tier", "The parent's tier after the
 HARD_STOPS = Counter("cohortlab_hard_stops_total", "Daily hard stops fired in cohorts.")
 KILL_SWITCH = Gauge("cohortlab_kill_switch_on", "1 while the kill switch is on, else 0.",
                     multiprocess_mode="mostrecent")
+PROMOTIONS = Counter("cohortlab_promotions_total", "Promotion-request transitions, by the new status.", ["status"])
+SCHEDULER_FAILURES = Counter("cohortlab_scheduler_failures_total", "Periodic (beat) task runs that failed.",
+                             ["task"])
+
+
+def record_promotion(status: str) -> None:
+    """Count one promotion-request transition to ``status``."""
+    PROMOTIONS.labels(status=status).inc()
+
+
+def record_scheduler_failure(task: str) -> None:
+    """Count one failed run of the periodic task ``task``."""
+    SCHEDULER_FAILURES.labels(task=task).inc()
 
 
 def record_policy_decisions(docs) -> None:

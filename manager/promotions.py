@@ -39,8 +39,27 @@ of two concurrent approvals of one step exactly one wins; the other gets
 :class:`StateConflict`. A transition already made (same step, same signer)
 is reported as a conflict, never applied twice.
 
-Roles are checked here from the chain configuration (``principal.role``);
-``manager.users.require`` can replace the check when it lands.
+**Roles and permissions.** Any principal with ``name`` and ``role`` may act (the
+tests use plain objects). When it is a :class:`manager.users.Principal` (the CLI,
+the API and the dashboard pass one), :func:`propose` also requires
+``manager.users.PERMISSIONS["propose"]`` and :func:`reject`
+``PERMISSIONS["reject"]`` (:func:`manager.users.require`; a refusal is a
+:class:`RoleError` carrying its message). Each approval step needs the role the
+request's chain names for it (ops step: ``ops``, risk step: ``risk``).
+
+One source of truth: the default chain's ``propose_roles`` and ``reject_roles`` are
+*derived* from ``PERMISSIONS["propose"]`` / ``PERMISSIONS["reject"]`` (in the order of
+``manager.users.ROLES``), and ``PERMISSIONS["approve:ops"]`` / ``["approve:risk"]`` must
+equal the roles of the default chain's steps (a test checks it). When a configured chain
+disagrees with ``PERMISSIONS``, **the chain wins** for what it configures (it is
+configurable and stored with each request): a step is signed by the chain's role for it,
+whatever ``approve:*`` says, and ``chain.propose_roles`` / ``chain.reject_roles`` are
+checked for every principal. ``PERMISSIONS`` can only narrow propose and reject further for
+users (both must allow); it never widens what the chain allows.
+
+**Metrics.** Every transition made here counts in ``cohortlab_promotions_total{status}``
+(the new status: proposed, ops_approved, risk_approved, rejected, expired) through the lazy
+:func:`_metrics` hook (no-op without prometheus-client).
 """
 from __future__ import annotations
 
@@ -56,6 +75,7 @@ import pandas as pd
 
 from evolution.promoter import (FIRST_DAY, PromoterConfig, PromoterError, PromotionContext, PromotionReview,
                                 promote_intraday_candidate)
+from manager import users as _users
 from manager.learning_jobs import Source
 from manager.store import NotFound, Store
 from simulator.engine import EngineConfig
@@ -117,6 +137,12 @@ class ValidationError(PromotionError):
 
 # -- configuration --------------------------------------------------------------------------------
 
+def _permitted(action: str) -> tuple[str, ...]:
+    """The roles of ``manager.users.PERMISSIONS[action]`` in the order of ``ROLES``."""
+    allowed = _users.roles_for(action)
+    return tuple(r for r in _users.ROLES if r in allowed)
+
+
 class Principal(Protocol):
     """Who acts: ``manager.users.Principal`` (``name``, ``role``) satisfies it."""
 
@@ -139,16 +165,18 @@ class ApprovalChain:
     Attributes:
         steps: the approval steps in order (default: ops -> ``ops_approved``, then
             risk -> ``risk_approved``); the last step's status means queued for deployment.
-        propose_roles: roles that may propose (ops, admin).
-        reject_roles: roles that may reject an open request (ops, risk, admin).
+        propose_roles: roles that may propose (default: ``manager.users.PERMISSIONS["propose"]``,
+            ops and admin).
+        reject_roles: roles that may reject an open request (default:
+            ``PERMISSIONS["reject"]``, ops, risk and admin).
         window_hours: the approval window from the proposal (24 h); past it the
             request expires.
         proposer_may_sign_first: the proposer may sign the first approval step (True).
     """
 
     steps: tuple[ApprovalStep, ...] = (ApprovalStep("ops", "ops_approved"), ApprovalStep("risk", "risk_approved"))
-    propose_roles: tuple[str, ...] = ("ops", "admin")
-    reject_roles: tuple[str, ...] = ("ops", "risk", "admin")
+    propose_roles: tuple[str, ...] = field(default_factory=lambda: _permitted("propose"))
+    reject_roles: tuple[str, ...] = field(default_factory=lambda: _permitted("reject"))
     window_hours: float = 24.0
     proposer_may_sign_first: bool = True
 
@@ -233,6 +261,31 @@ def _who(principal: Principal) -> tuple[str, str]:
     if not isinstance(name, str) or not name or not isinstance(role, str) or not role:
         raise ValidationError("the principal needs a non-empty name and role")
     return name, role
+
+
+def _require(principal: Principal, action: str) -> None:
+    """For a :class:`manager.users.Principal`: ``manager.users.require(principal, action)``,
+    its refusal as a :class:`RoleError`. Other principals: nothing (the chain decides)."""
+    if isinstance(principal, _users.Principal):
+        try:
+            _users.require(principal, action)
+        except _users.PermissionDenied as exc:
+            raise RoleError(str(exc)) from None
+
+
+def _metrics():
+    try:
+        from manager import metrics
+    except ImportError:  # the base install has no prometheus-client: nothing to export to
+        return None
+    return metrics
+
+
+def _count(status: str) -> None:
+    """One transition to ``status`` (``cohortlab_promotions_total{status}``)."""
+    m = _metrics()
+    if m is not None:
+        m.record_promotion(status)
 
 
 # -- readiness ------------------------------------------------------------------------------------
@@ -377,10 +430,11 @@ def propose(store: Store, principal: Principal, campaign_id: str, day: int, agen
         RoleError: the principal's role is not in ``chain.propose_roles``.
         ValidationError: empty notes, day < 3, an unknown agent, or a candidate
             failing a guard rail (the message lists them).
-        StateConflict: a request of this campaign day is already open.
+        StateConflict: a request of this campaign day is already open or fully approved.
         PromotionNotFound: no such campaign.
     """
     name, role = _who(principal)
+    _require(principal, "propose")
     if role not in chain.propose_roles:
         raise RoleError(f"{name} ({role}) may not propose; allowed roles: {', '.join(chain.propose_roles)}")
     notes = _need_notes(notes)
@@ -399,9 +453,13 @@ def propose(store: Store, principal: Principal, campaign_id: str, day: int, agen
             raise ValidationError(f"agent {agent_id} fails guard rail(s): " + "; ".join(
                 f"{c['name']} = {c['figure']} (needs {c['threshold']})" for c in cand["checks"] if not c["passed"]))
     for d in store.list_promotions(campaign_id=campaign_id, limit=100):
-        if d["day"] == day and d["status"] in ApprovalChain.from_dict(d["chain"]).open_statuses():
+        d_chain = ApprovalChain.from_dict(d["chain"])
+        if d["day"] == day and d["status"] in d_chain.open_statuses():
             raise StateConflict(f"promotion {d['promotion_id']} of {campaign_id} day {day} is already "
                                 f"{d['status']}: approve or reject it first")
+        if d["day"] == day and d["status"] == d_chain.steps[-1].status:  # fully approved: queued to deploy
+            raise StateConflict(f"promotion {d['promotion_id']} of {campaign_id} day {day} is already "
+                                f"{d['status']} (queued for deployment): one promotion per campaign day")
     at = _now(now)
     snap = _snapshot(review, cand)
     digest = checklist_digest(snap)
@@ -413,17 +471,28 @@ def propose(store: Store, principal: Principal, campaign_id: str, day: int, agen
         "checklist": snap, "checklist_hash": digest, "allocation": cand["allocation"],
         "chain": chain.to_dict(), "promoter": config.to_dict(), "steps": [],
     }
-    return store.create_promotion(doc)
+    created = store.create_promotion(doc)
+    _count(PROPOSED)
+    return created
+
+
+def _expire(store: Store, doc: dict, at: datetime) -> bool | None:
+    """Expire ``doc`` if its window ended by ``at``: None when not due, True when this
+    call expired it, False when another writer moved it first."""
+    chain = ApprovalChain.from_dict(doc["chain"])
+    if doc["status"] in chain.open_statuses() and doc.get("expires_at") and _now(doc["expires_at"]) <= at:
+        moved = store.transition_promotion(doc["promotion_id"], doc["status"], EXPIRED, {
+            "user": SYSTEM, "role": SYSTEM, "at": _iso(at), "kind": "expire",
+            "reason": f"approval window of {chain.window_hours:g} h elapsed at {doc['expires_at']}"})
+        if moved:
+            _count(EXPIRED)
+        return bool(moved)
+    return None
 
 
 def _expire_if_due(store: Store, doc: dict, at: datetime) -> bool:
-    chain = ApprovalChain.from_dict(doc["chain"])
-    if doc["status"] in chain.open_statuses() and doc.get("expires_at") and _now(doc["expires_at"]) <= at:
-        store.transition_promotion(doc["promotion_id"], doc["status"], EXPIRED, {
-            "user": SYSTEM, "role": SYSTEM, "at": _iso(at), "kind": "expire",
-            "reason": f"approval window of {chain.window_hours:g} h elapsed at {doc['expires_at']}"})
-        return True
-    return False
+    """Whether ``doc`` was due (and is now expired, by this call or another writer)."""
+    return _expire(store, doc, at) is not None
 
 
 def approve(store: Store, principal: Principal, promotion_id: str, notes: str, checklist_hash: str, *,
@@ -494,6 +563,7 @@ def approve(store: Store, principal: Principal, promotion_id: str, notes: str, c
     if not ok:
         raise StateConflict(f"promotion {promotion_id} is no longer {doc['status']}: another decision won; "
                             "reload it")
+    _count(step.status)
     return _get(store, promotion_id)
 
 
@@ -509,6 +579,7 @@ def reject(store: Store, principal: Principal, promotion_id: str, notes: str, *,
     at = _now(now)
     doc = _get(store, promotion_id)
     chain = ApprovalChain.from_dict(doc["chain"])
+    _require(principal, "reject")
     if role not in chain.reject_roles:
         raise RoleError(f"{name} ({role}) may not reject; allowed roles: {', '.join(chain.reject_roles)}")
     if _expire_if_due(store, doc, at):
@@ -519,6 +590,7 @@ def reject(store: Store, principal: Principal, promotion_id: str, notes: str, *,
         "user": name, "role": role, "at": _iso(at), "notes": notes, "kind": "reject"})
     if not ok:
         raise StateConflict(f"promotion {promotion_id} is no longer {doc['status']}; reload it")
+    _count(REJECTED)
     return _get(store, promotion_id)
 
 
@@ -534,7 +606,7 @@ def expire_due(store: Store, now: datetime | str | None = None) -> list[str]:
             break
         offset += len(page)
         for doc in page:
-            if _expire_if_due(store, doc, at):
+            if _expire(store, doc, at):  # only those this call moved (not one another writer moved first)
                 done.append(doc["promotion_id"])
     return done
 

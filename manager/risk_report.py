@@ -10,7 +10,6 @@ and mean gross exposure).
 """
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 

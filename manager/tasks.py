@@ -1,4 +1,5 @@
-"""Celery tasks: cohorts, learning cycles, campaign days and daily scoring.
+"""Celery tasks: cohorts, learning cycles, campaign days, daily scoring and the
+expiry of promotion requests.
 
 Every task takes JSON-able arguments and opens the store named by the settings.
 
@@ -34,6 +35,8 @@ from manager.dead_letter import dead_letter
 from manager.campaigns import CampaignRequest, execute_campaign_day
 from manager.learning_jobs import CycleRequest, Source, learning_cycle
 from manager.launch import execute_cohort
+from manager.leases import lease_s
+from manager.promotions import expire_due
 from manager.runner import BarsRequest, CohortRequest, RunAlreadyFinished
 from manager.settings import get_settings
 from manager.store import RunLeased, StoreUnavailable, open_store
@@ -63,6 +66,19 @@ def _transient_types() -> tuple[type[BaseException], ...]:
 TRANSIENT = _transient_types()
 RETRY = {"autoretry_for": TRANSIENT, "retry_backoff": 2, "retry_backoff_max": 60, "retry_jitter": True,
          "max_retries": 5, "acks_late": True, "reject_on_worker_lost": True}
+
+
+#: How many times a delivery that finds its run under a live lease waits one more lease
+#: (:func:`_wait_for_lease`) before giving up: a live owner renews its lease while it runs.
+LEASE_WAITS = 200
+
+
+def _wait_for_lease(task: Task, exc: RunLeased):
+    """Retry ``task`` once the run's lease could have expired (one lease + 0.5 s), not on
+    the exponential backoff of transient errors: a duplicate delivery then returns the
+    stored result once the owner finishes, or takes the run over once its owner died,
+    and never exhausts the ordinary retries while it waits."""
+    return task.retry(exc=exc, countdown=lease_s() + 0.5, max_retries=LEASE_WAITS)
 
 
 def is_final(exc: BaseException) -> bool:
@@ -168,6 +184,8 @@ def run_cohort_task(self, run_id: str, request: dict, genomes: list[dict] | None
                            extra={"task_id": self.request.id}, is_final=is_final)
         except RunAlreadyFinished as done:  # a redelivery of a finished run, or a duplicate that finished first
             return _brief(done.run)
+        except RunLeased as exc:
+            raise _wait_for_lease(self, exc) from None
         return _brief(store.get_run(run_id))
 
 
@@ -220,6 +238,8 @@ def run_campaign_day(self, run_id: str, request: dict, day: str, day_number: int
                                           is_final=is_final)
         except RunAlreadyFinished as done:
             return _brief(done.run)
+        except RunLeased as exc:
+            raise _wait_for_lease(self, exc) from None
         return {**_brief(store.get_run(run_id)), "date": report["date"], "cycle_id": report["cycle_id"]}
 
 
@@ -267,7 +287,44 @@ def score_day(self, date: str | None = None, scan: int = 500) -> dict:
     return score
 
 
+@app.task(bind=True, name="cohortlab.expire_promotions", **RETRY)
+def expire_promotions(self, now: str | None = None) -> dict:
+    """Expire every promotion request whose approval window has ended
+    (:func:`manager.promotions.expire_due`); beat runs it every
+    ``COHORTLAB_PROMOTION_EXPIRY_S`` seconds (default 300). Each expiry counts in
+    ``cohortlab_promotions_total{status="expired"}``; a run that fails for good counts in
+    ``cohortlab_scheduler_failures_total{task="cohortlab.expire_promotions"}``.
+
+    Args:
+        now: the moment to expire at (ISO; default now). Idempotent: a request is
+            expired once, by a conditional update; a second sweep finds nothing.
+
+    Returns:
+        ``{"expired": [promotion ids expired by this run], "count", "at"}``.
+    """
+    at = now or datetime.now(timezone.utc).isoformat()
+    with open_store() as store:
+        done = expire_due(store, at)
+    if done:
+        log.info("expired %d promotion request(s): %s", len(done), ", ".join(done))
+    return {"expired": done, "count": len(done), "at": at}
+
+
 # ----------------------------------------------------------------- task metrics
+
+
+def _beat_tasks() -> set[str]:
+    return {entry["task"] for entry in (app.conf.beat_schedule or {}).values()}
+
+
+@signals.task_failure.connect
+def _beat_task_failed(sender=None, **_):
+    """A periodic (beat-scheduled) task failed for good (after its retries): count it in
+    ``cohortlab_scheduler_failures_total{task}``."""
+    name = getattr(sender, "name", None)
+    if name and name in _beat_tasks():
+        metrics.record_scheduler_failure(name)
+
 
 
 @signals.task_postrun.connect

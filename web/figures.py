@@ -34,6 +34,7 @@ __all__ = [
     "exposure_figure",
     "gauges_figure",
     "price_figure",
+    "promotion_figure",
     "tier_figure",
     "to_json",
 ]
@@ -467,3 +468,44 @@ def _num(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return f if math.isfinite(f) else None
+
+
+def promotion_figure(curves: Mapping[str, Any], quote: str, baselines: Mapping[str, Any] | None = None,
+                     agent_id: str = "candidate") -> Figure:
+    """The Day-3 candidate's equity over its ranking day, rescaled to the proposed allocation,
+    against its baselines: cash (the allocation held), equal-weight buy-and-hold of its symbols,
+    and -- when the day ran random-genome baselines -- the random cohorts' median and 5th-95th
+    percentile ROI at the end of the day (horizontal lines).
+
+    Args:
+        curves: ``{"timestamps", "agent", "cash", "buy_and_hold"}`` in the quote currency
+            (:func:`manager.campaign_views.allocation_risk`).
+        quote: quote currency, for the axis title.
+        baselines: the day's report ``baselines`` (``random.median``, ``p5``, ``p95``), or None.
+        agent_id: the candidate's id (legend).
+    """
+    ts = list(curves.get("timestamps") or [])
+    data: list[dict[str, Any]] = [
+        {"type": "scatter", "x": ts, "y": _clean(curves.get("agent")), "name": f"{agent_id} (at the allocation)",
+         "mode": "lines", "line": {"color": PARENT_COLOUR, "width": 2.5}},
+        {"type": "scatter", "x": ts, "y": _clean(curves.get("cash")), "name": "cash", "mode": "lines",
+         "hoverinfo": "skip", "line": {"color": "#6b7280", "dash": "dot", "width": 1.5}}]
+    if curves.get("buy_and_hold"):
+        data.append({"type": "scatter", "x": ts, "y": _clean(curves.get("buy_and_hold")),
+                     "name": "buy-and-hold (equal weight)", "mode": "lines",
+                     "line": {"color": BUY_COLOUR, "dash": "dash", "width": 1.5}})
+    rnd = (baselines or {}).get("random") or {}
+    cash = _clean(curves.get("cash"))
+    amount = cash[0] if cash else None
+    if ts and amount is not None:
+        for key, label in (("median", "random genomes: median"), ("p5", "random: 5th pct"),
+                           ("p95", "random: 95th pct")):
+            roi = _num(rnd.get(key))
+            if roi is not None:
+                data.append({"type": "scatter", "x": [ts[0], ts[-1]], "y": [amount * (1 + roi)] * 2,
+                             "mode": "lines", "name": label, "hoverinfo": "name+y",
+                             "line": {"color": "#bab0ac", "dash": "solid" if key == "median" else "dot",
+                                      "width": 1.2}})
+    layout = _layout(320, yaxis={"title": {"text": quote}},
+                     legend={"orientation": "h", "yanchor": "top", "y": -0.15, "x": 0})
+    return {"data": data, "layout": layout}

@@ -17,6 +17,9 @@ module                         routes (all ``text/html`` unless an asset)
 :mod:`web.pages.cohort`        ``GET /trading/cohorts/{run_id}``, ``.../progress``
 :mod:`web.pages.leaderboard`   ``GET /trading/cohorts/{run_id}/leaderboard``
 :mod:`web.pages.agent`         ``GET /trading/cohorts/{run_id}/agents/{agent_id}``
+:mod:`web.pages.campaigns`     ``GET /trading/campaigns``, ``.../{campaign_id}``, ``GET /trading/promotions/review``
+                               (the Day-3 modal), ``POST /trading/promotions/propose``,
+                               ``.../{promotion_id}/approve``, ``.../reject`` (CSRF-checked)
 :mod:`web.pages.risk`          ``GET /risk/leverage``, ``GET /risk/leverage/decisions`` (audit-log partial)
 :mod:`web.pages.signin`        ``GET /signin``, ``POST /signin``, ``POST /signout`` (CSRF-checked)
 this module                    ``GET /trading`` (-> the list), any other ``/trading/...`` (404)
@@ -32,7 +35,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from web import assets
 from web.errors import PageError, html_router
-from web.pages import agent, cohort, cohorts, launch, leaderboard, risk, signin
+from web.pages import agent, campaigns, cohort, cohorts, launch, leaderboard, risk, signin
 
 __all__ = ["router"]
 
@@ -40,7 +43,7 @@ router = html_router()
 """The dashboard's routes (``app.include_router(web.routes.router)``)."""
 
 # order matters: /trading/cohorts/new before /trading/cohorts/{run_id}; the catch-all last
-for _part in (assets, cohorts, launch, cohort, leaderboard, agent, risk, signin):
+for _part in (assets, cohorts, launch, cohort, leaderboard, agent, campaigns, risk, signin):
     router.include_router(_part.router)
 
 

@@ -11,21 +11,28 @@ module                         routes
                                ``GET /api/assistant/cohorts/bankroll-summary``
 :mod:`.risk`                   ``GET /api/risk/leverage``, ``GET /api/risk/decisions`` (JSON or CSV),
                                ``POST /api/risk/kill-switch`` (role risk or admin)
+:mod:`.promotions`             ``GET /api/assistant/cohorts/{cohort_id}/promotion-readiness``,
+                               ``GET /api/promotions`` (JSON or CSV), ``GET /api/promotions/{id}``,
+                               ``POST /api/promotions`` (ops, admin), ``.../{id}/approve`` (the step's
+                               role), ``.../{id}/reject`` (ops, risk, admin)
 :mod:`.ops`                    ``GET /readyz``
 =============================  ==========================================================
 """
 from __future__ import annotations
 
-from api.routers import assistant, cohorts, experiments, jobs, ops, risk
+from api.routers import assistant, cohorts, experiments, jobs, ops, promotions, risk
 
 API_DESCRIPTION = """\
 Money is in the quote currency of the bars (BTC for `*_BTC` pairs, USD for USD pairs and
 equities); fractions are fractions (0.05 = 5 %); timestamps are ISO 8601 UTC.
 
-**Auth.** Read-only routes are open. State-changing routes (`POST /api/cohorts`, `POST /api/risk/kill-switch`) need
+**Auth.** Read-only routes are open. State-changing routes (`POST /api/cohorts`, `POST /api/risk/kill-switch`,
+`POST /api/promotions...`) need
 `Authorization: Bearer <token>` -- a personal token (`cohortlab users add NAME --role ...`) or the bootstrap
 admin's `COHORTLAB_API_TOKEN` -- or a signed-in dashboard session with its `X-CSRF-Token` header, and a role
-allowed to act: `POST /api/cohorts` ops or admin, `POST /api/risk/kill-switch` risk or admin (403 otherwise).
+allowed to act: `POST /api/cohorts` ops or admin, `POST /api/risk/kill-switch` risk or admin, `POST /api/promotions`
+ops or admin, `POST /api/promotions/{id}/approve` the role of the step (ops, then risk; nobody signs two steps),
+`POST /api/promotions/{id}/reject` ops, risk or admin (403 otherwise).
 401 without credentials; with neither a bootstrap token nor any user the message says to set
 `COHORTLAB_API_TOKEN`.
 
@@ -38,6 +45,7 @@ inside this API process (it dies with the process). Poll `GET /api/jobs/{id}`.
 """
 """OpenAPI description of the whole API (auth, jobs, errors, units)."""
 
-ROUTERS = (experiments.router, cohorts.router, jobs.router, assistant.router, risk.router, ops.router)
+ROUTERS = (experiments.router, cohorts.router, jobs.router, assistant.router, risk.router, promotions.router,
+           ops.router)
 
 __all__ = ["API_DESCRIPTION", "ROUTERS"]

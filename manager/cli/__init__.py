@@ -14,6 +14,7 @@ domain:
 - :mod:`manager.cli.data`: ``data download``
 - :mod:`manager.cli.risk`: ``policy show|history|simulate``, ``risk report``, ``kill-switch``
 - :mod:`manager.cli.users`: ``users add|list|revoke|rotate``
+- :mod:`manager.cli.promotions`: ``promotions list|show|readiness|propose|approve|reject|expire``
 
 Options shared between commands are defined once in :mod:`manager.cli.options`;
 everything printed goes through :mod:`manager.cli.output`. This module assembles
@@ -26,6 +27,7 @@ from __future__ import annotations
 import typer
 
 from manager.cli import data, learning, risk, runs, service
+from manager.cli import promotions as promotions_cli
 from manager.cli import users as users_cli
 
 app = typer.Typer(
@@ -50,6 +52,9 @@ users_app = typer.Typer(help="Users, roles and personal API tokens.", no_args_is
 """``cohortlab users``: users, roles and tokens."""
 risk_app = typer.Typer(help="Risk measures of a stored run.", no_args_is_help=True)
 """``cohortlab risk``: VaR/CVaR, stress and Kelly of a run."""
+promotions_app = typer.Typer(help="Day-3 promotion requests: readiness, propose, approve, reject, expire.",
+                             no_args_is_help=True)
+"""``cohortlab promotions``: Day-3 promotion requests and their approval chain."""
 
 app.command()(runs.run)
 app.command()(runs.backtest)
@@ -81,6 +86,14 @@ users_app.command("list")(users_cli.users_list)
 users_app.command("revoke")(users_cli.users_revoke)
 users_app.command("rotate")(users_cli.users_rotate)
 app.add_typer(users_app, name="users")
+promotions_app.command("list")(promotions_cli.promotions_list)
+promotions_app.command("show")(promotions_cli.promotions_show)
+promotions_app.command("readiness")(promotions_cli.promotions_readiness)
+promotions_app.command("propose")(promotions_cli.promotions_propose)
+promotions_app.command("approve")(promotions_cli.promotions_approve)
+promotions_app.command("reject")(promotions_cli.promotions_reject)
+promotions_app.command("expire")(promotions_cli.promotions_expire)
+app.add_typer(promotions_app, name="promotions")
 
 
 def main() -> None:  # pragma: no cover - console entry point

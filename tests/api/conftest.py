@@ -10,6 +10,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.api.campaign_store import Campaign, build
 from tests.api.server import TOKEN, ApiServer, seed_store
 from tests.helpers import BINANCE
 
@@ -43,3 +44,11 @@ def client(server):
     """An httpx client of :func:`server`."""
     with httpx.Client(base_url=server.base, timeout=30) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def campaign(tmp_path_factory) -> Campaign:
+    """The shared 3-day promotion campaign in a template store (:mod:`tests.api.campaign_store`)."""
+    if not BINANCE.is_dir():
+        pytest.skip(f"bar data not found at {BINANCE}")
+    return build(tmp_path_factory.mktemp("campaign"))

@@ -11,6 +11,13 @@ code, content type, response body).
 cohorts by the hundred; ``tests/api/test_launch.py`` covers it (auth, validation, a run).
 ``POST /api/risk/kill-switch`` too: a valid body would turn the switch on in the shared
 store and flatten every later cohort; ``tests/api/test_risk.py`` covers it.
+
+The promotion routes (``GET /api/assistant/cohorts/{cohort_id}/promotion-readiness``,
+``GET /api/promotions``, ``GET /api/promotions/{promotion_id}``, ``POST /api/promotions``,
+``.../approve``, ``.../reject``) are all generated: the reads change nothing, and the POSTs
+need credentials schemathesis does not send (401, documented), so they cannot change the
+shared store. Their success paths are ``tests/api/test_promotions.py`` and the role matrix
+``tests/api/test_users_auth.py``.
 """
 from __future__ import annotations
 
@@ -73,4 +80,7 @@ def test_the_schema_documents_every_api_route(server):
     paths = set(loaded.raw_schema["paths"])
     assert {"/api/experiments/cohorts", "/api/cohorts", "/api/cohorts/{run_id}", "/api/jobs/{job_id}",
             "/api/cohorts/{run_id}/agents/{agent_id}", "/api/cohorts/{run_id}/ledger",
-            "/api/assistant/cohorts/status", "/api/assistant/cohorts/bankroll-summary", "/readyz"} <= paths
+            "/api/assistant/cohorts/status", "/api/assistant/cohorts/bankroll-summary", "/readyz",
+            "/api/assistant/cohorts/{cohort_id}/promotion-readiness", "/api/promotions",
+            "/api/promotions/{promotion_id}", "/api/promotions/{promotion_id}/approve",
+            "/api/promotions/{promotion_id}/reject"} <= paths

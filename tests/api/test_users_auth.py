@@ -2,9 +2,11 @@
 x every kind of caller, the audit event of each successful change, the dashboard's sign-in,
 sign-out and CSRF -- through the whole application on a store of its own.
 
-To add a route (promotions: ``POST /api/promotions``, ``.../approve``, ``.../reject``), add a
-row to :data:`ROUTES` (its action in :data:`manager.users.PERMISSIONS`, a body that succeeds)
-and its expected statuses to :data:`MATRIX`."""
+To add a route, add a row to :data:`ROUTES` (its action in :data:`manager.users.PERMISSIONS`, a
+body that succeeds) and its expected statuses to :data:`MATRIX`. The store holds the shared
+promotion campaign (:mod:`tests.api.campaign_store`); a route on one request
+(``{promotion_id}``) gets a fresh request proposed by another ops user (``olga``) before the
+call, and ``{hash}`` in its body is that request's checklist hash."""
 from __future__ import annotations
 
 import re
@@ -16,8 +18,9 @@ pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from api.app import create_app  # noqa: E402
-from manager import services, users  # noqa: E402
+from manager import promotions, services, users  # noqa: E402
 from manager.store import open_store  # noqa: E402
+from tests.api.campaign_store import PROMOTER_ENV, RELAXED, copy_to  # noqa: E402
 from tests.api.server import TOKEN, assert_problem  # noqa: E402
 
 LAUNCH = {"bankroll": 100, "agents": 2, "allocation": "equal", "start": "2024-01-02", "end": "2024-01-02T02:00",
@@ -27,6 +30,12 @@ ROUTES: dict[str, tuple[str, str, dict, str]] = {
     # name: (method, path, a body that succeeds, action of manager.users.PERMISSIONS)
     "launch": ("POST", "/api/cohorts", LAUNCH, "launch"),
     "kill_switch": ("POST", "/api/risk/kill-switch", {"on": False, "reason": "drill"}, "kill_switch"),
+    "propose": ("POST", "/api/promotions", {"campaign_id": "{campaign_id}", "day": 3, "notes": "a06 passes"},
+                "propose"),
+    # the first step of a request: ops signs it; the use case refuses any other role (403)
+    "approve": ("POST", "/api/promotions/{promotion_id}/approve", {"notes": "checked", "checklist_hash": "{hash}"},
+                "approve:ops"),
+    "reject": ("POST", "/api/promotions/{promotion_id}/reject", {"notes": "not now"}, "reject"),
 }
 
 CALLERS = ("viewer", "ops", "risk", "admin", "bootstrap", "no token", "revoked", "wrong token")
@@ -35,6 +44,9 @@ MATRIX: dict[str, dict[str, int]] = {
     #              viewer ops  risk admin bootstrap no token revoked wrong token
     "launch":      dict(zip(CALLERS, (403, 202, 403, 202, 202, 401, 401, 401))),
     "kill_switch": dict(zip(CALLERS, (403, 403, 200, 200, 200, 401, 401, 401))),
+    "propose":     dict(zip(CALLERS, (403, 201, 403, 201, 201, 401, 401, 401))),
+    "approve":     dict(zip(CALLERS, (403, 200, 403, 403, 403, 401, 401, 401))),
+    "reject":      dict(zip(CALLERS, (403, 200, 200, 200, 200, 401, 401, 401))),
 }
 
 ACTORS = {"viewer": "user:vera", "ops": "user:otto", "risk": "user:rita", "admin": "user:ada",
@@ -42,10 +54,13 @@ ACTORS = {"viewer": "user:vera", "ops": "user:otto", "risk": "user:rita", "admin
 
 
 @pytest.fixture()
-def app_env(tmp_path, monkeypatch):
-    """``(store url, {caller: token})``: a fresh store with a user of every role and a revoked one."""
+def app_env(tmp_path, monkeypatch, campaign):
+    """``(store url, {caller: token})``: a copy of the campaign's store with a user of every role
+    and a revoked one; the promoter reviews under ``RELAXED``."""
     monkeypatch.chdir(tmp_path)  # no ./data: launches use the built-in SYNTHETIC market
-    url = f"sqlite:///{tmp_path}/auth.db"
+    url = copy_to(campaign, tmp_path / "auth.db")
+    for key, value in PROMOTER_ENV.items():
+        monkeypatch.setenv(key, value)
     tokens = {"bootstrap": TOKEN, "wrong token": "clab_0123456789ab_" + "x" * 43}
     with open_store(url) as store:
         for caller, name in (("viewer", "vera"), ("ops", "otto"), ("risk", "rita"), ("admin", "ada"),
@@ -101,11 +116,25 @@ def test_matrix_covers_every_state_changing_route_and_agrees_with_permissions(cl
         assert ok == allowed, name
 
 
+def _prepare(url, campaign, path, body):
+    """The route's path and body for this store: a fresh request proposed by ``olga`` (ops)
+    for ``{promotion_id}``, its checklist hash for ``{hash}``, the campaign for ``{campaign_id}``."""
+    values = {"campaign_id": campaign.campaign_id}
+    if "{promotion_id}" in path:
+        with open_store(url) as store:
+            doc = promotions.propose(store, users.Principal("olga", "ops"), campaign.campaign_id, 3, notes="setup",
+                                     config=RELAXED)
+        values.update(promotion_id=doc["promotion_id"], hash=doc["checklist_hash"])
+    fill = {k: v.format(**values) if isinstance(v, str) and "{" in v else v for k, v in body.items()}
+    return path.format(**values) if "{" in path else path, fill
+
+
 @pytest.mark.parametrize("route", sorted(ROUTES))
 @pytest.mark.parametrize("caller", CALLERS)
-def test_permission_matrix(client, app_env, route, caller):
+def test_permission_matrix(client, app_env, campaign, route, caller):
     url, tokens = app_env
-    method, path, body, _ = ROUTES[route]
+    method, template, body, _ = ROUTES[route]
+    path, body = _prepare(url, campaign, template, body)
     expected = MATRIX[route][caller]
     r = client.request(method, path, json=body, headers=_auth(tokens, caller))
     with open_store(url) as store:
@@ -113,7 +142,7 @@ def test_permission_matrix(client, app_env, route, caller):
     if expected >= 400:
         problem = assert_problem(r, expected)
         if expected == 403:
-            role = "ops" if caller == "revoked" else caller
+            role = {"revoked": "ops", "bootstrap": "admin"}.get(caller, caller)
             assert problem["type"].endswith("forbidden") and f"(role {role})" in problem["detail"]
             for needed in users.PERMISSIONS[ROUTES[route][3]]:
                 assert needed in problem["detail"]
@@ -123,7 +152,7 @@ def test_permission_matrix(client, app_env, route, caller):
         return
     assert r.status_code == expected, r.text
     assert [(e["actor"], e["details"]) for e in events] == [
-        (ACTORS[caller], {"method": method, "route": path, "status": expected})]
+        (ACTORS[caller], {"method": method, "route": template, "status": expected})]
     if route == "kill_switch":
         assert r.json()["actor"] == ACTORS[caller]
 

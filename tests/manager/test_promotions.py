@@ -106,6 +106,8 @@ def test_happy_path_ops_proposes_and_approves_then_risk(store, cid) -> None:
         P.approve(store, RITA, doc["promotion_id"], "again", h, now=T0 + timedelta(hours=3))
     page = P.list_promotions(store, status="risk_approved")
     assert page["total"] == 1 and page["items"][0]["promotion_id"] == doc["promotion_id"]
+    with pytest.raises(P.StateConflict, match="queued for deployment"):  # one promotion per campaign day
+        P.propose(store, OLGA, cid, 3, notes="again", config=RELAXED, now=T0 + timedelta(hours=4))
 
 
 def test_roles_notes_and_order(store, cid) -> None:

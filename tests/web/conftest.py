@@ -65,3 +65,13 @@ def client(stored, monkeypatch):
 def runs(stored):
     """The stored cohorts by name: ``a``, ``b`` (completed), ``running``, ``failed``."""
     return stored[1]
+
+
+@pytest.fixture(scope="session")
+def campaign(tmp_path_factory):
+    """The shared 3-day promotion campaign in a template store (:mod:`tests.api.campaign_store`)."""
+    from tests.api.campaign_store import build
+
+    if not BINANCE.is_dir():
+        pytest.skip(f"bar data not found at {BINANCE}")
+    return build(tmp_path_factory.mktemp("campaign-web"))

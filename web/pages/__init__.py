@@ -8,6 +8,7 @@ module                 routes
 :mod:`.cohort`         ``GET /trading/cohorts/{run_id}`` and ``.../progress``
 :mod:`.leaderboard`    ``GET /trading/cohorts/{run_id}/leaderboard`` (sorted table partial)
 :mod:`.agent`          ``GET /trading/cohorts/{run_id}/agents/{agent_id}``
+:mod:`.campaigns`      ``GET /trading/campaigns``, ``.../{campaign_id}``, the Day-3 review modal and its POSTs
 :mod:`.risk`           ``GET /risk/leverage`` and ``.../decisions`` (the audit-log partial)
 =====================  ===========================================================
 

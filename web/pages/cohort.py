@@ -7,6 +7,8 @@
     leaderboard (``sort``, ``order``: see :mod:`web.pages.leaderboard`). ``job``
     names the job of ``POST /api/cohorts`` (default: the run id), so a cohort that
     is queued or loading (not stored yet) has a page too.
+    A cohort run of a campaign day >= 3 also gets the "Review Day-3 promotion" button (the
+    modal of :mod:`web.pages.campaigns`).
 ``GET /trading/cohorts/{run_id}/progress?job=ID``
     The progress card, polled every second by the cohort page; answers
     ``HX-Refresh: true`` once the run completed or failed (the page reloads in full).
@@ -35,6 +37,7 @@ from web import figures
 from web.errors import PageError, html_router
 from web.formatting import finite
 from web.pages import detail_or_none, store
+from web.pages.campaigns import review_button
 from web.pages.leaderboard import leaderboard_context
 from web.templating import render
 
@@ -174,6 +177,7 @@ def cohort_page(request: Request, run_id: str, job: str | None = None, sort: str
                 context["figures"]["baselines"] = figures.to_json(figures.baseline_figure(baselines))
             context.update(leaderboard_context(run_id, list(summary.get("agents") or []), sort, order,
                                                summary.get("window")))
+    context["review"] = review_button(db, run_id) if detail is not None else None
     return render(request, "cohort.html", context)
 
 

@@ -1,4 +1,5 @@
-/* cohortlab dashboard: draws the server-built Plotly figures and submits the launch form.
+/* cohortlab dashboard: draws the server-built Plotly figures, submits the launch form and runs the
+   promotion modal.
    No third-party code here: plotly.js and htmx are served from /static/vendor/. */
 (function () {
   "use strict";
@@ -161,9 +162,33 @@
     });
   }
 
+  // -- the Day-3 promotion modal (#modal): close on its button, on Escape and on the backdrop
+  function closeModal() {
+    var m = document.getElementById("modal");
+    if (m) m.innerHTML = "";
+  }
+
+  function bindModal() {
+    document.addEventListener("click", function (ev) {
+      var t = ev.target;
+      if (t.closest && t.closest("[data-close-modal]")) closeModal();
+      else if (t.classList && t.classList.contains("modal-backdrop")) closeModal();
+    });
+    document.addEventListener("keydown", function (ev) { if (ev.key === "Escape") closeModal(); });
+    // a refused action (401/403/409/422) answers the modal with the reason: show it
+    document.body.addEventListener("htmx:beforeSwap", function (ev) {
+      var d = ev.detail;
+      if (d.target && d.target.id === "modal" && d.xhr && d.xhr.status >= 400 && d.xhr.status < 500) {
+        d.shouldSwap = true;
+        d.isError = false;
+      }
+    });
+  }
+
   function init() {
     renderCharts(document);
     bindLaunchForm();
+    bindModal();
     if (window.htmx) window.htmx.onLoad(function (el) { renderCharts(el); });
   }
 
