@@ -16,10 +16,11 @@ The venue turns it into a quantity when it fills, exactly as the kernel does::
 so a full entry spends that much including costs. An exchange adapter without
 the next open would size on its last price instead (the only place it may differ).
 
-:class:`PaperBroker` is one engine agent trading alone: the kernel's sizing and
-parent risk gate (the account's leverage ceiling, then the per-symbol cap and
-the gross ceiling on the account's own equity — a deployment's sub-account is its
-own parent), and the kernel's own fill booking (:func:`simulator.kernel._trade`:
+:class:`PaperBroker` is one engine agent trading alone: the kernel's own compiled
+sizing and parent risk gate (:func:`simulator.kernel._open_orders` with N = 1:
+the account's leverage ceiling, then the per-symbol cap and the gross ceiling on
+the account's own equity — a deployment's sub-account is its own parent), and
+the kernel's own fill booking (:func:`simulator.kernel._trade`:
 flips split in two, fee rounding, cost basis, realised PnL in 1e-8 units). Over
 the same bars and targets it reproduces :func:`simulator.engine.run_engine` of
 that agent with its allocation = the whole bankroll (``tests/simulator/test_broker.py``).
@@ -44,7 +45,7 @@ from simulator.kernel import KIND_NAMES, UNITS
 
 __all__ = ["Broker", "BrokerError", "Fill", "Order", "PaperBroker"]
 
-_EPS = kernel._EPS
+_KIND_CODE = {name: i for i, name in enumerate(KIND_NAMES)}
 
 #: order statuses
 PENDING, FILLED, DONE, CANCELLED, REPLACED = "pending", "filled", "done", "cancelled", "replaced"
@@ -222,6 +223,16 @@ class PaperBroker(Broker):
         self._entry = np.zeros((1, S), dtype=np.int64)
         self._fi = np.zeros((4, 9), dtype=np.int64)  # scratch: at most 2 fills per trade
         self._ff = np.zeros((4, 3))
+        # the kernel's order arrays and gate scratch for one agent (see kernel._open_orders)
+        self._lev_cap = np.array([self.leverage_cap])
+        self._pend_target = np.zeros((1, S))
+        self._pend_kind = np.full((1, S), -1, dtype=np.int64)
+        self._agent_pend = np.zeros(1, dtype=np.int64)
+        self._ws_agent = np.zeros((5, 1))
+        self._ws_sym = np.zeros((4, S))
+        self._ord_a = np.zeros(S, dtype=np.int64)
+        self._ord_s = np.zeros(S, dtype=np.int64)
+        self._ord_f = np.zeros((5, S))
         self.initial_cash_units = int(self._cash[0])
         self.breaches = 0
         self._orders: dict[str, Order] = {}
@@ -342,110 +353,41 @@ class PaperBroker(Broker):
         return self._fills[n0:]
 
     def _fill_open(self, bar: Bar) -> None:
-        o = np.asarray(bar.open, dtype=np.float64)
-        slip, fee_rate = self.slip, self.fee_rate
+        """The kernel's step 1 for this one account: the pending orders become the
+        kernel's ``(1, S)`` order arrays, :func:`simulator.kernel._open_orders` sizes
+        and gates them (the same compiled code as :func:`~simulator.kernel.run_kernel`,
+        N = 1, no unallocated cash), then each is filled with
+        :func:`simulator.kernel._trade` in symbol order."""
+        o = np.asarray(bar.open, dtype=np.float64).reshape(1, -1)
+        tradable = np.asarray(bar.tradable, dtype=np.bool_).reshape(1, -1)
+        pending = self._pend_target
+        pend_kind = self._pend_kind
+        pend_kind.fill(-1)
+        for s, oid in self._pending.items():
+            od = self._orders[oid]
+            pending[0, s] = od.target
+            pend_kind[0, s] = _KIND_CODE[od.kind]
+        self._agent_pend[0] = len(self._pending)
+        breaches = np.zeros(1, dtype=np.int64)
+        n_ord = kernel._open_orders(0, o, tradable, self.slip, self.fee_rate, self._lev_cap,
+                                    float(self.config.max_symbol_exposure), float(self.config.max_gross_leverage),
+                                    np.int64(0), self._cash, self._qty, pending, pend_kind, self._agent_pend,
+                                    breaches, self._ws_agent, self._ws_sym, self._ord_a, self._ord_s, self._ord_f)
+        self.breaches += int(breaches[0])
         qty = self._qty
-        S = len(self.symbols)
-        # equity and gross exposure at the open (parent = this account, no unallocated cash)
-        e = self._cash[0] / UNITS
-        g = 0.0
-        gross_sym = [0.0] * S
-        for s in range(S):
-            q = qty[0, s]
-            if q != 0.0:
-                v = q * o[s]
-                e += v
-                g += abs(v)
-                gross_sym[s] += abs(v)
-        eq_open = e
-        parent_eq = 0.0 + e
-        gross_tot = 0.0 + g
-        orders = []  # [s, tq, keep, inc0, inc, d]
-        for s in sorted(self._pending):
-            if not bar.tradable[s]:
-                continue
-            od = self._orders[self._pending[s]]
-            q = qty[0, s]
-            if od.kind in ("liquidation", "hard_stop") or od.target == 0.0:
-                tq = 0.0
-            else:
-                tq = od.target * max(eq_open, 0.0) / (o[s] * (1.0 + slip) * (1.0 + fee_rate))
-            kq = q
-            inc = 0.0
-            if q == 0.0 or tq == 0.0 or (q > 0.0) == (tq > 0.0):
-                if abs(tq) > abs(q):
-                    inc = (abs(tq) - abs(q)) * o[s]
-            else:
-                kq = 0.0
-                inc = abs(tq) * o[s]
-            if inc > 0.0:
-                d = abs(kq) * o[s] + inc - abs(q) * o[s]
-            else:
-                d = abs(tq) * o[s] - abs(q) * o[s]
-            orders.append([s, tq, kq, inc, inc, d])
-        if not orders:
-            return
-        inc_agent = 0.0
-        d_agent = 0.0
-        inc_sum = 0.0
-        for r in orders:
-            inc_agent += r[4]
-            d_agent += r[5]
-            inc_sum += r[4]
-        if inc_sum > 0.0:
-            # (a) the account's leverage ceiling
-            f = 1.0
-            if inc_agent > 0.0:
-                cap_a = self.leverage_cap * max(eq_open, 0.0)
-                after = g + d_agent
-                if after > cap_a * (1.0 + _EPS):
-                    f = min(max((cap_a - (after - inc_agent)) / inc_agent, 0.0), 1.0)
-            for r in orders:
-                if r[4] > 0.0:
-                    r[5] -= r[4] * (1.0 - f)
-                    r[4] *= f
-            # (b) per-symbol cap (one order per symbol here)
-            limit = self.config.max_symbol_exposure * max(parent_eq, 0.0)
-            inc_sum = 0.0
-            d_sum = 0.0
-            for r in orders:
-                s = r[0]
-                inc_s = 0.0 + r[4]
-                after = gross_sym[s] + (0.0 + r[5])
-                if r[4] > 0.0:
-                    fs = 1.0
-                    if inc_s > 0.0 and after > limit * (1.0 + _EPS):
-                        fs = min(max((limit - (after - inc_s)) / inc_s, 0.0), 1.0)
-                    r[5] -= r[4] * (1.0 - fs)
-                    r[4] *= fs
-                inc_sum += r[4]
-                d_sum += r[5]
-            # (c) gross ceiling
-            limit = self.config.max_gross_leverage * max(parent_eq, 0.0)
-            after = gross_tot + d_sum
-            if inc_sum > 0.0 and after > limit * (1.0 + _EPS):
-                fg = min(max((limit - (after - inc_sum)) / inc_sum, 0.0), 1.0)
-                for r in orders:
-                    r[4] *= fg
-        kind_code = {name: i for i, name in enumerate(KIND_NAMES)}
-        for s, tq0, kq, inc0, inc, _d in orders:
+        for k in range(int(n_ord)):
+            s = int(self._ord_s[k])
             oid = self._pending.pop(s)
             od = self._orders[oid]
-            if inc0 > 0.0:
-                if inc < inc0 * (1.0 - 1e-9):
-                    self.breaches += 1
-                tq = kq + (1.0 if tq0 > 0 else -1.0) * inc / o[s]
-            else:
-                tq = tq0
-            dq = tq - qty[0, s]
+            dq = self._ord_f[0, k] - qty[0, s]
             if dq == 0.0:
                 self._orders[oid] = replace(od, status=DONE)
                 continue
-            px = kernel._exit_price(-dq, o[s], slip)
-            n = kernel._trade(0, s, dq, px, int(bar.index), kind_code[od.kind], fee_rate, qty, self._basis,
+            px = kernel._exit_price(-dq, o[0, s], self.slip)
+            n = kernel._trade(0, s, dq, px, int(bar.index), int(pend_kind[0, s]), self.fee_rate, qty, self._basis,
                               self._cash, self._realized, self._fees, self._entry, self._fi, self._ff, 0, 4)
-            for k in range(int(n)):
-                fi, ff = self._fi[k], self._ff[k]
+            for j in range(int(n)):
+                fi, ff = self._fi[j], self._ff[j]
                 self._fills.append(Fill(
                     seq=len(self._fills), order_id=oid, client_order_id=od.client_order_id, bar=int(fi[0]),
                     timestamp=bar.timestamp, symbol=self.symbols[s], kind=KIND_NAMES[int(fi[3])],

@@ -9,8 +9,9 @@ float64.
 Per bar t (trading bars ``warmup .. T-1``):
 
 1. **Open of t** — pending orders (decided at the close of t-1) on tradable
-   bars are sized at the open, passed through the parent gate and filled at
-   ``open * (1 +/- slippage)``; fee = fee rate x notional.
+   bars are sized at the open, passed through the parent gate (both in
+   :func:`_open_orders`, which :class:`simulator.broker.PaperBroker` runs too)
+   and filled at ``open * (1 +/- slippage)``; fee = fee rate x notional.
 2. **Intrabar** — stop-loss / take-profit on high/low (stop first when both are
    touched; a gap through the level fills at the open).
 3. **Close of t** — mark to market; liquidate agents whose equity is at or
@@ -184,6 +185,185 @@ def _return_capital(a, t, cash, returned, fills_i, fills_f, n, cap):
     return _record(fills_i, fills_f, n, cap, t, a, -1, K_RETURN, 0.0, 0.0, r, 0, 0, 0, -r, 0.0)
 
 
+@njit(cache=True, inline="always")
+def _open_orders(t, o, tradable, slip, fee_rate, lev_cap, max_sym, max_gross, unalloc, cash, qty,
+                 pending, pend_kind, agent_pend, breaches, ws_agent, ws_sym, ord_a, ord_s, ord_f):
+    """Size the pending orders that fill at the open of bar t and pass them through
+    the parent gate (step 1 of the module docstring, without the fills).
+
+    Shared by :func:`run_kernel` (all N agents) and
+    :class:`simulator.broker.PaperBroker` (N = 1, ``unalloc`` = 0: the account is
+    its own parent), so both size and gate with the same compiled code.
+
+    Sizing: a target ``pending[a, s]`` (signed position value as a fraction of
+    agent equity at the open) becomes the quantity
+    ``pending * max(equity_open, 0) / (open * (1 + slip) * (1 + fee_rate))``;
+    liquidation / hard-stop orders (and a zero target) go flat. Only the exposure
+    *increase* of an order (the part beyond the current position; all of a flip's
+    new side) is gated, reductions always pass: (a) each agent's gross after the
+    fills <= ``lev_cap[a]`` x its equity at the open, (b) each symbol's gross over
+    all agents <= ``max_sym`` x parent equity, (c) total gross <= ``max_gross`` x
+    parent equity; each step scales the increases it binds pro rata. An order whose
+    increase was cut (by more than 1e-9 relative) adds 1 to ``breaches[a]``.
+
+    Args:
+        t: bar index (row of ``o`` and ``tradable``).
+        o: ``(T, S) float64`` open prices (quote currency).
+        tradable: ``(T, S) bool``; orders of a symbol only fill where True.
+        slip, fee_rate: adverse slippage and fee as fractions (bps / 1e4).
+        lev_cap: ``(N,) float64`` agent gross-exposure ceiling, multiple of agent equity.
+        max_sym: per-symbol gross-exposure cap, fraction of parent equity.
+        max_gross: parent gross-exposure ceiling, multiple of parent equity.
+        unalloc: parent cash not held by agents (int64, 1e-8 units).
+        cash: ``(N,) int64`` agent cash (1e-8 units).
+        qty: ``(N, S) float64`` signed positions (base quantity).
+        pending: ``(N, S) float64`` order targets, fraction of agent equity.
+        pend_kind: ``(N, S) int64`` order kind (``K_*``), -1 = no order.
+        agent_pend: ``(N,) int64`` number of pending orders per agent (0 = skip).
+        breaches: ``(N,) int64`` gate-breach counters, incremented in place.
+        ws_agent: ``(5, N) float64`` scratch; ws_sym: ``(4, S) float64`` scratch.
+        ord_a, ord_s: ``(N * S,) int64`` output: agent and symbol of each order
+            that fills now, in agent/symbol order.
+        ord_f: ``(5, N * S) float64`` output row 0: the signed quantity to hold
+            after each order fills (base units); rows 1-4 are scratch.
+
+    Returns:
+        The number of orders that fill now (the first entries of ``ord_a``,
+        ``ord_s`` and ``ord_f[0]``). ``pend_kind`` is not changed.
+    """
+    N, S = qty.shape
+    eq_open = ws_agent[0]
+    gross_agent = ws_agent[1]
+    inc_agent = ws_agent[2]
+    d_agent = ws_agent[3]
+    agent_f = ws_agent[4]
+    gross_sym = ws_sym[0]
+    inc_symbol = ws_sym[1]
+    d_symbol = ws_sym[2]
+    sym_f = ws_sym[3]
+    ord_tq = ord_f[0]  # target quantity in full, then the quantity kept after the gate
+    ord_keep = ord_f[1]
+    ord_inc0 = ord_f[2]
+    ord_inc = ord_f[3]
+    ord_d = ord_f[4]
+    # one pass over the book: equity and gross exposure at the open
+    parent_eq = unalloc / UNITS
+    gross_tot = 0.0
+    for s in range(S):
+        gross_sym[s] = 0.0
+    for a in range(N):
+        e = cash[a] / UNITS
+        g = 0.0
+        for s in range(S):
+            q = qty[a, s]
+            if q != 0.0:
+                v = q * o[t, s]
+                e += v
+                g += abs(v)
+                gross_sym[s] += abs(v)
+        eq_open[a] = e
+        gross_agent[a] = g
+        gross_tot += g
+        parent_eq += e
+    # the orders that can fill now: target quantity, kept part, exposure increase
+    n_ord = 0
+    for a in range(N):
+        if agent_pend[a] == 0:
+            continue
+        for s in range(S):
+            if pend_kind[a, s] < 0 or not tradable[t, s]:
+                continue
+            q = qty[a, s]
+            pk = pend_kind[a, s]
+            if pk == K_LIQUIDATION or pk == K_HARD_STOP or pending[a, s] == 0.0:
+                tq = 0.0
+            else:
+                tq = pending[a, s] * max(eq_open[a], 0.0) / (o[t, s] * (1.0 + slip) * (1.0 + fee_rate))
+            kq = q
+            inc = 0.0
+            if q == 0.0 or tq == 0.0 or (q > 0.0) == (tq > 0.0):
+                if abs(tq) > abs(q):
+                    inc = (abs(tq) - abs(q)) * o[t, s]
+            else:  # flip: the old side closes, the new side is all increase
+                kq = 0.0
+                inc = abs(tq) * o[t, s]
+            ord_a[n_ord] = a
+            ord_s[n_ord] = s
+            ord_tq[n_ord] = tq
+            ord_keep[n_ord] = kq
+            ord_inc0[n_ord] = inc
+            ord_inc[n_ord] = inc
+            # exposure change if filled in full, kept per agent / symbol / total
+            if inc > 0.0:
+                d = abs(kq) * o[t, s] + inc - abs(q) * o[t, s]
+            else:
+                d = abs(tq) * o[t, s] - abs(q) * o[t, s]
+            ord_d[n_ord] = d
+            n_ord += 1
+    if n_ord == 0:
+        return 0
+    # ---- parent gate: scale exposure increases pro rata ----
+    # after-fill gross = current gross + sum of changes; increases are scaled by f
+    for a in range(N):
+        inc_agent[a] = 0.0
+        d_agent[a] = 0.0
+    for s in range(S):
+        inc_symbol[s] = 0.0
+        d_symbol[s] = 0.0
+    inc_sum = 0.0
+    for k in range(n_ord):
+        inc_agent[ord_a[k]] += ord_inc[k]
+        d_agent[ord_a[k]] += ord_d[k]
+        inc_sum += ord_inc[k]
+    if inc_sum > 0.0:
+        # (a) each agent's leverage ceiling
+        for a in range(N):
+            agent_f[a] = 1.0
+            if inc_agent[a] > 0.0:
+                cap_a = lev_cap[a] * max(eq_open[a], 0.0)
+                after = gross_agent[a] + d_agent[a]
+                if after > cap_a * (1.0 + _EPS):
+                    agent_f[a] = min(max((cap_a - (after - inc_agent[a])) / inc_agent[a], 0.0), 1.0)
+        for k in range(n_ord):
+            if ord_inc[k] > 0.0:
+                f = agent_f[ord_a[k]]
+                ord_d[k] -= ord_inc[k] * (1.0 - f)
+                ord_inc[k] *= f
+        # (b) per-symbol cap on parent equity
+        for k in range(n_ord):
+            inc_symbol[ord_s[k]] += ord_inc[k]
+            d_symbol[ord_s[k]] += ord_d[k]
+        limit = max_sym * max(parent_eq, 0.0)
+        for s in range(S):
+            sym_f[s] = 1.0
+            after = gross_sym[s] + d_symbol[s]
+            if inc_symbol[s] > 0.0 and after > limit * (1.0 + _EPS):
+                sym_f[s] = min(max((limit - (after - inc_symbol[s])) / inc_symbol[s], 0.0), 1.0)
+        inc_sum = 0.0
+        d_sum = 0.0
+        for k in range(n_ord):
+            if ord_inc[k] > 0.0:
+                f = sym_f[ord_s[k]]
+                ord_d[k] -= ord_inc[k] * (1.0 - f)
+                ord_inc[k] *= f
+            inc_sum += ord_inc[k]
+            d_sum += ord_d[k]
+        # (c) parent gross-exposure ceiling
+        limit = max_gross * max(parent_eq, 0.0)
+        after = gross_tot + d_sum
+        if inc_sum > 0.0 and after > limit * (1.0 + _EPS):
+            f = min(max((limit - (after - inc_sum)) / inc_sum, 0.0), 1.0)
+            for k in range(n_ord):
+                ord_inc[k] *= f
+    # ---- the quantity each order leaves: kept part + the (scaled) increase ----
+    for k in range(n_ord):
+        if ord_inc0[k] > 0.0:
+            if ord_inc[k] < ord_inc0[k] * (1.0 - 1e-9):
+                breaches[ord_a[k]] += 1
+            ord_tq[k] = ord_keep[k] + np.sign(ord_tq[k]) * ord_inc[k] / o[t, ord_s[k]]
+    return n_ord
+
+
 @njit(cache=True)
 def run_kernel(o, h, l, c, tradable, sig, weight, lev_cap, stop, take, max_hold, alloc_units,
                unalloc_units, warmup, slip, fee_rate, max_gross, max_sym, maint, settle, allow_short,
@@ -247,24 +427,13 @@ def run_kernel(o, h, l, c, tradable, sig, weight, lev_cap, stop, take, max_hold,
     posval_curve = np.zeros((N, TT))
     parent_curve = np.zeros(TT)
 
-    eq_open = np.zeros(N)
-    gross_agent = np.zeros(N)
-    gross_sym = np.zeros(S)
     agent_pend = np.zeros(N, dtype=np.int64)  # pending orders per agent
-    inc_agent = np.zeros(N)
-    d_agent = np.zeros(N)
-    agent_f = np.ones(N)
-    inc_symbol = np.zeros(S)
-    d_symbol = np.zeros(S)
-    sym_f = np.ones(S)
-    # this bar's fillable orders (at most N x S)
+    # scratch of the open's sizing and parent gate (see _open_orders)
+    ws_agent = np.zeros((5, N))
+    ws_sym = np.zeros((4, S))
     ord_a = np.zeros(N * S, dtype=np.int64)
     ord_s = np.zeros(N * S, dtype=np.int64)
-    ord_tq = np.zeros(N * S)
-    ord_keep = np.zeros(N * S)
-    ord_inc0 = np.zeros(N * S)
-    ord_inc = np.zeros(N * S)
-    ord_d = np.zeros(N * S)
+    ord_f = np.zeros((5, N * S))
     n = 0
     n_pending = 0
     # daily hard stop: reference equity of the current UTC day, halted until the day changes
@@ -286,134 +455,24 @@ def run_kernel(o, h, l, c, tradable, sig, weight, lev_cap, stop, take, max_hold,
             ref_eq = parent_curve[tt - 1]
         # ---------------- 1. open of bar t: pending orders ----------------
         if n_pending > 0:
-            # one pass over the book: equity and gross exposure at the open
-            parent_eq = unalloc / UNITS
-            gross_tot = 0.0
-            for s in range(S):
-                gross_sym[s] = 0.0
-            for a in range(N):
-                e = cash[a] / UNITS
-                g = 0.0
-                for s in range(S):
-                    q = qty[a, s]
-                    if q != 0.0:
-                        v = q * o[t, s]
-                        e += v
-                        g += abs(v)
-                        gross_sym[s] += abs(v)
-                eq_open[a] = e
-                gross_agent[a] = g
-                gross_tot += g
-                parent_eq += e
-            # the orders that can fill now: target quantity, kept part, exposure increase
-            n_ord = 0
-            for a in range(N):
-                if agent_pend[a] == 0:
+            n_ord = _open_orders(t, o, tradable, slip, fee_rate, lev_cap, max_sym, max_gross, unalloc, cash,
+                                 qty, pending, pend_kind, agent_pend, breaches, ws_agent, ws_sym, ord_a,
+                                 ord_s, ord_f)
+            ord_q = ord_f[0]
+            # ---- fills, in agent/symbol order ----
+            for k in range(n_ord):
+                a = ord_a[k]
+                s = ord_s[k]
+                kind = pend_kind[a, s]
+                pend_kind[a, s] = -1
+                n_pending -= 1
+                agent_pend[a] -= 1
+                dq = ord_q[k] - qty[a, s]
+                if dq == 0.0:
                     continue
-                for s in range(S):
-                    if pend_kind[a, s] < 0 or not tradable[t, s]:
-                        continue
-                    q = qty[a, s]
-                    pk = pend_kind[a, s]
-                    if pk == K_LIQUIDATION or pk == K_HARD_STOP or pending[a, s] == 0.0:
-                        tq = 0.0
-                    else:
-                        tq = pending[a, s] * max(eq_open[a], 0.0) / (o[t, s] * (1.0 + slip) * (1.0 + fee_rate))
-                    kq = q
-                    inc = 0.0
-                    if q == 0.0 or tq == 0.0 or (q > 0.0) == (tq > 0.0):
-                        if abs(tq) > abs(q):
-                            inc = (abs(tq) - abs(q)) * o[t, s]
-                    else:  # flip: the old side closes, the new side is all increase
-                        kq = 0.0
-                        inc = abs(tq) * o[t, s]
-                    ord_a[n_ord] = a
-                    ord_s[n_ord] = s
-                    ord_tq[n_ord] = tq
-                    ord_keep[n_ord] = kq
-                    ord_inc0[n_ord] = inc
-                    ord_inc[n_ord] = inc
-                    # exposure change if filled in full, kept per agent / symbol / total
-                    if inc > 0.0:
-                        d = abs(kq) * o[t, s] + inc - abs(q) * o[t, s]
-                    else:
-                        d = abs(tq) * o[t, s] - abs(q) * o[t, s]
-                    ord_d[n_ord] = d
-                    n_ord += 1
-            if n_ord > 0:
-                # ---- parent gate: scale exposure increases pro rata ----
-                # after-fill gross = current gross + sum of changes; increases are scaled by f
-                for a in range(N):
-                    inc_agent[a] = 0.0
-                    d_agent[a] = 0.0
-                for s in range(S):
-                    inc_symbol[s] = 0.0
-                    d_symbol[s] = 0.0
-                inc_sum = 0.0
-                for k in range(n_ord):
-                    inc_agent[ord_a[k]] += ord_inc[k]
-                    d_agent[ord_a[k]] += ord_d[k]
-                    inc_sum += ord_inc[k]
-                if inc_sum > 0.0:
-                    # (a) each agent's leverage ceiling
-                    for a in range(N):
-                        agent_f[a] = 1.0
-                        if inc_agent[a] > 0.0:
-                            cap_a = lev_cap[a] * max(eq_open[a], 0.0)
-                            after = gross_agent[a] + d_agent[a]
-                            if after > cap_a * (1.0 + _EPS):
-                                agent_f[a] = min(max((cap_a - (after - inc_agent[a])) / inc_agent[a], 0.0), 1.0)
-                    for k in range(n_ord):
-                        if ord_inc[k] > 0.0:
-                            f = agent_f[ord_a[k]]
-                            ord_d[k] -= ord_inc[k] * (1.0 - f)
-                            ord_inc[k] *= f
-                    # (b) per-symbol cap on parent equity
-                    for k in range(n_ord):
-                        inc_symbol[ord_s[k]] += ord_inc[k]
-                        d_symbol[ord_s[k]] += ord_d[k]
-                    limit = max_sym * max(parent_eq, 0.0)
-                    for s in range(S):
-                        sym_f[s] = 1.0
-                        after = gross_sym[s] + d_symbol[s]
-                        if inc_symbol[s] > 0.0 and after > limit * (1.0 + _EPS):
-                            sym_f[s] = min(max((limit - (after - inc_symbol[s])) / inc_symbol[s], 0.0), 1.0)
-                    inc_sum = 0.0
-                    d_sum = 0.0
-                    for k in range(n_ord):
-                        if ord_inc[k] > 0.0:
-                            f = sym_f[ord_s[k]]
-                            ord_d[k] -= ord_inc[k] * (1.0 - f)
-                            ord_inc[k] *= f
-                        inc_sum += ord_inc[k]
-                        d_sum += ord_d[k]
-                    # (c) parent gross-exposure ceiling
-                    limit = max_gross * max(parent_eq, 0.0)
-                    after = gross_tot + d_sum
-                    if inc_sum > 0.0 and after > limit * (1.0 + _EPS):
-                        f = min(max((limit - (after - inc_sum)) / inc_sum, 0.0), 1.0)
-                        for k in range(n_ord):
-                            ord_inc[k] *= f
-                # ---- fills, in agent/symbol order ----
-                for k in range(n_ord):
-                    a = ord_a[k]
-                    s = ord_s[k]
-                    kind = pend_kind[a, s]
-                    pend_kind[a, s] = -1
-                    n_pending -= 1
-                    agent_pend[a] -= 1
-                    if ord_inc0[k] > 0.0:
-                        if ord_inc[k] < ord_inc0[k] * (1.0 - 1e-9):
-                            breaches[a] += 1
-                        tq = ord_keep[k] + np.sign(ord_tq[k]) * ord_inc[k] / o[t, s]
-                    else:
-                        tq = ord_tq[k]
-                    dq = tq - qty[a, s]
-                    if dq == 0.0:
-                        continue
-                    px = _exit_price(-dq, o[t, s], slip)  # buying pays up, selling receives less
-                    n = _trade(a, s, dq, px, t, kind, fee_rate, qty, basis, cash, realized_acc,
-                               fees_acc, entry_bar, fills_i, fills_f, n, cap)
+                px = _exit_price(-dq, o[t, s], slip)  # buying pays up, selling receives less
+                n = _trade(a, s, dq, px, t, kind, fee_rate, qty, basis, cash, realized_acc,
+                           fees_acc, entry_bar, fills_i, fills_f, n, cap)
         # ---------------- 2. intrabar stop-loss / take-profit ----------------
         for a in range(N):
             if stop[a] <= 0.0 and take[a] <= 0.0:
