@@ -94,6 +94,7 @@ def _load() -> tuple[Migration, ...]:
                             m0007_baseline_percentile, m0008_run_lease, m0009_policy_decisions)
     from migrations import m0010_users
     from migrations import m0011_promotions
+    from migrations import m0012_deployments
 
     found = (
         m0001_intraday_indexes.MIGRATION,
@@ -107,6 +108,7 @@ def _load() -> tuple[Migration, ...]:
         m0009_policy_decisions.MIGRATION,
         m0010_users.MIGRATION,
         m0011_promotions.MIGRATION,
+        m0012_deployments.MIGRATION,
     )
     versions = [m.version for m in found]
     assert versions == list(range(1, len(found) + 1)), versions

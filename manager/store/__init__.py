@@ -36,6 +36,7 @@ from manager.store.errors import (
 from manager.store.ports import AuditStore, LearningStore, PolicyStore, RunStore
 from manager.store.ports import UsersStore
 from manager.store.ports import CampaignStore, PromotionStore
+from manager.store.ports import DeploymentStore
 from manager.store.sqlite import SQLiteStore
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "UsersStore",
     "CampaignStore",
     "PromotionStore",
+    "DeploymentStore",
     "new_run_id",
     "open_store",
 ]

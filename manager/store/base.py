@@ -19,12 +19,13 @@ from types import TracebackType
 from manager.store.ports import AuditStore, LearningStore, PolicyStore, RunStore
 from manager.store.ports import UsersStore
 from manager.store.ports import CampaignStore, PromotionStore
+from manager.store.ports import DeploymentStore
 
 __all__ = ["Store"]
 
 
 class Store(RunStore, LearningStore, AuditStore, PolicyStore, UsersStore,
-            CampaignStore, PromotionStore):
+            CampaignStore, PromotionStore, DeploymentStore):
     """Persistence port for runs, their results, the ledger journal, the hall of
     fame, audit events, the learning loop's populations, knowledge base and
     search trials, and risk-policy decisions and the kill switch (the union of the ports in :mod:`manager.store.ports`).

@@ -61,6 +61,7 @@ from manager.store.documents.runs import (
 )
 from manager.store.documents.users import USER_FIELDS, check_user_name, prepare_user
 from manager.store.documents.promotions import prepare_campaign, prepare_promotion, prepare_step
+from manager.store.documents.deployments import prepare_deployment, prepare_incident
 from manager.store.documents.values import (
     MAX_LIST_LIMIT,
     check_day,
@@ -151,4 +152,6 @@ __all__ = [
     "prepare_campaign",
     "prepare_promotion",
     "prepare_step",
+    "prepare_deployment",
+    "prepare_incident",
 ]

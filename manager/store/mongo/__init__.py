@@ -84,6 +84,11 @@ sub-document, so caller keys can never collide with the store's own fields)::
                        log_seq, pending (log row + audit event being written) -- 0011
                        (promotion_log: one row per transition, _id
                        "<promotion_id>:<seq>", unique (promotion_id, seq))
+    deployments        _id = deployment_id; promotion_id (unique), status, last_bar,
+                       created_at, created_us, updated_at, rev (compare-and-set
+                       counter), doc -- 0012
+    deployment_incidents  _id = "<deployment_id>:<seq>"; deployment_id, seq, doc
+                       (append-only) -- 0012
 
 Indexes are created by the versioned migrations of the ``migrations`` package
 (applied when the store is opened, unless ``migrate=False``, through the
@@ -150,6 +155,7 @@ from manager.store.mongo.names import (
 from manager.store.mongo.runs import MongoRuns, listing_set
 from manager.store.mongo.users import MongoUsers
 from manager.store.mongo.promotions import MongoPromotions
+from manager.store.mongo.deployments import MongoDeployments
 from manager.store.mongo.names import CAMPAIGNS, PROMOTION_REQUESTS
 from manager.store.mongo.names import USERS
 
@@ -181,7 +187,7 @@ __all__ = [
 
 
 class MongoStore(MongoRuns, MongoLearning, MongoAudit, MongoPolicy, MongoUsers,
-                 MongoPromotions, Store):
+                 MongoPromotions, MongoDeployments, Store):
     """The storage port on a MongoDB database (PyMongo ``AsyncMongoClient``).
 
     Args:

@@ -8,6 +8,7 @@ __all__ = [
     "PROMOTIONS", "RUNS", "STUDIES", "SUMMARIES", "TRADES", "TRIALS",
     "USERS",
     "CAMPAIGNS", "PROMOTION_REQUESTS",
+    "DEPLOYMENTS", "DEPLOYMENT_INCIDENTS",
 ]
 
 DEFAULT_DATABASE = "cohortlab"
@@ -32,6 +33,8 @@ KILL_SWITCH = "kill_switch"
 USERS = "users"
 CAMPAIGNS = "campaigns"
 PROMOTION_REQUESTS = "promotions"  # current state of each request; PROMOTIONS is its log
+DEPLOYMENTS = "deployments"
+DEPLOYMENT_INCIDENTS = "deployment_incidents"
 
 COLLECTIONS: tuple[str, ...] = (
     RUNS, SUMMARIES, AGENTS, TRADES, LEDGER, CURVES, HALL_OF_FAME, AUDIT,
@@ -39,6 +42,7 @@ COLLECTIONS: tuple[str, ...] = (
     KILL_SWITCH,
     USERS,
     CAMPAIGNS, PROMOTION_REQUESTS,
+    DEPLOYMENTS, DEPLOYMENT_INCIDENTS,
 )
 """Every collection the store and its migrations use."""
 

@@ -10,7 +10,9 @@
 - :class:`~manager.store.ports.users.UsersStore`: users, roles, token hashes;
 - :class:`~manager.store.ports.promotions.CampaignStore` and
   :class:`~manager.store.ports.promotions.PromotionStore`: stored campaigns,
-  promotion requests and their transition log.
+  promotion requests and their transition log;
+- :class:`~manager.store.ports.deployments.DeploymentStore`: micro-live
+  deployments (conditional on the last processed bar) and rollback incidents.
 
 :class:`manager.store.base.Store` combines them (one store object implements
 every port). Adding a port (promotions, policy decisions, deployments): a
@@ -27,6 +29,7 @@ from manager.store.ports.policy import PolicyStore
 from manager.store.ports.runs import RunStore
 from manager.store.ports.users import UsersStore
 from manager.store.ports.promotions import CampaignStore, PromotionStore
+from manager.store.ports.deployments import DeploymentStore
 
 __all__ = ["AuditStore", "LearningStore", "PolicyStore", "RunStore", "UsersStore",
-           "CampaignStore", "PromotionStore"]
+           "CampaignStore", "PromotionStore", "DeploymentStore"]

@@ -63,6 +63,10 @@ real columns)::
     promotion_log      rebuilt by 0011 as the append-only transition log:
                        log_id PK (autoincrement), UNIQUE (promotion_id, seq),
                        from_status, status, actor, created_at, doc
+    deployments        deployment_id PK, promotion_id UNIQUE, status, last_bar,
+                       created_at, updated_at, doc (JSON) -- 0012
+    deployment_incidents  incident_id PK, (deployment_id, seq) UNIQUE, trigger,
+                       recorded_at, doc (JSON; append-only) -- 0012
 
 All child tables of a run reference ``sim_runs_intraday(run_id)`` with
 ``ON DELETE CASCADE``. Files written before the migrations owned the tables
@@ -80,12 +84,13 @@ from manager.store.sqlite.policy import SQLitePolicy
 from manager.store.sqlite.runs import SQLiteRuns
 from manager.store.sqlite.users import SQLiteUsers
 from manager.store.sqlite.promotions import SQLitePromotions
+from manager.store.sqlite.deployments import SQLiteDeployments
 
 __all__ = ["SQLiteStore"]
 
 
 class SQLiteStore(SQLiteRuns, SQLiteLearning, SQLiteAudit, SQLitePolicy, SQLiteUsers,
-                  SQLitePromotions, Store):
+                  SQLitePromotions, SQLiteDeployments, Store):
     """The storage port on an SQLite database file (stdlib ``sqlite3``).
 
     Args:
