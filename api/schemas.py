@@ -662,3 +662,64 @@ class PromotionRejection(BaseModel):
     notes: str = Field(min_length=1, max_length=2000, description="Why (required).")
 
     _check_notes = field_validator("notes")(classmethod(lambda cls, v: _notes(v)))
+
+
+class DeploymentDoc(BaseModel):
+    """A micro-live deployment (`running`, `paused`, `rolled_back`): its allocation, broker state
+    (cash, positions, equity), equity curve, fills, rollback timer, controls and ledger. Data
+    folders are shown relative to their data root, never as server paths."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+        "deployment_id": "dep-0123456789ab", "promotion_id": "promo-0123456789ab", "status": "running",
+        "campaign_id": "camp-8409c9da95ea", "agent_id": "a06", "last_bar": 400, "start_bar": 388,
+        "allocation": {"amount": 0.005, "leverage": 1.0, "gross_exposure": 0.005},
+        "started_at": "2018-01-15T00:00:00.000000Z", "expires_at": "2018-01-18T00:00:00Z",
+        "broker": {"equity": 0.00501, "positions": {"ETH_BTC": 0.05}}, "controls": []}]})
+
+    deployment_id: str
+    promotion_id: str
+    status: str = Field(description="`running`, `paused` or `rolled_back`.")
+    campaign_id: str
+    agent_id: str
+    last_bar: int = Field(description="The last market row processed (-1 before the first).")
+    start_bar: int
+    allocation: dict[str, Any] = Field(description="`amount` (quote currency), `leverage`, `gross_exposure`.")
+    started_at: str
+    expires_at: str | None = Field(None, description="When the rollback timer ends the deployment.")
+    broker: dict[str, Any] = Field(description="Cash, fees, realised PnL (units), `positions`, `equity`.")
+    controls: list[dict[str, Any]] = Field(description="Manual controls: action, user, role, at, notes.")
+
+
+class DeploymentDetail(DeploymentDoc):
+    """A deployment with its rollback incidents (`GET /api/deployments/{id}`)."""
+
+    incidents: list[dict[str, Any]] = Field(description="Rollback incidents, oldest first: trigger, figure, "
+                                                        "threshold, final equity, allocation, bar.")
+
+
+class DeploymentPage(BaseModel):
+    """A page of deployments, newest first (`GET /api/deployments`)."""
+
+    items: list[DeploymentDoc]
+    limit: int
+    offset: int
+
+
+class DeploymentControl(BaseModel):
+    """Body of ``POST /api/deployments/{id}/rollback`` and ``/pause``: who is the caller, why is the body."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"notes": "the venue announced maintenance; flatten now"}]})
+
+    notes: str = Field(min_length=1, max_length=2000, description="Why (required; logged with who).")
+
+    _check_notes = field_validator("notes")(classmethod(lambda cls, v: _notes(v)))
+
+
+class DeploymentExtension(DeploymentControl):
+    """Body of ``POST /api/deployments/{id}/extend``: move the rollback timer (a re-approval)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"notes": "re-approved after the day-4 review", "days": 2}]})
+
+    days: float = Field(gt=0, le=30, description="Days added to the rollback timer, in (0, 30].")

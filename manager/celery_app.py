@@ -40,9 +40,35 @@ CONNECT_RETRY = {"max_retries": int(os.environ.get("COHORTLAB_CONNECT_RETRIES", 
 INTRADAY_ENTRY = "intraday-learning-cycle"
 DAILY_SCORING_ENTRY = "daily-scoring"
 PROMOTION_EXPIRY_ENTRY = "expire-promotions"
+DEPLOYMENT_TICK_ENTRY = "deployments-tick"
 
 #: default seconds between two sweeps of overdue promotion requests (``COHORTLAB_PROMOTION_EXPIRY_S``)
 PROMOTION_EXPIRY_S = 300.0
+#: default seconds between two deployment ticks (``COHORTLAB_DEPLOYMENT_TICK_S``)
+DEPLOYMENT_TICK_S = 60.0
+
+
+def _positive_seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value != float("inf")):
+        raise ValueError(f"{name}={raw!r} is not allowed; allowed: seconds > 0, e.g. {default:g}")
+    return value
+
+
+def deployment_tick_seconds() -> float:
+    """The interval of the deployment tick (``cohortlab.deployments_tick``):
+    ``COHORTLAB_DEPLOYMENT_TICK_S`` (seconds, > 0; default 60; empty = the default).
+
+    Raises:
+        ValueError: not a finite number > 0.
+    """
+    return _positive_seconds("COHORTLAB_DEPLOYMENT_TICK_S", DEPLOYMENT_TICK_S)
 
 
 def promotion_expiry_seconds() -> float:
@@ -64,7 +90,8 @@ def promotion_expiry_seconds() -> float:
     return value
 
 
-def beat_schedule(settings: Settings, promotion_expiry_s: float | None = None) -> dict:
+def beat_schedule(settings: Settings, promotion_expiry_s: float | None = None,
+                  deployment_tick_s: float | None = None) -> dict:
     """The production beat schedule.
 
     * the intraday learning cycle every ``intraday_every_hours`` (2-4 h) with
@@ -72,11 +99,17 @@ def beat_schedule(settings: Settings, promotion_expiry_s: float | None = None) -
     * scoring of the UTC day that just closed, daily at 00:``daily_scoring_minute`` UTC;
     * the expiry of promotion requests past their approval window
       (``cohortlab.expire_promotions``) every ``promotion_expiry_s`` seconds (default
-      :func:`promotion_expiry_seconds`: ``COHORTLAB_PROMOTION_EXPIRY_S``, 300).
+      :func:`promotion_expiry_seconds`: ``COHORTLAB_PROMOTION_EXPIRY_S``, 300);
+    * the deployment tick (``cohortlab.deployments_tick``: start the ``risk_approved``
+      promotions, advance the running deployments) every ``deployment_tick_s``
+      seconds (default :func:`deployment_tick_seconds`: ``COHORTLAB_DEPLOYMENT_TICK_S``, 60).
     """
     expiry = promotion_expiry_seconds() if promotion_expiry_s is None else float(promotion_expiry_s)
     if not expiry > 0:
         raise ValueError(f"promotion_expiry_s={promotion_expiry_s!r} must be > 0 seconds")
+    tick = deployment_tick_seconds() if deployment_tick_s is None else float(deployment_tick_s)
+    if not (tick > 0 and tick != float("inf")):
+        raise ValueError(f"deployment_tick_s={deployment_tick_s!r} must be > 0 seconds")
     return {
         INTRADAY_ENTRY: {
             "task": "cohortlab.run_learning_cycle",
@@ -92,6 +125,13 @@ def beat_schedule(settings: Settings, promotion_expiry_s: float | None = None) -
             "task": "cohortlab.expire_promotions",
             "schedule": timedelta(seconds=expiry),
             "kwargs": {},
+        },
+        DEPLOYMENT_TICK_ENTRY: {
+            "task": "cohortlab.deployments_tick",
+            "schedule": timedelta(seconds=tick),
+            "kwargs": {},
+            # a tick not started before the next one is due is dropped, not queued behind it
+            "options": {"expires": tick},
         },
     }
 

@@ -58,9 +58,14 @@ audit event ``deployment.rolled_back``.
 **Manual control.** :func:`rollback` (``actor`` and ``notes``), :func:`extend`
 (moves ``expires_at`` by ``days``: the re-approval of the timer) and
 :func:`pause` / :func:`resume`, each audited (``deployment.<action>``, actor,
-role, notes) and appended to the deployment's ``controls``. Roles:
-:data:`CONTROL_ROLES` may pause, resume and roll back; :data:`EXTEND_ROLES`
-may extend.
+role, notes) and appended to the deployment's ``controls``. Roles come from
+:data:`manager.users.PERMISSIONS` (the one permission matrix): ``rollback`` and
+``pause`` (also resume; :data:`CONTROL_ROLES`), ``extend`` (:data:`EXTEND_ROLES`).
+
+**Errors** carry an HTTP-like ``status``: :class:`DeploymentNotFound` (404),
+:class:`DeploymentForbidden` (403, a role that may not act),
+:class:`DeploymentInvalid` (422: notes missing, bad days), :class:`DeploymentConflict`
+(409), else :class:`DeploymentError` (400).
 
 Not done yet: the live path has no stop-loss / take-profit / max-hold exits
 (:class:`~simulator.live_agent.LiveAgent` ``ignore_exits=True``; the genome's
@@ -79,6 +84,7 @@ import numpy as np
 
 from evolution.genome import Genome
 from manager.store import NotFound, Store
+from manager.users import PERMISSIONS
 from risk.rollback import DeploymentState, RollbackConfig, evaluate, timer_expiry
 from simulator.broker import Order, PaperBroker
 from simulator.engine import EngineConfig, to_units
@@ -88,17 +94,19 @@ from simulator.ledger import GENESIS, txn_hash, units_to_str
 from simulator.live_agent import LiveAgent
 from simulator.market import MarketData
 
-__all__ = ["DeploymentError", "DeploymentConflict", "CONTROL_ROLES", "EXTEND_ROLES", "RUNNING", "PAUSED",
+__all__ = ["DeploymentError", "DeploymentConflict", "DeploymentNotFound", "DeploymentForbidden",
+           "DeploymentInvalid", "CONTROL_ROLES", "EXTEND_ROLES", "RUNNING", "PAUSED",
            "ROLLED_BACK", "DEPLOYED", "start_deployment", "step", "rollback", "extend", "pause", "resume",
-           "get_deployment", "list_deployments", "forget"]
+           "get_deployment", "list_deployments", "forget", "start_approved", "advance_all", "deployment_market",
+           "MAX_BARS_PER_TICK"]
 
 RUNNING, PAUSED, ROLLED_BACK = "running", "paused", "rolled_back"
 DEPLOYED, RISK_APPROVED = "deployed", "risk_approved"
 SYSTEM = "system"
-#: roles that may pause, resume and roll back a deployment by hand
-CONTROL_ROLES = ("ops", "risk", "admin")
-#: roles that may extend the rollback timer (a re-approval)
-EXTEND_ROLES = ("risk", "admin")
+#: roles that may pause, resume and roll back a deployment by hand (``PERMISSIONS["rollback"]``)
+CONTROL_ROLES = tuple(sorted(PERMISSIONS["rollback"]))
+#: roles that may extend the rollback timer, a re-approval (``PERMISSIONS["extend"]``)
+EXTEND_ROLES = tuple(sorted(PERMISSIONS["extend"]))
 _ENGINE_KEYS = ("fee_bps", "slippage_bps", "max_gross_leverage", "max_symbol_exposure", "allow_short")
 
 
@@ -112,6 +120,24 @@ class DeploymentConflict(DeploymentError):
     """The deployment or its promotion is not in a state that allows this."""
 
     status = 409
+
+
+class DeploymentNotFound(DeploymentError):
+    """No deployment with that id."""
+
+    status = 404
+
+
+class DeploymentForbidden(DeploymentError):
+    """The actor's role may not do this (see :data:`manager.users.PERMISSIONS`)."""
+
+    status = 403
+
+
+class DeploymentInvalid(DeploymentError):
+    """An invalid input of a manual control (notes missing, days out of range)."""
+
+    status = 422
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -139,10 +165,10 @@ def _who(actor: Any) -> tuple[str, str]:
 def _need(actor: Any, roles: tuple[str, ...], action: str, notes: str) -> tuple[str, str]:
     name, role = _who(actor)
     if role not in roles:
-        raise DeploymentError(f"{name} ({role or 'no role'}) may not {action} a deployment; "
+        raise DeploymentForbidden(f"{name} ({role or 'no role'}) may not {action} a deployment; "
                               f"allowed roles: {', '.join(roles)}")
     if not isinstance(notes, str) or not notes.strip():
-        raise DeploymentError(f"notes are required to {action} a deployment (who and why are logged)")
+        raise DeploymentInvalid(f"notes are required to {action} a deployment (who and why are logged)")
     return name, role
 
 
@@ -150,7 +176,7 @@ def _get(store: Store, deployment_id: str) -> dict:
     try:
         return store.get_deployment(deployment_id)
     except NotFound:
-        raise DeploymentError(f"no deployment {deployment_id!r}") from None
+        raise DeploymentNotFound(f"no deployment {deployment_id!r}") from None
 
 
 def _chain(ledger: list[dict], txn: dict) -> list[dict]:
@@ -517,6 +543,7 @@ def rollback(store: Store, deployment_id: str, reason: str, *, market: MarketDat
                               "sample": "", "at": at, "detail": {"user": name, "role": role, "notes": notes}}]:
         store.record_incident(deployment_id, {**inc, "reason": reason, "final_equity": summary["final_equity"],
                                               "allocation": summary["allocation"], "bar": last})
+    _count_rollback(reason)
     store.record_audit({"kind": "deployment.rolled_back", "actor": name, "at": at, "details": {
         "deployment_id": deployment_id, "promotion_id": doc["promotion_id"], "reason": reason, "role": role,
         "notes": notes, "final_equity": summary["final_equity"], "pnl": summary["pnl"], "bar": last}})
@@ -545,7 +572,7 @@ def extend(store: Store, deployment_id: str, *, actor: Any, notes: str, days: fl
     """Move the rollback timer ``days`` later (a re-approval; roles :data:`EXTEND_ROLES`)."""
     name, role = _need(actor, EXTEND_ROLES, "extend", notes)
     if not (isinstance(days, (int, float)) and not isinstance(days, bool) and math.isfinite(days) and 0 < days <= 30):
-        raise DeploymentError(f"days={days!r}; allowed: a number of days in (0, 30]")
+        raise DeploymentInvalid(f"days={days!r}; allowed: a number of days in (0, 30]")
     at = _iso(now or datetime.now(timezone.utc))
 
     def changes(doc: dict) -> tuple[dict, dict]:
@@ -558,7 +585,7 @@ def extend(store: Store, deployment_id: str, *, actor: Any, notes: str, days: fl
 
 def pause(store: Store, deployment_id: str, *, actor: Any, notes: str, now: Any = None) -> dict:
     """Stop stepping a running deployment (positions are kept; :func:`step` skips it)."""
-    name, role = _need(actor, CONTROL_ROLES, "pause", notes)
+    name, role = _need(actor, tuple(sorted(PERMISSIONS["pause"])), "pause", notes)
     at = _iso(now or datetime.now(timezone.utc))
     return _control(store, deployment_id, "paused", name, role, notes, at, (RUNNING,),
                     lambda doc: ({"status": PAUSED}, {}))
@@ -566,7 +593,7 @@ def pause(store: Store, deployment_id: str, *, actor: Any, notes: str, now: Any 
 
 def resume(store: Store, deployment_id: str, *, actor: Any, notes: str, now: Any = None) -> dict:
     """Let a paused deployment step again."""
-    name, role = _need(actor, CONTROL_ROLES, "resume", notes)
+    name, role = _need(actor, tuple(sorted(PERMISSIONS["pause"])), "resume", notes)
     at = _iso(now or datetime.now(timezone.utc))
     return _control(store, deployment_id, "resumed", name, role, notes, at, (PAUSED,),
                     lambda doc: ({"status": RUNNING}, {}))
@@ -581,3 +608,199 @@ def get_deployment(store: Store, deployment_id: str) -> dict:
 def list_deployments(store: Store, *, status: str | None = None, limit: int = 50, offset: int = 0) -> list[dict]:
     """Deployments, newest first."""
     return store.list_deployments(status=status, limit=limit, offset=offset)
+
+
+# -- the beat tick: start the approved promotions, advance the running deployments ---------------------
+
+#: default cap on the bars one tick processes per deployment (a day of 5-minute bars): a
+#: deployment far behind its data catches up over several ticks, never in one unbounded step
+MAX_BARS_PER_TICK = 288
+
+
+def _count_rollback(trigger: str) -> None:
+    """One rollback (``cohortlab_rollbacks_total{trigger}``); no-op without prometheus-client."""
+    try:
+        from manager import metrics
+    except ImportError:  # the base install has no prometheus-client
+        return
+    metrics.record_rollback(trigger)
+
+
+def _ts(value: Any) -> datetime:
+    if isinstance(value, np.datetime64):
+        value = value.astype("datetime64[us]").item()
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def deployment_market(doc: dict, *, end: Any = None) -> MarketData:
+    """Reload the bars a deployment trades from its recorded source folder
+    (``doc["market"]["source"]``), rows aligned as when it started: row
+    ``start_bar`` is the first traded bar. ``end`` (exclusive bar-open time)
+    bounds the load; None = through the data's last bar.
+
+    Raises:
+        DeploymentError: the source is not a data folder (a synthetic market),
+            or the data no longer holds the deployment's first bar at its row.
+    """
+    from simulator.data import MarketDataError, load_market
+
+    m = doc["market"]
+    src = m.get("source")
+    if not src or src == "SYNTHETIC":
+        raise DeploymentError(f"deployment {doc['deployment_id']} traded a market without a data folder "
+                              f"({src!r}): the tick cannot reload its bars")
+    try:
+        market = load_market(src, symbols=m["symbols"], start=m["start_time"], end=end,
+                             warmup_bars=int(doc["start_bar"]), quote=m.get("quote"))
+    except MarketDataError as exc:
+        raise DeploymentError(f"deployment {doc['deployment_id']}: its bars cannot be loaded: {exc}") from None
+    _check_market(doc, market)
+    return market
+
+
+def _evidence_end(campaign: dict) -> datetime | None:
+    """Midnight after the last day the campaign's evidence used (its holdout day, else its last day)."""
+    report = campaign.get("report") or {}
+    dates = [d.get("date") for d in report.get("days") or []] + [(report.get("holdout") or {}).get("date")]
+    dates = [d for d in dates if d]
+    if not dates:
+        return None
+    return _ts(max(dates)) + timedelta(days=1)
+
+
+def _approval_market(store: Store, promo: dict, now: datetime, data_dir: str | None) -> tuple[MarketData, int]:
+    """The market a newly approved promotion deploys on and its first traded row.
+
+    The bars come from the campaign's data folder (``source.data``, else
+    ``data_dir``) and symbols. The first traded bar is the bar open at ``now`` when
+    the data reaches it (a live feed), else -- historical data, replayed -- the
+    first bar after the campaign's evidence (the day after its holdout day). The
+    history before it holds the campaign's warm-up plus one day (the approving
+    backtest's variance is the agent's on that day)."""
+    from simulator.data import MarketDataError, load_market
+
+    try:
+        campaign = store.get_campaign(promo["campaign_id"])
+    except NotFound:
+        raise DeploymentError(f"promotion {promo['promotion_id']}: no stored campaign "
+                              f"{promo['campaign_id']!r}, so no market to deploy on") from None
+    source = campaign.get("source") or {}
+    data = source.get("data") or data_dir
+    if not data:
+        raise DeploymentError(f"promotion {promo['promotion_id']}: the campaign names no data folder and "
+                              f"COHORTLAB_DATA_DIR is not set")
+    after = _evidence_end(campaign)
+    if after is None:
+        raise DeploymentError(f"promotion {promo['promotion_id']}: campaign {promo['campaign_id']} lists no days")
+    symbols, quote = source.get("symbols"), source.get("quote")
+    warmup = int(campaign.get("warmup_bars") or 200)
+    try:
+        ahead = load_market(data, symbols=symbols, start=after, quote=quote)
+        if ahead.n_bars == 0:
+            raise DeploymentError(f"promotion {promo['promotion_id']}: no bars after {_iso(after)} in {data}")
+        tf = timedelta(seconds=int(ahead.timeframe_s))
+        live = [i for i, t in enumerate(ahead.timestamps) if _ts(t) + tf > now]
+        first = _ts(ahead.timestamps[live[0] if live else 0])
+        market = load_market(data, symbols=symbols, start=first - timedelta(days=1), end=first + timedelta(days=1),
+                             warmup_bars=warmup, quote=quote)
+    except MarketDataError as exc:
+        raise DeploymentError(f"promotion {promo['promotion_id']}: {exc}") from None
+    rows = [i for i, t in enumerate(market.timestamps) if _ts(t) == first]
+    return market, rows[0]
+
+
+def _all(store: Store, lister, **kw) -> list[dict]:
+    out, offset = [], 0
+    while True:
+        page = lister(limit=200, offset=offset, **kw)
+        out += page
+        if len(page) < 200:
+            return out
+        offset += 200
+
+
+def start_approved(store: Store, now: Any, *, data_dir: str | None = None,
+                   rollback_config: RollbackConfig | None = None) -> dict:
+    """Start a deployment for every ``risk_approved`` promotion (the Day-3 pipeline's
+    "on risk_approved, the deployment starts without further action").
+
+    Idempotent: the store keeps one deployment per promotion and
+    :func:`start_deployment` returns the existing one, so a retried or
+    concurrent tick never reserves twice. A promotion that cannot start (no
+    campaign, no data, a zero exposure) is reported in ``errors`` and the others
+    still start.
+
+    Returns:
+        ``{"started": [deployment ids], "errors": {promotion id: message}}``.
+    """
+    at = _ts(now)
+    started, errors = [], {}
+    for promo in _all(store, store.list_promotions, status=RISK_APPROVED):
+        pid = promo["promotion_id"]
+        try:
+            market, first = _approval_market(store, promo, at, data_dir)
+            # the deployment's clock is its bars': it starts at its first bar's open (on a live
+            # feed the bar open at ``now``; on a replay the bar after the evidence), so the
+            # rollback timer and the triggers run in bar time, as step evaluates them
+            doc = start_deployment(store, pid, market=market, now=_iso(market.timestamps[first]),
+                                   start_bar=first, rollback_config=rollback_config)
+            started.append(doc["deployment_id"])
+        except DeploymentError as exc:
+            errors[pid] = str(exc)
+    return {"started": started, "errors": errors}
+
+
+def advance_all(store: Store, now: Any, *, max_bars: int = MAX_BARS_PER_TICK,
+                hard_stop_active: bool = False) -> dict:
+    """Step every ``running`` deployment to the last bar closed by ``now`` in its
+    data (:func:`deployment_market`: a replay of its data folder), at most
+    ``max_bars`` bars per deployment per call; :func:`step` rolls back on a
+    trigger. The triggers are evaluated at each bar's close (a replay of old bars
+    is judged on its own clock, so the rollback timer runs in bar time).
+
+    Idempotent and restart-safe: a deployment already at its last available bar
+    is not stepped; two ticks racing on one deployment are resolved by the
+    store's conditional update (one wins, the other reports a conflict).
+
+    Returns:
+        ``{"advanced": {id: {"from", "to", "bars", "fills", "data_end"}},
+        "rolled_back": {id: trigger}, "conflicts": [ids], "errors": {id: message}}``;
+        ``data_end`` is True when the data holds no bar after ``to`` yet (a
+        replay that reached the end of its folder, or a live feed not yet
+        past ``now``).
+    """
+    if not (isinstance(max_bars, int) and max_bars > 0):
+        raise DeploymentError(f"max_bars={max_bars!r}; allowed: an integer > 0")
+    at = _ts(now)
+    out: dict = {"advanced": {}, "rolled_back": {}, "conflicts": [], "errors": {}}
+    for doc in _all(store, store.list_deployments, status=RUNNING):
+        did = doc["deployment_id"]
+        try:
+            start, last = int(doc["start_bar"]), int(doc["last_bar"])
+            tf = timedelta(seconds=int(doc["market"]["timeframe_s"]))
+            first_time = _ts(doc["market"]["start_time"])
+            if first_time + tf > at:
+                continue  # its first bar has not closed yet
+            cap = max(last, start - 1) + max_bars  # the last row this call may reach
+            market = deployment_market(doc, end=min(first_time + (cap - start + 2) * tf, at))
+            closed = [i for i in range(start, market.n_bars) if _ts(market.timestamps[i]) + tf <= at]
+            if not closed:
+                continue
+            target = min(closed[-1], cap)
+            if target <= last:
+                continue
+            res = step(store, did, target, market=market, hard_stop_active=hard_stop_active)
+            if res["conflict"]:
+                out["conflicts"].append(did)
+                continue
+            out["advanced"][did] = {"from": last, "to": target, "bars": len(res["processed"]),
+                                    "fills": len(res["fills"]), "data_end": target == market.n_bars - 1}
+            if res["rolled_back"]:
+                out["rolled_back"][did] = (res["verdict"] or {}).get("trigger")
+        except DeploymentError as exc:
+            out["errors"][did] = str(exc)
+    return out

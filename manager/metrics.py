@@ -28,6 +28,11 @@ name                                   type       meaning
                                                   status (proposed, ops_approved,
                                                   risk_approved, rejected, expired)
 ``scheduler_failures_total{task}``     counter    beat (periodic) task runs that failed
+``deployments{status}``                gauge      deployments in the store by status (running,
+                                                  paused, rolled_back), set by each deployment tick
+``rollbacks_total{trigger}``           counter    deployment rollbacks, by trigger (kill_switch,
+                                                  hard_stop, tier_zero, drawdown, variance, timer,
+                                                  manual)
 =====================================  =========  =========================================
 
 ``request_latency_seconds`` is labelled ``{method, route, status}``; ``route`` is the
@@ -69,6 +74,24 @@ KILL_SWITCH = Gauge("cohortlab_kill_switch_on", "1 while the kill switch is on, 
 PROMOTIONS = Counter("cohortlab_promotions_total", "Promotion-request transitions, by the new status.", ["status"])
 SCHEDULER_FAILURES = Counter("cohortlab_scheduler_failures_total", "Periodic (beat) task runs that failed.",
                              ["task"])
+
+DEPLOYMENTS = Gauge("cohortlab_deployments", "Deployments in the store by status, at the last deployment tick.",
+                    ["status"], multiprocess_mode="mostrecent")
+ROLLBACKS = Counter("cohortlab_rollbacks_total", "Deployment rollbacks, by trigger.", ["trigger"])
+
+#: the statuses ``cohortlab_deployments`` always reports (0 when none)
+DEPLOYMENT_STATUSES = ("running", "paused", "rolled_back")
+
+
+def record_rollback(trigger: str) -> None:
+    """Count one deployment rollback by ``trigger`` (``manual`` for a rollback by hand)."""
+    ROLLBACKS.labels(trigger=str(trigger or "unknown")).inc()
+
+
+def record_deployments(counts: dict) -> None:
+    """Set ``cohortlab_deployments{status}`` from ``{status: n}`` (missing statuses = 0)."""
+    for status in sorted({*DEPLOYMENT_STATUSES, *counts}):
+        DEPLOYMENTS.labels(status=status).set(float(counts.get(status, 0)))
 
 
 def record_promotion(status: str) -> None:

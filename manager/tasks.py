@@ -1,5 +1,5 @@
-"""Celery tasks: cohorts, learning cycles, campaign days, daily scoring and the
-expiry of promotion requests.
+"""Celery tasks: cohorts, learning cycles, campaign days, daily scoring, the
+expiry of promotion requests and the deployment tick.
 
 Every task takes JSON-able arguments and opens the store named by the settings.
 
@@ -32,6 +32,7 @@ from manager import metrics
 from manager.baselines import baseline_percentile
 from manager.celery_app import app
 from manager.dead_letter import dead_letter
+from manager.deployments import MAX_BARS_PER_TICK, advance_all, start_approved
 from manager.campaigns import CampaignRequest, execute_campaign_day
 from manager.learning_jobs import CycleRequest, Source, learning_cycle
 from manager.launch import execute_cohort
@@ -308,6 +309,60 @@ def expire_promotions(self, now: str | None = None) -> dict:
     if done:
         log.info("expired %d promotion request(s): %s", len(done), ", ".join(done))
     return {"expired": done, "count": len(done), "at": at}
+
+
+class DeploymentTickError(RuntimeError):
+    """A deployment tick could not start or advance some deployment (the others were processed)."""
+
+
+def _deployment_counts(store) -> dict:
+    counts: dict = {}
+    for status in metrics.DEPLOYMENT_STATUSES:
+        n, offset = 0, 0
+        while True:
+            page = store.list_deployments(status=status, limit=200, offset=offset)
+            n += len(page)
+            if len(page) < 200:
+                break
+            offset += 200
+        counts[status] = n
+    return counts
+
+
+@app.task(bind=True, name="cohortlab.deployments_tick", **RETRY)
+def deployments_tick(self, now: str | None = None, max_bars: int = MAX_BARS_PER_TICK) -> dict:
+    """One deployment tick (beat runs it every ``COHORTLAB_DEPLOYMENT_TICK_S`` seconds,
+    default 60): start a deployment for every ``risk_approved`` promotion
+    (:func:`manager.deployments.start_approved`), then step every running deployment to
+    the last bar its data holds before ``now``, at most ``max_bars`` bars each
+    (:func:`manager.deployments.advance_all`; the rollback triggers fire inside).
+
+    Idempotent and restart-safe: one deployment per promotion, and a step saves with a
+    conditional update on the last processed bar, so a redelivered, retried or
+    concurrent tick never reserves twice nor processes a bar twice. Sets
+    ``cohortlab_deployments{status}``; each rollback counts in
+    ``cohortlab_rollbacks_total{trigger}``. When some promotion or deployment could not
+    be processed the others still are, and the task then fails with
+    :class:`DeploymentTickError` listing them (counted in
+    ``cohortlab_scheduler_failures_total{task="cohortlab.deployments_tick"}``).
+
+    Returns:
+        ``{"at", "started": [ids], "advanced": {id: {"from", "to", "bars", "fills",
+        "data_end"}}, "rolled_back": {id: trigger}, "conflicts": [ids], "errors": {}}``.
+    """
+    at = now or datetime.now(timezone.utc).isoformat()
+    with open_store() as store:
+        started = start_approved(store, at, data_dir=get_settings().data_dir)
+        advanced = advance_all(store, at, max_bars=int(max_bars))
+        metrics.record_deployments(_deployment_counts(store))
+    errors = {**started["errors"], **advanced["errors"]}
+    out = {"at": at, "started": started["started"], "advanced": advanced["advanced"],
+           "rolled_back": advanced["rolled_back"], "conflicts": advanced["conflicts"], "errors": errors}
+    if started["started"] or advanced["rolled_back"]:
+        log.info("deployment tick at %s: started %s, rolled back %s", at, started["started"], advanced["rolled_back"])
+    if errors:
+        raise DeploymentTickError("; ".join(f"{k}: {v}" for k, v in sorted(errors.items())))
+    return out
 
 
 # ----------------------------------------------------------------- task metrics

@@ -57,6 +57,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "reject": frozenset({"ops", "risk", "admin"}),
     "kill_switch": frozenset({"risk", "admin"}),
     "manage_users": frozenset({"admin"}),
+    "rollback": frozenset({"ops", "risk", "admin"}),
+    "extend": frozenset({"risk", "admin"}),
+    "pause": frozenset({"ops", "risk", "admin"}),
 }
 """The permission matrix: action -> the roles allowed to do it. Reading needs no
 permission (every role, ``viewer`` included, sees everything). The only copy: the

@@ -15,24 +15,28 @@ module                         routes
                                ``GET /api/promotions`` (JSON or CSV), ``GET /api/promotions/{id}``,
                                ``POST /api/promotions`` (ops, admin), ``.../{id}/approve`` (the step's
                                role), ``.../{id}/reject`` (ops, risk, admin)
+:mod:`.deployments`           ``GET /api/deployments``, ``GET /api/deployments/{id}``,
+                               ``POST .../{id}/rollback`` (ops, risk, admin), ``.../{id}/extend``
+                               (risk, admin), ``.../{id}/pause`` (ops, risk, admin)
 :mod:`.ops`                    ``GET /readyz``
 =============================  ==========================================================
 """
 from __future__ import annotations
 
-from api.routers import assistant, cohorts, experiments, jobs, ops, promotions, risk
+from api.routers import assistant, cohorts, deployments, experiments, jobs, ops, promotions, risk
 
 API_DESCRIPTION = """\
 Money is in the quote currency of the bars (BTC for `*_BTC` pairs, USD for USD pairs and
 equities); fractions are fractions (0.05 = 5 %); timestamps are ISO 8601 UTC.
 
 **Auth.** Read-only routes are open. State-changing routes (`POST /api/cohorts`, `POST /api/risk/kill-switch`,
-`POST /api/promotions...`) need
+`POST /api/promotions...`, `POST /api/deployments/...`) need
 `Authorization: Bearer <token>` -- a personal token (`cohortlab users add NAME --role ...`) or the bootstrap
 admin's `COHORTLAB_API_TOKEN` -- or a signed-in dashboard session with its `X-CSRF-Token` header, and a role
 allowed to act: `POST /api/cohorts` ops or admin, `POST /api/risk/kill-switch` risk or admin, `POST /api/promotions`
 ops or admin, `POST /api/promotions/{id}/approve` the role of the step (ops, then risk; nobody signs two steps),
-`POST /api/promotions/{id}/reject` ops, risk or admin (403 otherwise).
+`POST /api/promotions/{id}/reject` ops, risk or admin, `POST /api/deployments/{id}/rollback` and `/pause`
+ops, risk or admin, `POST /api/deployments/{id}/extend` risk or admin (403 otherwise).
 401 without credentials; with neither a bootstrap token nor any user the message says to set
 `COHORTLAB_API_TOKEN`.
 
@@ -46,6 +50,6 @@ inside this API process (it dies with the process). Poll `GET /api/jobs/{id}`.
 """OpenAPI description of the whole API (auth, jobs, errors, units)."""
 
 ROUTERS = (experiments.router, cohorts.router, jobs.router, assistant.router, risk.router, promotions.router,
-           ops.router)
+           deployments.router, ops.router)
 
 __all__ = ["API_DESCRIPTION", "ROUTERS"]

@@ -15,6 +15,7 @@ domain:
 - :mod:`manager.cli.risk`: ``policy show|history|simulate``, ``risk report``, ``kill-switch``
 - :mod:`manager.cli.users`: ``users add|list|revoke|rotate``
 - :mod:`manager.cli.promotions`: ``promotions list|show|readiness|propose|approve|reject|expire``
+- :mod:`manager.cli.deployments`: ``deployments list|show|rollback``
 
 Options shared between commands are defined once in :mod:`manager.cli.options`;
 everything printed goes through :mod:`manager.cli.output`. This module assembles
@@ -27,6 +28,7 @@ from __future__ import annotations
 import typer
 
 from manager.cli import data, learning, risk, runs, service
+from manager.cli import deployments as deployments_cli
 from manager.cli import promotions as promotions_cli
 from manager.cli import users as users_cli
 
@@ -55,6 +57,8 @@ risk_app = typer.Typer(help="Risk measures of a stored run.", no_args_is_help=Tr
 promotions_app = typer.Typer(help="Day-3 promotion requests: readiness, propose, approve, reject, expire.",
                              no_args_is_help=True)
 """``cohortlab promotions``: Day-3 promotion requests and their approval chain."""
+deployments_app = typer.Typer(help="Micro-live deployments: list, show, roll back.", no_args_is_help=True)
+"""``cohortlab deployments``: micro-live deployments."""
 
 app.command()(runs.run)
 app.command()(runs.backtest)
@@ -94,6 +98,10 @@ promotions_app.command("approve")(promotions_cli.promotions_approve)
 promotions_app.command("reject")(promotions_cli.promotions_reject)
 promotions_app.command("expire")(promotions_cli.promotions_expire)
 app.add_typer(promotions_app, name="promotions")
+deployments_app.command("list")(deployments_cli.deployments_list)
+deployments_app.command("show")(deployments_cli.deployments_show)
+deployments_app.command("rollback")(deployments_cli.deployments_rollback)
+app.add_typer(deployments_app, name="deployments")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -6,7 +6,8 @@ To add a route, add a row to :data:`ROUTES` (its action in :data:`manager.users.
 body that succeeds) and its expected statuses to :data:`MATRIX`. The store holds the shared
 promotion campaign (:mod:`tests.api.campaign_store`); a route on one request
 (``{promotion_id}``) gets a fresh request proposed by another ops user (``olga``) before the
-call, and ``{hash}`` in its body is that request's checklist hash."""
+call, and ``{hash}`` in its body is that request's checklist hash; a route on one deployment
+(``{deployment_id}``) gets a fresh running one (:mod:`tests.api.deployment_store`)."""
 from __future__ import annotations
 
 import re
@@ -21,6 +22,7 @@ from api.app import create_app  # noqa: E402
 from manager import promotions, services, users  # noqa: E402
 from manager.store import open_store  # noqa: E402
 from tests.api.campaign_store import PROMOTER_ENV, RELAXED, copy_to  # noqa: E402
+from tests.api.deployment_store import deploy  # noqa: E402
 from tests.api.server import TOKEN, assert_problem  # noqa: E402
 
 LAUNCH = {"bankroll": 100, "agents": 2, "allocation": "equal", "start": "2024-01-02", "end": "2024-01-02T02:00",
@@ -36,6 +38,10 @@ ROUTES: dict[str, tuple[str, str, dict, str]] = {
     "approve": ("POST", "/api/promotions/{promotion_id}/approve", {"notes": "checked", "checklist_hash": "{hash}"},
                 "approve:ops"),
     "reject": ("POST", "/api/promotions/{promotion_id}/reject", {"notes": "not now"}, "reject"),
+    # a fresh running deployment ({deployment_id}: tests.api.deployment_store) per call
+    "rollback": ("POST", "/api/deployments/{deployment_id}/rollback", {"notes": "drill"}, "rollback"),
+    "extend": ("POST", "/api/deployments/{deployment_id}/extend", {"notes": "re-approved", "days": 1}, "extend"),
+    "pause": ("POST", "/api/deployments/{deployment_id}/pause", {"notes": "watch it"}, "pause"),
 }
 
 CALLERS = ("viewer", "ops", "risk", "admin", "bootstrap", "no token", "revoked", "wrong token")
@@ -47,6 +53,9 @@ MATRIX: dict[str, dict[str, int]] = {
     "propose":     dict(zip(CALLERS, (403, 201, 403, 201, 201, 401, 401, 401))),
     "approve":     dict(zip(CALLERS, (403, 200, 403, 403, 403, 401, 401, 401))),
     "reject":      dict(zip(CALLERS, (403, 200, 200, 200, 200, 401, 401, 401))),
+    "rollback":    dict(zip(CALLERS, (403, 200, 200, 200, 200, 401, 401, 401))),
+    "extend":      dict(zip(CALLERS, (403, 403, 200, 200, 200, 401, 401, 401))),
+    "pause":       dict(zip(CALLERS, (403, 200, 200, 200, 200, 401, 401, 401))),
 }
 
 ACTORS = {"viewer": "user:vera", "ops": "user:otto", "risk": "user:rita", "admin": "user:ada",
@@ -125,6 +134,9 @@ def _prepare(url, campaign, path, body):
             doc = promotions.propose(store, users.Principal("olga", "ops"), campaign.campaign_id, 3, notes="setup",
                                      config=RELAXED)
         values.update(promotion_id=doc["promotion_id"], hash=doc["checklist_hash"])
+    if "{deployment_id}" in path:
+        with open_store(url) as store:
+            values.update(deployment_id=deploy(store)["deployment_id"])
     fill = {k: v.format(**values) if isinstance(v, str) and "{" in v else v for k, v in body.items()}
     return path.format(**values) if "{" in path else path, fill
 

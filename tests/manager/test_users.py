@@ -84,9 +84,9 @@ def test_changes_are_audited_without_secrets(store):
 
 @pytest.mark.parametrize("role, allowed", [
     ("viewer", set()),
-    ("ops", {"launch", "propose", "approve:ops", "reject"}),
-    ("risk", {"approve:risk", "reject", "kill_switch"}),
-    ("admin", {"launch", "propose", "reject", "kill_switch", "manage_users"}),
+    ("ops", {"launch", "propose", "approve:ops", "reject", "rollback", "pause"}),
+    ("risk", {"approve:risk", "reject", "kill_switch", "rollback", "extend", "pause"}),
+    ("admin", {"launch", "propose", "reject", "kill_switch", "manage_users", "rollback", "extend", "pause"}),
 ])
 def test_permission_matrix(role, allowed):
     principal = users.Principal("p", role)
