@@ -74,8 +74,9 @@ class Ceilings:
 
 
 def _iso(ts: Any) -> str:
-    return pd.Timestamp(ts).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ") if pd.Timestamp(ts).tzinfo \
-        else pd.Timestamp(ts, tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+    t = pd.Timestamp(ts)
+    t = t.tz_convert("UTC") if t.tzinfo else t.tz_localize("UTC")
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _in_force(doc: dict | None, cfg: PolicyConfig, kill_on: bool = False) -> dict:

@@ -24,19 +24,11 @@ from manager import deployments as D
 from manager import users
 from manager.cli.options import STORE, open_store_or_exit
 from manager.cli.output import USER_ERRORS, fail, say, say_json
-from manager.cli.promotions import AS, AS_JSON, NOTES, TOKEN, authenticate
+from manager.cli.promotions import AS, AS_JSON, NOTES, TOKEN, authenticate, fmt_cell
 
 __all__ = ["deployments_list", "deployments_rollback", "deployments_show"]
 
 _ERRORS = (D.DeploymentError, users.UserError, *USER_ERRORS)
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return str(v)
 
 
 def _equity(doc: dict) -> Any:
@@ -47,7 +39,7 @@ def _timer(doc: dict) -> str:
     """``expires_at`` and the time left on the rollback timer (now, UTC)."""
     expires = doc.get("expires_at")
     if not expires or doc.get("status") == D.ROLLED_BACK:
-        return _fmt(expires)
+        return fmt_cell(expires)
     left = datetime.fromisoformat(expires.replace("Z", "+00:00")) - datetime.now(timezone.utc)
     secs = int(left.total_seconds())
     if secs <= 0:
@@ -79,8 +71,8 @@ def deployments_list(
         t.add_column(h, overflow="fold")
     for d in items:
         t.add_row(d["deployment_id"], d["promotion_id"], d["agent_id"], d["status"],
-                  f"{_fmt(d['allocation'].get('amount'))} {d['market'].get('quote', '')}", _fmt(_equity(d)),
-                  str(d["last_bar"]), _fmt(d.get("expires_at")))
+                  f"{fmt_cell(d['allocation'].get('amount'))} {d['market'].get('quote', '')}", fmt_cell(_equity(d)),
+                  str(d["last_bar"]), fmt_cell(d.get("expires_at")))
     say(t)
 
 
@@ -102,17 +94,17 @@ def deployments_show(
     alloc, quote = doc.get("allocation") or {}, doc["market"].get("quote", "")
     say(f"deployment {doc['deployment_id']}: {doc['status']} (promotion {doc['promotion_id']}, campaign "
         f"{doc['campaign_id']}, agent {doc['agent_id']})")
-    say(f"allocation {_fmt(alloc.get('amount'))} {quote}, leverage {_fmt(alloc.get('leverage'))}x, "
-        f"gross exposure {_fmt(alloc.get('gross_exposure'))} {quote}")
-    say(f"equity {_fmt(_equity(doc))} {quote}; last bar {doc['last_bar']} (first traded {doc['start_bar']}, "
+    say(f"allocation {fmt_cell(alloc.get('amount'))} {quote}, leverage {fmt_cell(alloc.get('leverage'))}x, "
+        f"gross exposure {fmt_cell(alloc.get('gross_exposure'))} {quote}")
+    say(f"equity {fmt_cell(_equity(doc))} {quote}; last bar {doc['last_bar']} (first traded {doc['start_bar']}, "
         f"{doc['market'].get('start_time')})")
     say(f"rollback timer: {_timer(doc)}")
     positions = (doc.get("broker") or {}).get("positions") or {}
-    say("positions: " + (", ".join(f"{s} {_fmt(q)}" for s, q in positions.items()) if positions else "none"))
+    say("positions: " + (", ".join(f"{s} {fmt_cell(q)}" for s, q in positions.items()) if positions else "none"))
     if doc.get("rollback"):
         r = doc["rollback"]
         say(f"rolled back ({r.get('reason')}) at {r.get('at')} by {r.get('by')} ({r.get('role')}): final equity "
-            f"{_fmt(r.get('final_equity'))}, pnl {_fmt(r.get('pnl'))}, fees {_fmt(r.get('fees'))}")
+            f"{fmt_cell(r.get('final_equity'))}, pnl {fmt_cell(r.get('pnl'))}, fees {fmt_cell(r.get('fees'))}")
     if doc.get("controls"):
         t = Table(title="controls")
         for h in ("action", "user", "role", "at", "notes"):
@@ -126,8 +118,8 @@ def deployments_show(
         for h in ("seq", "trigger", "figure", "threshold", "final equity", "bar", "at"):
             t.add_column(h, overflow="fold")
         for i in doc["incidents"]:
-            t.add_row(str(i.get("seq")), str(i.get("trigger")), _fmt(i.get("figure")), _fmt(i.get("threshold")),
-                      _fmt(i.get("final_equity")), _fmt(i.get("bar")), _fmt(i.get("at")))
+            t.add_row(str(i.get("seq")), str(i.get("trigger")), fmt_cell(i.get("figure")), fmt_cell(i.get("threshold")),
+                      fmt_cell(i.get("final_equity")), fmt_cell(i.get("bar")), fmt_cell(i.get("at")))
         say(t)
     else:
         say("incidents: none")
@@ -153,5 +145,5 @@ def deployments_rollback(
             fail(exc)
     r = doc.get("rollback") or {}
     say(f"deployment {doc['deployment_id']}: {doc['status']} ({r.get('reason')}) by {r.get('by')} ({r.get('role')})")
-    say(f"final equity {_fmt(r.get('final_equity'))} of allocation {_fmt(r.get('allocation'))}, "
-        f"pnl {_fmt(r.get('pnl'))}, fees {_fmt(r.get('fees'))}")
+    say(f"final equity {fmt_cell(r.get('final_equity'))} of allocation {fmt_cell(r.get('allocation'))}, "
+        f"pnl {fmt_cell(r.get('pnl'))}, fees {fmt_cell(r.get('fees'))}")

@@ -74,7 +74,8 @@ def authenticate(store, token: Optional[str], as_name: str) -> users.Principal:
     return principal
 
 
-def _fmt(v: Any) -> str:
+def fmt_cell(v: Any) -> str:
+    """A table cell: ``-`` for None, floats to 6 significant digits, else ``str``."""
     if v is None:
         return "-"
     if isinstance(v, float):
@@ -97,7 +98,7 @@ def checklist_table(checks: list[dict], title: str) -> Table:
     for h in ("guard rail", "figure", "threshold", "result", "detail"):
         t.add_column(h, overflow="fold", justify="right" if h == "figure" else "left")
     for c in checks:
-        t.add_row(c["name"], _fmt(c.get("figure")), escape(str(c.get("threshold"))),
+        t.add_row(c["name"], fmt_cell(c.get("figure")), escape(str(c.get("threshold"))),
                   "[green]pass[/]" if c.get("passed") else "[bold red]FAIL[/]", escape(str(c.get("detail") or "")))
     return t
 
@@ -176,8 +177,8 @@ def promotions_show(
     _say_request(doc)
     alloc = doc.get("allocation") or {}
     if alloc:
-        say(f"allocation {_fmt(alloc.get('amount'))} of bankroll {_fmt(alloc.get('bankroll'))}, "
-            f"leverage {_fmt(alloc.get('leverage'))}x (bound by {alloc.get('bound_by', '-')})")
+        say(f"allocation {fmt_cell(alloc.get('amount'))} of bankroll {fmt_cell(alloc.get('bankroll'))}, "
+            f"leverage {fmt_cell(alloc.get('leverage'))}x (bound by {alloc.get('bound_by', '-')})")
     say(checklist_table((doc.get("checklist") or {}).get("checks", []),
                         f"checklist of agent {doc['agent_id']} on {doc.get('date')}"))
     sig = Table(title="signatures")
@@ -218,11 +219,11 @@ def promotions_readiness(
     say(f"campaign {r['campaign_id']} day {r['day']} ({r['date']}), run {r['run_id']}: {verdict}")
     say(checklist_table(r["checklist"], f"checklist of agent {r['best_agent']}"))
     if r["blocking"]:
-        say("blocking: " + "; ".join(f"{c['name']} = {_fmt(c.get('figure'))} (needs {c['threshold']})"
+        say("blocking: " + "; ".join(f"{c['name']} = {fmt_cell(c.get('figure'))} (needs {c['threshold']})"
                                      for c in r["blocking"]))
     alloc = r.get("allocation") or {}
     if alloc:
-        say(f"allocation {_fmt(alloc.get('amount'))} of bankroll {_fmt(alloc.get('bankroll'))}")
+        say(f"allocation {fmt_cell(alloc.get('amount'))} of bankroll {fmt_cell(alloc.get('bankroll'))}")
     say(f"checklist hash {r['checklist_hash']}")
     if r["open_promotion"]:
         say(f"open request: {r['open_promotion']}")
