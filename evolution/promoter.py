@@ -353,10 +353,14 @@ def promote_intraday_candidate(campaign: Mapping[str, Any], day: int, market: Ma
                              f"largest fill notional / bar quote volume at {allocs[i]['amount']:g} "
                              f"{market.quote}, ceiling {ceilings[i]:g}x ({int(nfills[i])} fill(s))"))
         tier = context.tiers.get(aid)
-        ok = tier is not None and not context.kill_switch
-        checks.append(_check("policy", tier, "a tier in force and the kill switch off", ok,
+        exposure = allocs[i]["gross_exposure"] > 0
+        ok = tier is not None and not context.kill_switch and exposure
+        checks.append(_check("policy", tier, "a tier in force, a gross exposure > 0 and the kill switch off", ok,
                              "kill switch on" if context.kill_switch else
-                             f"lineage {context.lineages.get(aid)}: " + ("no tier" if tier is None else f"tier {tier:g}x")))
+                             f"lineage {context.lineages.get(aid)}: " + ("no tier" if tier is None else f"tier {tier:g}x")
+                             + ("" if exposure or tier is None else
+                                f"; allocation leverage {allocs[i]['leverage']:g}x (bound by "
+                                f"{allocs[i]['bound_by']}): no exposure to deploy")))
         blocking = [c["name"] for c in checks if not c["passed"]]
         out.append({"agent_id": aid, "genome": a["genome"], "roi": float(a["roi"]), "sharpe": float(a["sharpe"]),
                     "roi_alone": float(roi_alone[i]), "lineage": context.lineages.get(aid),

@@ -41,6 +41,12 @@ INTRADAY_ENTRY = "intraday-learning-cycle"
 DAILY_SCORING_ENTRY = "daily-scoring"
 PROMOTION_EXPIRY_ENTRY = "expire-promotions"
 DEPLOYMENT_TICK_ENTRY = "deployments-tick"
+DAY3_REVIEW_ENTRY = "day3-review"
+#: the Day-3 go/no-go review runs daily at 00:DAY3_REVIEW_MINUTE UTC, after the day's scoring
+DAY3_REVIEW_MINUTE = 45
+DAILY_REPORT_ENTRY = "daily-report"
+#: the daily report of the UTC day that closed runs at DAILY_REPORT_HOUR:00 UTC, after scoring and the Day-3 review
+DAILY_REPORT_HOUR = 1
 
 #: default seconds between two sweeps of overdue promotion requests (``COHORTLAB_PROMOTION_EXPIRY_S``)
 PROMOTION_EXPIRY_S = 300.0
@@ -78,16 +84,7 @@ def promotion_expiry_seconds() -> float:
     Raises:
         ValueError: not a finite number > 0.
     """
-    raw = os.environ.get("COHORTLAB_PROMOTION_EXPIRY_S", "").strip()
-    if not raw:
-        return PROMOTION_EXPIRY_S
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not (value > 0 and value != float("inf")):
-        raise ValueError(f"COHORTLAB_PROMOTION_EXPIRY_S={raw!r} is not allowed; allowed: seconds > 0, e.g. 300")
-    return value
+    return _positive_seconds("COHORTLAB_PROMOTION_EXPIRY_S", PROMOTION_EXPIRY_S)
 
 
 def beat_schedule(settings: Settings, promotion_expiry_s: float | None = None,
@@ -102,7 +99,11 @@ def beat_schedule(settings: Settings, promotion_expiry_s: float | None = None,
       :func:`promotion_expiry_seconds`: ``COHORTLAB_PROMOTION_EXPIRY_S``, 300);
     * the deployment tick (``cohortlab.deployments_tick``: start the ``risk_approved``
       promotions, advance the running deployments) every ``deployment_tick_s``
-      seconds (default :func:`deployment_tick_seconds`: ``COHORTLAB_DEPLOYMENT_TICK_S``, 60).
+      seconds (default :func:`deployment_tick_seconds`: ``COHORTLAB_DEPLOYMENT_TICK_S``, 60);
+    * the Day-3 go/no-go review (``cohortlab.day3_review``) daily at 00:45 UTC
+      (:data:`DAY3_REVIEW_MINUTE`);
+    * the daily report of yesterday (``cohortlab.daily_report``), written and delivered
+      through the alert channels daily at 01:00 UTC (:data:`DAILY_REPORT_HOUR`).
     """
     expiry = promotion_expiry_seconds() if promotion_expiry_s is None else float(promotion_expiry_s)
     if not expiry > 0:
@@ -132,6 +133,16 @@ def beat_schedule(settings: Settings, promotion_expiry_s: float | None = None,
             "kwargs": {},
             # a tick not started before the next one is due is dropped, not queued behind it
             "options": {"expires": tick},
+        },
+        DAY3_REVIEW_ENTRY: {
+            "task": "cohortlab.day3_review",
+            "schedule": crontab(hour=0, minute=DAY3_REVIEW_MINUTE),
+            "kwargs": {},
+        },
+        DAILY_REPORT_ENTRY: {
+            "task": "cohortlab.daily_report",
+            "schedule": crontab(hour=DAILY_REPORT_HOUR, minute=0),
+            "kwargs": {},
         },
     }
 

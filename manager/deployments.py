@@ -38,7 +38,9 @@ in-memory agent and broker are rebuilt from it by **replaying the bars from the
 start** through the same LiveAgent + PaperBroker (deterministic, so a restarted
 worker reaches the same positions and fills: no double fill). A process-local
 cache keeps the live objects between steps when their ``last_bar`` equals the
-stored one (an acceleration only: any mismatch replays). Replay costs O(bars²)
+stored one (an acceleration only: any mismatch replays); it survives a reload of
+the market (each beat tick reloads the data folder), since bars already closed
+never change -- new bars are only appended. Replay costs O(bars²)
 signal computations over a long deployment; persisting the broker's arrays
 would remove it (not done yet). A ``step`` for a bar at or before ``last_bar`` is
 a no-op (idempotent): orders are keyed ``<deployment>:<bar>:<symbol>``.
@@ -83,6 +85,7 @@ from typing import Any
 import numpy as np
 
 from evolution.genome import Genome
+from manager.alerts import notify_rollback
 from manager.store import NotFound, Store
 from manager.users import PERMISSIONS
 from risk.rollback import DeploymentState, RollbackConfig, evaluate, timer_expiry
@@ -201,7 +204,7 @@ def _genome(doc: dict) -> Genome:
 
 # -- the live objects: replay from the start, cached in-process ----------------------------------------
 
-_LIVE: dict[str, tuple[int, int, LiveAgent, PaperBroker]] = {}
+_LIVE: dict[str, tuple[int, LiveAgent, PaperBroker]] = {}
 
 
 def forget(deployment_id: str | None = None) -> None:
@@ -232,10 +235,10 @@ def _advance(agent: LiveAgent, broker: PaperBroker, bar: Bar) -> None:
 def _live(doc: dict, market: MarketData) -> tuple[LiveAgent, PaperBroker]:
     """The agent and broker after ``doc["last_bar"]`` (cached, else replayed from the start)."""
     dep_id, last = doc["deployment_id"], int(doc["last_bar"])
-    cached = _LIVE.get(dep_id)
-    if cached is not None and cached[0] == last and cached[1] == id(market):
-        return cached[2], cached[3]
     _check_market(doc, market)
+    cached = _LIVE.get(dep_id)
+    if cached is not None and cached[0] == last:  # the bars up to ``last`` never change: reloads may reuse it
+        return cached[1], cached[2]
     start = int(doc["start_bar"])
     cfg = _engine_config(doc)
     agent = LiveAgent(_genome(doc), market.head(start), deployment_id=dep_id, allow_short=cfg.allow_short,
@@ -442,6 +445,12 @@ def step(store: Store, deployment_id: str, bar: int, *, market: MarketData, now:
         return out  # already processed: idempotent
     if not start <= bar < market.n_bars:
         raise DeploymentError(f"bar {bar} outside the deployment's market rows {start}..{market.n_bars - 1}")
+    pending = doc.get("pending_rollback")
+    if pending:  # a worker died between saving a breaching bar and rolling back: finish its rollback
+        out["deployment"] = rollback(store, deployment_id, pending["trigger"], market=market, now=pending["at"],
+                                     incidents=pending["incidents"])
+        out.update(verdict=pending["verdict"], rolled_back=out["deployment"]["status"] == ROLLED_BACK)
+        return out
     agent, broker = _live(doc, market)
     n_fills = len(broker.fills())
     equity, stamps = list(doc["equity"]), list(doc["timestamps"])
@@ -455,19 +464,22 @@ def step(store: Store, deployment_id: str, bar: int, *, market: MarketData, now:
     new_fills = [_fill_dict(f) for f in broker.fills(since=n_fills)]
     changes = {"last_bar": bar, "equity": equity, "timestamps": stamps,
                "fills": [*doc["fills"], *new_fills], "broker": _broker_state(broker)}
+    at = _iso(now) if now is not None else _iso(market.timestamps[bar] + np.timedelta64(market.timeframe_s, "s"))
+    verdict = evaluate(_state({**doc, **changes}, store, at, hard_stop_active),
+                       RollbackConfig.from_dict(doc["rollback_config"]), at)
+    if verdict.rollback:  # saved with the bars: a restarted worker rolls back before trading on
+        changes["pending_rollback"] = {"trigger": verdict.trigger, "at": at, "verdict": verdict.to_dict(),
+                                       "incidents": [i.to_dict() for i in verdict.incidents]}
     if not store.update_deployment(deployment_id, last, changes, expected_status=RUNNING):
         forget(deployment_id)  # another worker advanced it: drop what this one computed
         out.update(deployment=_get(store, deployment_id), conflict=True)
         return out
-    _LIVE[deployment_id] = (bar, id(market), agent, broker)
+    _LIVE[deployment_id] = (bar, agent, broker)
     doc = {**doc, **changes}
-    at = _iso(now) if now is not None else _iso(market.timestamps[bar] + np.timedelta64(market.timeframe_s, "s"))
-    verdict = evaluate(_state(doc, store, at, hard_stop_active),
-                       RollbackConfig.from_dict(doc["rollback_config"]), at)
     out.update(deployment=doc, processed=processed, fills=new_fills, verdict=verdict.to_dict())
     if verdict.rollback:
         out["deployment"] = rollback(store, deployment_id, verdict.trigger, market=market, now=at,
-                                     incidents=[i.to_dict() for i in verdict.incidents])
+                                     incidents=changes["pending_rollback"]["incidents"])
         out["rolled_back"] = out["deployment"]["status"] == ROLLED_BACK
     return out
 
@@ -499,7 +511,7 @@ def rollback(store: Store, deployment_id: str, reason: str, *, market: MarketDat
     for _ in range(5):
         doc = _get(store, deployment_id)
         if doc["status"] == ROLLED_BACK:
-            return doc
+            return _finish_rollback(store, doc) if doc.get("rollback") else doc
         _agent, broker = _live(doc, market)
         last = int(doc["last_bar"])
         n_fills = len(broker.fills())
@@ -525,7 +537,10 @@ def rollback(store: Store, deployment_id: str, reason: str, *, market: MarketDat
         summary = {"reason": reason, "at": at, "by": name, "role": role, "notes": notes, "bar": last,
                    "final_equity": final_units / UNITS, "allocation": alloc_units / UNITS,
                    "pnl": (final_units - alloc_units) / UNITS, "fees": fees / UNITS,
-                   "flatten": "at the last processed close", "flatten_fills": new_fills}
+                   "flatten": "at the last processed close", "flatten_fills": new_fills,
+                   "incidents": incidents or [{"trigger": "manual", "figure": None, "threshold": None, "unit": "",
+                                               "sample": "", "at": at,
+                                               "detail": {"user": name, "role": role, "notes": notes}}]}
         changes = {"status": ROLLED_BACK, "rollback": summary, "ledger": ledger, "ledger_head": ledger[-1]["hash"],
                    "fills": [*doc["fills"], *new_fills], "broker": _broker_state(broker),
                    "controls": [*doc.get("controls", []), {"action": "rollback", "user": name, "role": role,
@@ -535,19 +550,33 @@ def rollback(store: Store, deployment_id: str, reason: str, *, market: MarketDat
             break
     else:
         raise DeploymentConflict(f"deployment {deployment_id} kept moving while rolling back")
-    doc = {**doc, **changes}
-    store.transition_promotion(doc["promotion_id"], DEPLOYED, ROLLED_BACK, {
-        "user": name, "role": role, "at": at, "kind": "rollback", "reason": reason, "notes": notes,
-        "deployment_id": deployment_id})
-    for inc in incidents or [{"trigger": "manual", "figure": None, "threshold": None, "unit": "",
-                              "sample": "", "at": at, "detail": {"user": name, "role": role, "notes": notes}}]:
-        store.record_incident(deployment_id, {**inc, "reason": reason, "final_equity": summary["final_equity"],
-                                              "allocation": summary["allocation"], "bar": last})
+    return _finish_rollback(store, {**doc, **changes})
+
+
+def _finish_rollback(store: Store, doc: dict) -> dict:
+    """What follows the stored rollback of ``doc``: the promotion moves
+    ``deployed -> rolled_back``, the incidents, the audit event, the metric and the
+    alert. Idempotent, so a worker killed between the deployment's update and these
+    writes is completed by the next call (the promotion's move is conditional; the
+    incidents are written when none are stored)."""
+    summary = doc["rollback"]
+    did, reason, name, role, at = (doc["deployment_id"], summary["reason"], summary["by"], summary["role"],
+                                   summary["at"])
+    moved = store.transition_promotion(doc["promotion_id"], DEPLOYED, ROLLED_BACK, {
+        "user": name, "role": role, "at": at, "kind": "rollback", "reason": reason, "notes": summary["notes"],
+        "deployment_id": did})
+    if not moved and store.list_incidents(did):
+        return _get(store, did)  # finished before
+    for inc in summary.get("incidents") or []:
+        store.record_incident(did, {**inc, "reason": reason, "final_equity": summary["final_equity"],
+                                    "allocation": summary["allocation"], "bar": summary["bar"]})
     _count_rollback(reason)
     store.record_audit({"kind": "deployment.rolled_back", "actor": name, "at": at, "details": {
-        "deployment_id": deployment_id, "promotion_id": doc["promotion_id"], "reason": reason, "role": role,
-        "notes": notes, "final_equity": summary["final_equity"], "pnl": summary["pnl"], "bar": last}})
-    return _get(store, deployment_id)
+        "deployment_id": did, "promotion_id": doc["promotion_id"], "reason": reason, "role": role,
+        "notes": summary["notes"], "final_equity": summary["final_equity"], "pnl": summary["pnl"],
+        "bar": summary["bar"]}})
+    notify_rollback(store, doc, summary)  # an alert on the channels; never raises
+    return _get(store, did)
 
 
 def _control(store: Store, deployment_id: str, action: str, name: str, role: str, notes: str, at: str,

@@ -21,6 +21,7 @@ import time
 from typing import Callable, NamedTuple
 
 from evolution.genome import Genome
+from manager.alerts import notify_run
 from manager.limits import check_bankroll, check_money_range
 from manager.policy import (DEFAULT_SCOPE, decision_summaries, policy_ceilings, record_decision_metrics,
                             record_policy_day, run_period)
@@ -132,4 +133,6 @@ def execute_cohort(req: CohortRequest, store: Store | None, *, run_id: str | Non
         record_decision_metrics(decisions)
         report["policy"]["decisions"] = decision_summaries(decisions)
     record_cohort_metrics(time.perf_counter() - t0, report["parent"])
+    if store is not None:
+        notify_run(store, report)  # parent drawdown, leverage breaches, utilisation, hard stops; never raises
     return CohortOutcome(rid, result, report)

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from manager.alerts import notify_kill_switch
 from manager.store import Store
 from risk.lineage import DEFAULT_TOLERANCE, Lineage, assign_lineages
 from risk.policy import PeriodRecord, PolicyConfig, decide, decision_id, replay
@@ -365,6 +366,7 @@ def set_kill_switch(store: Store, on: bool, *, actor: str, reason: str) -> dict:
         InvalidDocument: an empty reason or actor.
     """
     state = store.set_kill_switch(bool(on), actor=actor, reason=reason)
+    notify_kill_switch(store, state)  # an alert on the channels; never raises
     m = _metrics()
     if m is not None:
         m.record_kill_switch(bool(state.get("on")))

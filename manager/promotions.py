@@ -76,14 +76,15 @@ import pandas as pd
 from evolution.promoter import (FIRST_DAY, PromoterConfig, PromoterError, PromotionContext, PromotionReview,
                                 promote_intraday_candidate)
 from manager import users as _users
+from manager.alerts import notify_promotion
 from manager.learning_jobs import Source
 from manager.store import NotFound, Store
 from simulator.engine import EngineConfig
 
 __all__ = ["ApprovalChain", "ApprovalStep", "Principal", "PromotionError", "PromotionNotFound", "RoleError",
            "SeparationOfDuties", "StaleChecklist", "StateConflict", "ValidationError", "PROPOSED", "REJECTED",
-           "EXPIRED", "approve", "checklist_digest", "expire_due", "get_promotion", "list_promotions", "propose",
-           "readiness", "reject", "review_campaign_day"]
+           "EXPIRED", "approve", "checklist_digest", "expire_due", "get_promotion", "list_promotions", "open_request",
+           "propose", "readiness", "reject", "review_campaign_day"]
 
 PROPOSED, REJECTED, EXPIRED = "proposed", "rejected", "expired"
 SYSTEM = "system"
@@ -439,6 +440,25 @@ def propose(store: Store, principal: Principal, campaign_id: str, day: int, agen
         raise RoleError(f"{name} ({role}) may not propose; allowed roles: {', '.join(chain.propose_roles)}")
     notes = _need_notes(notes)
     review = review_campaign_day(store, campaign_id, day, config)
+    return open_request(store, review, (name, role), campaign_id, day, agent_id, notes, config=config,
+                        chain=chain, now=now)
+
+
+def open_request(store: Store, review: PromotionReview, proposer: tuple[str, str], campaign_id: str, day: int,
+                 agent_id: str | None, notes: str, *, config: PromoterConfig, chain: ApprovalChain,
+                 now: datetime | str | None = None) -> dict:
+    """Store a ``proposed`` request from a promoter ``review`` of campaign day ``day``.
+
+    :func:`propose` calls it after checking the proposer's role; the Day-3
+    go/no-go review (:mod:`manager.go_no_go`) calls it as ``("system", "system")``
+    (the scheduler proposes; people approve). ``agent_id`` None takes the
+    promoter's proposal.
+
+    Raises:
+        ValidationError: no candidate passes, an unknown agent, or a failing candidate.
+        StateConflict: a request of this campaign day is already open or fully approved.
+    """
+    name, role = proposer
     if agent_id is None:
         if review.proposal is None:
             raise ValidationError("no candidate passes every guard rail; blocking: " + "; ".join(
@@ -473,6 +493,7 @@ def propose(store: Store, principal: Principal, campaign_id: str, day: int, agen
     }
     created = store.create_promotion(doc)
     _count(PROPOSED)
+    notify_promotion(store, created)
     return created
 
 
@@ -564,7 +585,9 @@ def approve(store: Store, principal: Principal, promotion_id: str, notes: str, c
         raise StateConflict(f"promotion {promotion_id} is no longer {doc['status']}: another decision won; "
                             "reload it")
     _count(step.status)
-    return _get(store, promotion_id)
+    out = _get(store, promotion_id)
+    notify_promotion(store, out)
+    return out
 
 
 def reject(store: Store, principal: Principal, promotion_id: str, notes: str, *,
@@ -591,7 +614,9 @@ def reject(store: Store, principal: Principal, promotion_id: str, notes: str, *,
     if not ok:
         raise StateConflict(f"promotion {promotion_id} is no longer {doc['status']}; reload it")
     _count(REJECTED)
-    return _get(store, promotion_id)
+    out = _get(store, promotion_id)
+    notify_promotion(store, out)
+    return out
 
 
 def expire_due(store: Store, now: datetime | str | None = None) -> list[str]:

@@ -77,6 +77,31 @@ class Settings(BaseSettings):
             that may start and never return -- a worker killed mid-task -- before the
             next delivery dead-letters the run (``COHORTLAB_MAX_DELIVERIES``, default 3),
             >= 1; see :mod:`manager.dead_letter`.
+        alert_urls: the alert channels, by name (``COHORTLAB_ALERT_URLS``): apprise
+            URLs as ``name=url`` pairs separated by commas, e.g.
+            ``ops=slack://T/B/X,mail=mailtos://user:pass@example.com?to=ops@example.com``
+            (a comma inside a URL is kept: a new pair starts only at ``,name=scheme://``),
+            or a JSON object ``{"ops": "slack://..."}``. Empty = no channel (alerts
+            are recorded as failed: nowhere to send). See :mod:`manager.alerts`.
+        alert_window_s: the quiet window of an alert rule, seconds
+            (``COHORTLAB_ALERT_WINDOW_S``, default 900 = 15 min), >= 0: a second
+            alert of the same rule and subject within it is not sent (counted as
+            ``suppressed`` on the first). 0 = every alert is sent.
+        alert_windows: per-rule quiet windows overriding ``alert_window_s``
+            (``COHORTLAB_ALERT_WINDOWS``: ``rule=seconds`` pairs, comma separated, or a
+            JSON object), e.g. ``kill_switch=0,parent_drawdown=3600``.
+        alert_drawdown: parent max drawdown above which a run alerts, a fraction
+            (``COHORTLAB_ALERT_DRAWDOWN``, default 0.05 = 5 %), in (0, 1].
+        alert_utilisation: parent peak utilisation (capital in positions / capital
+            allocated) above which a run alerts, a fraction (``COHORTLAB_ALERT_UTILISATION``,
+            default 0.9 = 90 %), > 0.
+        alert_leverage_breaches: clipped or rejected orders of one agent (the parent
+            gate's leverage/exposure breaches) from which a run alerts
+            (``COHORTLAB_ALERT_LEVERAGE_BREACHES``, default 1), >= 1.
+        alert_max_attempts: delivery attempts of one alert before it is recorded
+            ``failed`` (``COHORTLAB_ALERT_MAX_ATTEMPTS``, default 5), >= 1.
+        alert_backoff_s: the first retry delay, seconds; each retry doubles it, at
+            most 300 s (``COHORTLAB_ALERT_BACKOFF_S``, default 2), >= 0.
 
     An empty environment variable counts as unset for the optional settings.
 
@@ -106,6 +131,40 @@ class Settings(BaseSettings):
     max_memory_mb: float = Field(16_384.0, gt=0)
     run_lease_s: float = Field(60.0, gt=0)
     max_deliveries: int = Field(3, ge=1)
+    alert_urls: Annotated[dict[str, str], NoDecode] = {}
+    alert_window_s: float = Field(900.0, ge=0)
+    alert_windows: Annotated[dict[str, float], NoDecode] = {}
+    alert_drawdown: float = Field(0.05, gt=0, le=1)
+    alert_utilisation: float = Field(0.9, gt=0)
+    alert_leverage_breaches: int = Field(1, ge=1)
+    alert_max_attempts: int = Field(5, ge=1)
+    alert_backoff_s: float = Field(2.0, ge=0)
+
+    @field_validator("alert_urls", "alert_windows", mode="before")
+    @classmethod
+    def _named_pairs(cls, value: Any, info: ValidationInfo) -> Any:
+        """A dict from a JSON object or ``name=value`` pairs separated by commas (for
+        URLs a new pair starts only at ``,name=scheme://``, so a URL may hold commas)."""
+        if not isinstance(value, str):
+            return value
+        import json
+        import re
+
+        text = value.strip()
+        if not text:
+            return {}
+        if text.startswith("{"):
+            return json.loads(text)
+        split = r",\s*(?=[A-Za-z0-9_.-]+\s*=\s*[A-Za-z][A-Za-z0-9+.-]*://)" if info.field_name == "alert_urls" else ","
+        out: dict[str, str] = {}
+        for pair in re.split(split, text):
+            if not pair.strip():
+                continue
+            name, sep, item = pair.partition("=")
+            if not sep or not name.strip() or not item.strip():
+                raise ValueError(f"COHORTLAB_{info.field_name.upper()}: {pair.strip()!r} is not name=value")
+            out[name.strip()] = item.strip()
+        return out
 
     @field_validator("data_roots", "allowed_hosts", mode="before")
     @classmethod

@@ -33,6 +33,8 @@ from manager.baselines import baseline_percentile
 from manager.celery_app import app
 from manager.dead_letter import dead_letter
 from manager.deployments import MAX_BARS_PER_TICK, advance_all, start_approved
+from manager.go_no_go import review_campaigns
+from manager.alerts import notify
 from manager.campaigns import CampaignRequest, execute_campaign_day
 from manager.learning_jobs import CycleRequest, Source, learning_cycle
 from manager.launch import execute_cohort
@@ -311,6 +313,33 @@ def expire_promotions(self, now: str | None = None) -> dict:
     return {"expired": done, "count": len(done), "at": at}
 
 
+class Day3ReviewError(RuntimeError):
+    """Some campaign could not be reviewed (the others were); the next pass retries it."""
+
+
+@app.task(bind=True, name="cohortlab.day3_review", **RETRY)
+def day3_review(self, now: str | None = None) -> dict:
+    """The daily Day-3 go/no-go review (beat: daily at 00:45 UTC,
+    :data:`manager.celery_app.DAY3_REVIEW_ENTRY`): expire overdue requests, review
+    every stored campaign that reached Day 3 with the promoter (guard rails from
+    ``COHORTLAB_PROMOTER``), open a request for each passing candidate, log each
+    decision (:func:`manager.go_no_go.review_campaigns`).
+
+    Returns:
+        the pass's summary (``opened``, ``no_go``, ``manual``, ``waiting``,
+        ``expired``, ``errors``). Fails with :class:`Day3ReviewError` when a campaign
+        could not be reviewed (counted in
+        ``cohortlab_scheduler_failures_total{task="cohortlab.day3_review"}``).
+    """
+    from manager.campaign_views import promoter_config
+
+    with open_store() as store:
+        out = review_campaigns(store, now, config=promoter_config())
+    if out["errors"]:
+        raise Day3ReviewError("; ".join(f"{k}: {v}" for k, v in sorted(out["errors"].items())))
+    return out
+
+
 class DeploymentTickError(RuntimeError):
     """A deployment tick could not start or advance some deployment (the others were processed)."""
 
@@ -373,12 +402,20 @@ def _beat_tasks() -> set[str]:
 
 
 @signals.task_failure.connect
-def _beat_task_failed(sender=None, **_):
+def _beat_task_failed(sender=None, **kw):
     """A periodic (beat-scheduled) task failed for good (after its retries): count it in
-    ``cohortlab_scheduler_failures_total{task}``."""
+    ``cohortlab_scheduler_failures_total{task}`` and raise a ``task_failed`` alert
+    (:func:`manager.alerts.notify`, deduplicated per task)."""
     name = getattr(sender, "name", None)
     if name and name in _beat_tasks():
         metrics.record_scheduler_failure(name)
+        try:
+            with open_store() as store:
+                notify(store, "task_failed", name, f"Scheduled task {name} failed",
+                       f"The beat task {name} failed for good (after its retries): {kw.get('exception')!r}",
+                       severity="critical")
+        except Exception:  # noqa: BLE001 - no store: the metric and the log still tell
+            log.exception("could not raise the task_failed alert for %s", name)
 
 
 
@@ -392,3 +429,89 @@ def _task_finished(task=None, state=None, **_):
                                                           if hasattr(task.request, "get") else None)
     if sent:
         metrics.TASK_LATENCY.labels(task=task.name, outcome=outcome).observe(max(time.time() - float(sent), 0.0))
+
+
+# ----------------------------------------------------------------- alerts (issue 15)
+
+
+@app.task(bind=True, name="cohortlab.deliver_alert", acks_late=True, reject_on_worker_lost=True)
+def deliver_alert(self, alert_id: str, channels: list[str] | None = None) -> dict:
+    """Deliver one stored alert through apprise to the configured channels
+    (``COHORTLAB_ALERT_URLS``, or only the named ``channels``) and record the attempt
+    (:func:`manager.alerts.deliver`). Enqueued by :func:`manager.alerts.raise_alert`.
+
+    A failed attempt retries after :func:`manager.alerts.backoff_s` (``COHORTLAB_ALERT_BACKOFF_S``
+    doubled per retry, at most 300 s) until ``COHORTLAB_ALERT_MAX_ATTEMPTS`` attempts; the
+    last failure is recorded ``failed`` and returned (the task itself succeeds). Run eagerly
+    (``.apply()``, an eager app) the retries happen in the task, sleeping the same backoff
+    (Celery's eager retries would ignore the countdown). Idempotent:
+    a redelivered task of an alert already sent or failed sends nothing.
+
+    Returns:
+        ``{"alert_id", "status" ("sent" | "failed"), "attempts", "last_error"}``.
+    """
+    from manager.alerts import DeliveryFailed, alert_urls, backoff_s, deliver, deliver_with_retries
+
+    settings = get_settings()
+    max_attempts = int(settings.alert_max_attempts)
+    final = self.request.retries >= max_attempts - 1
+    with open_store() as store:
+        try:
+            urls = alert_urls(settings, channels)
+            if self.request.is_eager:  # in process (``.apply()``, no broker): retry here, sleeping the backoff
+                doc = deliver_with_retries(store, alert_id, urls, max_attempts=max_attempts,
+                                           backoff=settings.alert_backoff_s)
+            else:
+                doc = deliver(store, alert_id, urls, final=final)
+        except DeliveryFailed as exc:
+            raise self.retry(exc=exc, countdown=backoff_s(self.request.retries, settings.alert_backoff_s),
+                             max_retries=max_attempts - 1)
+    return {"alert_id": alert_id, "status": doc["status"], "attempts": doc["attempts"],
+            "last_error": doc.get("last_error")}
+
+
+# ----------------------------------------------------------------- reports (issue 15)
+
+
+@app.task(bind=True, name="cohortlab.daily_report", **RETRY)
+def daily_report(self, date: str | None = None, format: str = "pdf", out_dir: str | None = None) -> dict:
+    """The daily report (beat: daily at 01:00 UTC, :data:`manager.celery_app.DAILY_REPORT_ENTRY`):
+    the report of the UTC day ``date`` (default: yesterday, UTC) written to
+    ``COHORTLAB_REPORT_DIR`` (or ``out_dir``) and sent as an attachment through the alert
+    channels (``COHORTLAB_ALERT_URLS``; none configured: written only)
+    (:func:`manager.reports.deliver_daily_report`).
+
+    Returns:
+        ``{"date", "format", "file", "bytes", "runs", "delivered", "error"}``.
+    """
+    from manager.reports import deliver_daily_report
+
+    day = date or (datetime.now(timezone.utc) - timedelta(days=1)).date().isoformat()
+    with open_store() as store:
+        return deliver_daily_report(store, day, fmt=format, out_dir=out_dir)
+
+
+# ----------------------------------------------------------------- assistant intents (issue 15)
+
+
+@app.task(bind=True, name="cohortlab.intent_day", **RETRY)
+def intent_day(self, intent_id: str, day: int) -> dict:
+    """One day of a confirmed "grow $X over N days" plan: the campaign day, then its
+    actual-against-plan report appended to the intent (:func:`manager.intents.run_intent_day`).
+    :func:`manager.intents.start_plan` chains one of these per day, so day d+1 starts only
+    after day d succeeded. Idempotent: the day's cohort run id was fixed at confirmation and a
+    day already reported returns its report.
+
+    Returns:
+        ``{"intent_id", "day", "run_id", "roi", "end_equity", "within_band"}``.
+    """
+    from manager.intents import run_intent_day
+
+    with open_store() as store:
+        try:
+            report = run_intent_day(store, intent_id, int(day))
+        except RunLeased as exc:
+            raise _wait_for_lease(self, exc) from None
+    actual = report["actual"]
+    return {"intent_id": intent_id, "day": report["day"], "run_id": report["run_id"], "roi": actual["roi"],
+            "end_equity": actual["end_equity"], "within_band": actual["within_band"]}

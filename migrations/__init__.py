@@ -95,6 +95,8 @@ def _load() -> tuple[Migration, ...]:
     from migrations import m0010_users
     from migrations import m0011_promotions
     from migrations import m0012_deployments
+    from migrations import m0013_alert_deliveries
+    from migrations import m0014_intents_knowledge
 
     found = (
         m0001_intraday_indexes.MIGRATION,
@@ -109,6 +111,8 @@ def _load() -> tuple[Migration, ...]:
         m0010_users.MIGRATION,
         m0011_promotions.MIGRATION,
         m0012_deployments.MIGRATION,
+        m0013_alert_deliveries.MIGRATION,
+        m0014_intents_knowledge.MIGRATION,
     )
     versions = [m.version for m in found]
     assert versions == list(range(1, len(found) + 1)), versions

@@ -30,9 +30,12 @@ from typing import Any
 __all__ = [
     "agent_equity_figure",
     "baseline_figure",
+    "deployment_figure",
     "equity_figure",
     "exposure_figure",
+    "fan_figure",
     "gauges_figure",
+    "plan_figure",
     "price_figure",
     "promotion_figure",
     "tier_figure",
@@ -509,3 +512,100 @@ def promotion_figure(curves: Mapping[str, Any], quote: str, baselines: Mapping[s
     layout = _layout(320, yaxis={"title": {"text": quote}},
                      legend={"orientation": "h", "yanchor": "top", "y": -0.15, "x": 0})
     return {"data": data, "layout": layout}
+
+
+def deployment_figure(series: Mapping[str, Any], quote: str, allocation: float | None,
+                      max_drawdown: float | None) -> Figure:
+    """A micro-live deployment's equity at each bar close against its allocation and its
+    drawdown rollback level.
+
+    The rollback fires when equity falls more than ``max_drawdown`` below its running peak,
+    the peak including the allocation (:func:`risk.rollback.evaluate`), so the level is
+    ``running peak x (1 - max_drawdown)``: flat at ``allocation x (1 - max_drawdown)`` until
+    equity makes a new high, then stepping up with the peak (drawn as an ``hv`` step line).
+
+    Args:
+        series: ``{"timestamps", "equity", "floor"}`` (:func:`manager.deployment_views.deployment_view`):
+            ISO times, equity and the rollback level at each bar close, quote currency.
+        quote: quote currency (axis title).
+        allocation: the deployment's allocation, quote currency (a dashed horizontal line).
+        max_drawdown: the rollback threshold, a fraction (legend text).
+    """
+    ts = list(series.get("timestamps") or [])
+    data: list[dict[str, Any]] = [{"type": "scatter", "x": ts, "y": _clean(series.get("equity")), "name": "equity",
+                                   "mode": "lines", "line": {"color": PARENT_COLOUR, "width": 2}}]
+    allocation = _num(allocation)
+    if allocation is not None and ts:
+        data.append({"type": "scatter", "x": [ts[0], ts[-1]], "y": [allocation, allocation], "mode": "lines",
+                     "name": "allocation", "hoverinfo": "name+y",
+                     "line": {"color": "#94a3b8", "dash": "dash", "width": 1.2}})
+    dd = _num(max_drawdown)
+    if series.get("floor") and ts:
+        label = f"rollback level: running peak × (1 − {dd:.2%})" if dd is not None else "rollback level"
+        data.append({"type": "scatter", "x": ts, "y": _clean(series.get("floor")), "mode": "lines", "name": label,
+                     "hoverinfo": "name+y", "line": {"color": LIMIT_COLOUR, "dash": "dot", "width": 1.5,
+                                                     "shape": "hv"}})
+    layout = _layout(340, yaxis={"title": {"text": quote}},
+                     legend={"orientation": "h", "yanchor": "top", "y": -0.15, "x": 0})
+    return {"data": data, "layout": layout}
+
+
+def fan_figure(path: Sequence[Mapping[str, Any]], bankroll: float, target_amount: float | None, quote: str,
+               actual: Sequence[float | None] | None = None) -> Figure:
+    """A grow plan's fan chart: the bootstrap's expected equity per day with its 5-95 % band,
+    the target as a dashed line and -- on the plan page -- the actual equity of the days run.
+
+    Day 0 is the bankroll; day ``d`` is the equity at the end of the plan's ``d``-th day.
+
+    Args:
+        path: per day ``{"day", "expected", "p05", "p95"}`` in the quote currency (the
+            ``feasibility.path`` of :func:`manager.feasibility.assess`).
+        bankroll: the starting bankroll (day 0), quote currency.
+        target_amount: the equity to reach, or None.
+        quote: quote currency (axis title).
+        actual: the actual equity at the end of each day (None: not run yet), or None.
+    """
+    days = [0] + [int(p.get("day") or i + 1) for i, p in enumerate(path)]
+    start = _num(bankroll)
+
+    def series(key: str) -> list[float | None]:
+        return [start] + _clean([p.get(key) for p in path])
+
+    data: list[dict[str, Any]] = [
+        {"type": "scatter", "x": days, "y": series("p95"), "name": "95th percentile", "mode": "lines",
+         "line": {"color": "rgba(31,59,115,0.25)", "width": 1}, "hovertemplate": "95th pct: %{y:,.2f}<extra></extra>"},
+        {"type": "scatter", "x": days, "y": series("p05"), "name": "5-95 % band", "mode": "lines", "fill": "tonexty",
+         "fillcolor": "rgba(31,59,115,0.15)", "line": {"color": "rgba(31,59,115,0.25)", "width": 1},
+         "hovertemplate": "5th pct: %{y:,.2f}<extra></extra>"},
+        {"type": "scatter", "x": days, "y": series("expected"), "name": "expected (bootstrap mean)",
+         "mode": "lines+markers", "line": {"color": PARENT_COLOUR, "width": 2.5}, "marker": {"size": 5}}]
+    target = _num(target_amount)
+    if target is not None:
+        data.append({"type": "scatter", "x": [days[0], days[-1]], "y": [target, target], "mode": "lines",
+                     "name": f"target {target:,.2f}", "hoverinfo": "name",
+                     "line": {"color": LIMIT_COLOUR, "dash": "dash", "width": 1.5}})
+    if actual is not None:
+        done = [(d, _num(v)) for d, v in zip(days[1:], actual) if _num(v) is not None]
+        if done:
+            data.append({"type": "scatter", "x": [0] + [d for d, _ in done], "y": [start] + [v for _, v in done],
+                         "mode": "lines+markers", "name": "actual", "line": {"color": BUY_COLOUR, "width": 2.5},
+                         "marker": {"size": 7}})
+    layout = _layout(340, yaxis={"title": {"text": f"equity ({quote})" if quote else "equity"}},
+                     xaxis={"title": {"text": "day of the plan"}, **({"dtick": 1} if len(days) <= 31 else {})},
+                     legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0})
+    return {"data": data, "layout": layout}
+
+
+def plan_figure(rows: Sequence[Mapping[str, Any]], bankroll: float, target_amount: float | None,
+                quote: str) -> Figure:
+    """The plan page's chart: :func:`fan_figure` of the stored daily plan (``expected_equity``,
+    ``p05``, ``p95`` per day) with the actual equity of each reported day.
+
+    Args:
+        rows: ``intent_view(...)["progress"]["rows"]``: ``{"day", "plan": {...}, "actual": report | None}``.
+    """
+    path = [{"day": r["day"], "expected": (r.get("plan") or {}).get("expected_equity"),
+             "p05": (r.get("plan") or {}).get("p05"), "p95": (r.get("plan") or {}).get("p95")} for r in rows]
+    actual = [((r.get("actual") or {}).get("actual") or {}).get("end_equity") if r.get("actual") else None
+              for r in rows]
+    return fan_figure(path, bankroll, target_amount, quote, actual=actual)

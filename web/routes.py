@@ -20,6 +20,15 @@ module                         routes (all ``text/html`` unless an asset)
 :mod:`web.pages.campaigns`     ``GET /trading/campaigns``, ``.../{campaign_id}``, ``GET /trading/promotions/review``
                                (the Day-3 modal), ``POST /trading/promotions/propose``,
                                ``.../{promotion_id}/approve``, ``.../reject`` (CSRF-checked)
+:mod:`web.pages.deployments`   ``GET /trading/deployments``, ``.../{deployment_id}``, ``.../live`` (polled partial),
+                               ``POST .../{deployment_id}/rollback``, ``.../extend``, ``.../pause``, ``.../resume``
+                               (CSRF-checked)
+:mod:`web.pages.assistant`     ``GET /trading/assistant/grow`` (the "Grow $X over N days" form), ``POST`` it (the
+                               feasibility partial), ``POST /trading/assistant/intents/{intent_id}/confirm``,
+                               ``GET /trading/assistant/intents/{intent_id}`` (the plan page), ``.../live`` (polled
+                               partial), ``GET /toasts`` (polled by every page), ``POST /toasts/dismiss``
+                               (POSTs CSRF-checked)
+:mod:`web.pages.knowledge`     ``GET /knowledge``, ``GET /knowledge/export.csv``, ``.../export.pdf``
 :mod:`web.pages.risk`          ``GET /risk/leverage``, ``GET /risk/leverage/decisions`` (audit-log partial)
 :mod:`web.pages.signin`        ``GET /signin``, ``POST /signin``, ``POST /signout`` (CSRF-checked)
 this module                    ``GET /trading`` (-> the list), any other ``/trading/...`` (404)
@@ -35,7 +44,8 @@ from fastapi.responses import HTMLResponse, Response
 
 from web import assets
 from web.errors import PageError, html_router
-from web.pages import agent, campaigns, cohort, cohorts, launch, leaderboard, risk, signin
+from web.pages import (agent, assistant, campaigns, cohort, cohorts, deployments, knowledge, launch, leaderboard, risk,
+                       signin)
 
 __all__ = ["router"]
 
@@ -43,7 +53,8 @@ router = html_router()
 """The dashboard's routes (``app.include_router(web.routes.router)``)."""
 
 # order matters: /trading/cohorts/new before /trading/cohorts/{run_id}; the catch-all last
-for _part in (assets, cohorts, launch, cohort, leaderboard, agent, campaigns, risk, signin):
+for _part in (assets, cohorts, launch, cohort, leaderboard, agent, campaigns, deployments, assistant, knowledge, risk,
+              signin):
     router.include_router(_part.router)
 
 

@@ -18,12 +18,18 @@ module                         routes
 :mod:`.deployments`           ``GET /api/deployments``, ``GET /api/deployments/{id}``,
                                ``POST .../{id}/rollback`` (ops, risk, admin), ``.../{id}/extend``
                                (risk, admin), ``.../{id}/pause`` (ops, risk, admin)
+:mod:`.reports`               ``GET /api/reports/cohorts/{run_id}``, ``GET /api/reports/daily/{date}``
+                               (``format=csv|pdf``)
+:mod:`.intents`                ``POST /api/assistant/intents/grow`` (ops, admin), ``POST .../{id}/confirm``
+                               (ops, admin), ``GET .../fund-tomorrow``, ``GET .../{id}``,
+                               ``POST /api/assistant/intents`` (text; ops, admin)
 :mod:`.ops`                    ``GET /readyz``
 =============================  ==========================================================
 """
 from __future__ import annotations
 
-from api.routers import assistant, cohorts, deployments, experiments, jobs, ops, promotions, risk
+from api.routers import assistant, cohorts, deployments, experiments, jobs, ops, promotions, reports, risk
+from api.routers import intents
 
 API_DESCRIPTION = """\
 Money is in the quote currency of the bars (BTC for `*_BTC` pairs, USD for USD pairs and
@@ -50,6 +56,6 @@ inside this API process (it dies with the process). Poll `GET /api/jobs/{id}`.
 """OpenAPI description of the whole API (auth, jobs, errors, units)."""
 
 ROUTERS = (experiments.router, cohorts.router, jobs.router, assistant.router, risk.router, promotions.router,
-           deployments.router, ops.router)
+           deployments.router, reports.router, intents.router, ops.router)
 
 __all__ = ["API_DESCRIPTION", "ROUTERS"]

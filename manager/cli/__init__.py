@@ -16,6 +16,9 @@ domain:
 - :mod:`manager.cli.users`: ``users add|list|revoke|rotate``
 - :mod:`manager.cli.promotions`: ``promotions list|show|readiness|propose|approve|reject|expire``
 - :mod:`manager.cli.deployments`: ``deployments list|show|rollback``
+- :mod:`manager.cli.alerts`: ``alerts test|list``
+- :mod:`manager.cli.assistant`: ``assistant ask TEXT``
+- :mod:`manager.cli.reports`: ``report RUN_ID|daily``
 
 Options shared between commands are defined once in :mod:`manager.cli.options`;
 everything printed goes through :mod:`manager.cli.output`. This module assembles
@@ -28,8 +31,11 @@ from __future__ import annotations
 import typer
 
 from manager.cli import data, learning, risk, runs, service
+from manager.cli import alerts as alerts_cli
+from manager.cli import assistant as assistant_cli
 from manager.cli import deployments as deployments_cli
 from manager.cli import promotions as promotions_cli
+from manager.cli import reports as reports_cli
 from manager.cli import users as users_cli
 
 app = typer.Typer(
@@ -59,6 +65,8 @@ promotions_app = typer.Typer(help="Day-3 promotion requests: readiness, propose,
 """``cohortlab promotions``: Day-3 promotion requests and their approval chain."""
 deployments_app = typer.Typer(help="Micro-live deployments: list, show, roll back.", no_args_is_help=True)
 """``cohortlab deployments``: micro-live deployments."""
+alerts_app = typer.Typer(help="Alerts: test a channel, list the delivery record.", no_args_is_help=True)
+"""``cohortlab alerts``: alert channels and deliveries."""
 
 app.command()(runs.run)
 app.command()(runs.backtest)
@@ -80,6 +88,7 @@ policy_app.command("history")(risk.policy_history)
 policy_app.command("simulate")(risk.policy_simulate)
 risk_app.command("report")(risk.risk_report_cmd)
 app.command("kill-switch")(risk.kill_switch_cmd)
+app.command("report")(reports_cli.report)
 app.add_typer(runs_app, name="runs")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(data_app, name="data")
@@ -102,6 +111,15 @@ deployments_app.command("list")(deployments_cli.deployments_list)
 deployments_app.command("show")(deployments_cli.deployments_show)
 deployments_app.command("rollback")(deployments_cli.deployments_rollback)
 app.add_typer(deployments_app, name="deployments")
+alerts_app.command("test")(alerts_cli.alerts_test)
+alerts_app.command("list")(alerts_cli.alerts_list)
+app.add_typer(alerts_app, name="alerts")
+
+assistant_app = typer.Typer(help="The assistant: ask in words (grow $X over N days, what to fund tomorrow).",
+                            no_args_is_help=True)
+"""``cohortlab assistant``: the assistant's grammar."""
+assistant_app.command("ask")(assistant_cli.assistant_ask)
+app.add_typer(assistant_app, name="assistant")
 
 
 def main() -> None:  # pragma: no cover - console entry point

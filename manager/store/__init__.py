@@ -37,6 +37,8 @@ from manager.store.ports import AuditStore, LearningStore, PolicyStore, RunStore
 from manager.store.ports import UsersStore
 from manager.store.ports import CampaignStore, PromotionStore
 from manager.store.ports import DeploymentStore
+from manager.store.ports import AlertStore
+from manager.store.ports import IntentStore
 from manager.store.sqlite import SQLiteStore
 
 __all__ = [
@@ -60,6 +62,8 @@ __all__ = [
     "CampaignStore",
     "PromotionStore",
     "DeploymentStore",
+    "AlertStore",
+    "IntentStore",
     "new_run_id",
     "open_store",
 ]

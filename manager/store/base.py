@@ -20,12 +20,14 @@ from manager.store.ports import AuditStore, LearningStore, PolicyStore, RunStore
 from manager.store.ports import UsersStore
 from manager.store.ports import CampaignStore, PromotionStore
 from manager.store.ports import DeploymentStore
+from manager.store.ports import AlertStore
+from manager.store.ports import IntentStore
 
 __all__ = ["Store"]
 
 
 class Store(RunStore, LearningStore, AuditStore, PolicyStore, UsersStore,
-            CampaignStore, PromotionStore, DeploymentStore):
+            CampaignStore, PromotionStore, DeploymentStore, AlertStore, IntentStore):
     """Persistence port for runs, their results, the ledger journal, the hall of
     fame, audit events, the learning loop's populations, knowledge base and
     search trials, and risk-policy decisions and the kill switch (the union of the ports in :mod:`manager.store.ports`).

@@ -11,7 +11,9 @@ call, and ``{hash}`` in its body is that request's checklist hash; a route on on
 from __future__ import annotations
 
 import re
+import shutil
 import time
+import uuid
 
 import pytest
 
@@ -42,6 +44,12 @@ ROUTES: dict[str, tuple[str, str, dict, str]] = {
     "rollback": ("POST", "/api/deployments/{deployment_id}/rollback", {"notes": "drill"}, "rollback"),
     "extend": ("POST", "/api/deployments/{deployment_id}/extend", {"notes": "re-approved", "days": 1}, "extend"),
     "pause": ("POST", "/api/deployments/{deployment_id}/pause", {"notes": "watch it"}, "pause"),
+    # the assistant's intents (issue 15): drafting and asking store an intent / a knowledge entry
+    "intent_grow": ("POST", "/api/assistant/intents/grow", {"bankroll": 100, "days": 1}, "launch"),
+    "intent_text": ("POST", "/api/assistant/intents", {"text": "what should I fund tomorrow?"}, "launch"),
+    # a fresh draft ({intent_id}, {confirm_token}) with an empty plan per call: confirming starts nothing heavy
+    "intent_confirm": ("POST", "/api/assistant/intents/{intent_id}/confirm", {"confirm_token": "{confirm_token}"},
+                       "launch"),
 }
 
 CALLERS = ("viewer", "ops", "risk", "admin", "bootstrap", "no token", "revoked", "wrong token")
@@ -56,26 +64,41 @@ MATRIX: dict[str, dict[str, int]] = {
     "rollback":    dict(zip(CALLERS, (403, 200, 200, 200, 200, 401, 401, 401))),
     "extend":      dict(zip(CALLERS, (403, 403, 200, 200, 200, 401, 401, 401))),
     "pause":       dict(zip(CALLERS, (403, 200, 200, 200, 200, 401, 401, 401))),
+    "intent_grow": dict(zip(CALLERS, (403, 201, 403, 201, 201, 401, 401, 401))),
+    "intent_text": dict(zip(CALLERS, (403, 200, 403, 200, 200, 401, 401, 401))),
+    "intent_confirm": dict(zip(CALLERS, (403, 202, 403, 202, 202, 401, 401, 401))),
 }
 
 ACTORS = {"viewer": "user:vera", "ops": "user:otto", "risk": "user:rita", "admin": "user:ada",
           "bootstrap": "admin:bootstrap"}
 
 
-@pytest.fixture()
-def app_env(tmp_path, monkeypatch, campaign):
-    """``(store url, {caller: token})``: a copy of the campaign's store with a user of every role
-    and a revoked one; the promoter reviews under ``RELAXED``."""
-    monkeypatch.chdir(tmp_path)  # no ./data: launches use the built-in SYNTHETIC market
-    url = copy_to(campaign, tmp_path / "auth.db")
-    for key, value in PROMOTER_ENV.items():
-        monkeypatch.setenv(key, value)
+@pytest.fixture(scope="module")
+def users_template(tmp_path_factory, campaign):
+    """The campaign's store with a user of every role and a revoked one (made once per module:
+    hashing the tokens is the slow part), and ``{caller: token}``."""
+    path = tmp_path_factory.mktemp("users") / "auth.db"
+    url = copy_to(campaign, path)
     tokens = {"bootstrap": TOKEN, "wrong token": "clab_0123456789ab_" + "x" * 43}
     with open_store(url) as store:
         for caller, name in (("viewer", "vera"), ("ops", "otto"), ("risk", "rita"), ("admin", "ada"),
                              ("revoked", "rex")):
             _, tokens[caller] = users.add_user(store, name, "ops" if caller == "revoked" else caller, actor="test")
         users.revoke_user(store, "rex", actor="test")
+    return path, tokens
+
+
+@pytest.fixture()
+def app_env(tmp_path, monkeypatch, users_template):
+    """``(store url, {caller: token})``: a copy of the campaign's store with a user of every role
+    and a revoked one; the promoter reviews under ``RELAXED``."""
+    monkeypatch.chdir(tmp_path)  # no ./data: launches use the built-in SYNTHETIC market
+    template, tokens = users_template
+    shutil.copy(template, tmp_path / "auth.db")
+    url = f"sqlite:///{tmp_path / 'auth.db'}"
+    for key, value in PROMOTER_ENV.items():
+        monkeypatch.setenv(key, value)
+    tokens = dict(tokens)
     monkeypatch.setenv("COHORTLAB_STORE", url)
     monkeypatch.setenv("COHORTLAB_API_TOKEN", TOKEN)
     monkeypatch.delenv("COHORTLAB_SESSION_SECRET", raising=False)
@@ -137,6 +160,15 @@ def _prepare(url, campaign, path, body):
     if "{deployment_id}" in path:
         with open_store(url) as store:
             values.update(deployment_id=deploy(store)["deployment_id"])
+    if "{intent_id}" in path:
+        from manager.intents import confirm_token
+
+        draft = {"intent_id": f"int-{uuid.uuid4().hex[:12]}", "kind": "grow", "status": "draft",
+                 "inputs": {"bankroll": 100.0, "days": 0}, "plan": [], "dates": []}
+        draft["confirm_token"] = confirm_token(draft)
+        with open_store(url) as store:
+            store.create_intent(draft)
+        values.update(intent_id=draft["intent_id"], confirm_token=draft["confirm_token"])
     fill = {k: v.format(**values) if isinstance(v, str) and "{" in v else v for k, v in body.items()}
     return path.format(**values) if "{" in path else path, fill
 
@@ -293,3 +325,102 @@ def test_session_launch_with_the_csrf_header_succeeds(client, app_env):
     with open_store(url) as store:
         users.revoke_user(store, "vera", actor="test")
     assert_problem(client.post("/api/cohorts", json=LAUNCH, headers={"X-CSRF-Token": csrf}), 401)
+
+
+# -- dashboard: the deployment controls (issue 14) ---------------------------------------------------
+# The API's guard above covers the OpenAPI schema; dashboard routes are left out of it, so their
+# state-changing routes have a matrix of their own. A route not listed in DASHBOARD_ROUTES must be
+# one of DASHBOARD_COVERED_ELSEWHERE (their own tests), else the guard fails.
+
+DASHBOARD_ROUTES: dict[str, tuple[str, dict, str, str]] = {
+    # name: (path, a form that succeeds, action of manager.users.PERMISSIONS, the deployment's state before)
+    "web_rollback": ("/trading/deployments/{deployment_id}/rollback", {"notes": "drill"}, "rollback", "running"),
+    "web_extend": ("/trading/deployments/{deployment_id}/extend", {"notes": "re-approved", "days": "1"}, "extend",
+                   "running"),
+    "web_pause": ("/trading/deployments/{deployment_id}/pause", {"notes": "watch it"}, "pause", "running"),
+    "web_resume": ("/trading/deployments/{deployment_id}/resume", {"notes": "fine"}, "pause", "paused"),
+}
+
+DASHBOARD_COVERED_ELSEWHERE = {
+    "/signin", "/signout",  # this module's sign-in tests
+    # tests/web/test_campaign_page.py
+    "/trading/promotions/propose", "/trading/promotions/{promotion_id}/approve",
+    "/trading/promotions/{promotion_id}/reject",
+    # tests/web/test_assistant_pages.py (roles viewer/risk 403, ops/admin 200, signed out 401; CSRF)
+    "/trading/assistant/grow", "/trading/assistant/intents/{intent_id}/confirm",
+    "/toasts/dismiss",  # any signed-in session: it only hides toasts in that session
+}
+
+WEB_CALLERS = ("viewer", "ops", "risk", "admin", "bootstrap", "signed out", "revoked")
+
+DASHBOARD_MATRIX: dict[str, dict[str, int]] = {
+    #                viewer ops  risk admin bootstrap signed out revoked
+    "web_rollback": dict(zip(WEB_CALLERS, (403, 200, 200, 200, 200, 401, 401))),
+    "web_extend":   dict(zip(WEB_CALLERS, (403, 403, 200, 200, 200, 401, 401))),
+    "web_pause":    dict(zip(WEB_CALLERS, (403, 200, 200, 200, 200, 401, 401))),
+    "web_resume":   dict(zip(WEB_CALLERS, (403, 200, 200, 200, 200, 401, 401))),
+}
+
+
+def test_dashboard_matrix_covers_every_state_changing_dashboard_route(client):
+    from web.routes import router
+
+    def walk(routes):  # an included router is a wrapper of its original router (recent FastAPI)
+        for r in routes:
+            inner = getattr(r, "original_router", None) or (r if hasattr(r, "include_router") else None)
+            if inner is not None:
+                yield from walk(inner.routes)
+            else:
+                yield r
+
+    changing = {r.path for r in walk(router.routes)
+                if (getattr(r, "methods", None) or set()) & {"POST", "PUT", "PATCH", "DELETE"}}
+    listed = {path for path, _, _, _ in DASHBOARD_ROUTES.values()}
+    assert changing - DASHBOARD_COVERED_ELSEWHERE == listed, "add the new dashboard route to DASHBOARD_ROUTES"
+    for name, (_, _, action, _) in DASHBOARD_ROUTES.items():
+        allowed = users.PERMISSIONS[action] | ({"bootstrap"} if "admin" in users.PERMISSIONS[action] else set())
+        assert {c for c, s in DASHBOARD_MATRIX[name].items() if s < 400} == allowed, name
+
+
+@pytest.mark.parametrize("route", sorted(DASHBOARD_ROUTES))
+@pytest.mark.parametrize("caller", WEB_CALLERS)
+def test_dashboard_permission_matrix(client, app_env, route, caller):
+    from manager import deployments as D
+
+    url, tokens = app_env
+    template, form, _, state = DASHBOARD_ROUTES[route]
+    with open_store(url) as store:
+        dep = deploy(store)["deployment_id"]
+        if state == "paused":
+            D.pause(store, dep, actor=users.Principal("ada", "admin"), notes="setup")
+        before = D.get_deployment(store, dep)
+    if caller == "revoked":  # signed in, then revoked: the session no longer stands for anyone
+        with open_store(url) as store:
+            _, token = users.add_user(store, "rudy", "ops", actor="test")
+        assert _sign_in(client, "rudy", token).status_code == 303
+        with open_store(url) as store:
+            users.revoke_user(store, "rudy", actor="test")
+    elif caller != "signed out":
+        name = {"viewer": "vera", "ops": "otto", "risk": "rita", "admin": "ada", "bootstrap": ""}[caller]
+        assert _sign_in(client, name, tokens[caller]).status_code == 303
+    csrf = re.search(r'"X-CSRF-Token": "([^"]+)"', client.get("/trading/deployments").text).group(1)
+    with open_store(url) as store:
+        seen = len(_requests(store))
+    path = template.format(deployment_id=dep)
+    r = client.post(path, data=form, headers={"X-CSRF-Token": csrf, "HX-Request": "true"})
+    expected = DASHBOARD_MATRIX[route][caller]
+    assert r.status_code == expected, r.text
+    assert r.headers["content-type"].startswith("text/html")
+    with open_store(url) as store:
+        after = D.get_deployment(store, dep)
+        events = _requests(store)[: len(_requests(store)) - seen]
+    if expected >= 400:
+        assert 'id="deployment-flash"' in r.text and "nothing was changed" in r.text.lower()
+        assert after == before  # refused: nothing changed
+        assert events == []
+        return
+    who = {"viewer": "vera", "ops": "otto", "risk": "rita", "admin": "ada", "bootstrap": users.BOOTSTRAP_NAME}
+    assert after["controls"][-1]["user"] == who[caller]
+    assert after["updated_at"] != before["updated_at"]
+    assert [(e["actor"], e["details"]) for e in events] == [
+        (ACTORS[caller], {"method": "POST", "route": template, "status": 200})]

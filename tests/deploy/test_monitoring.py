@@ -156,3 +156,36 @@ def test_the_dashboard_shows_what_the_issue_asks():
     assert some(r"histogram_quantile\(.*by \(le, mode\).*cohortlab_learning_cycle_seconds_bucket")
     assert some(r"histogram_quantile\(.*by \(le, task, outcome\).*cohortlab_task_latency_seconds_bucket")
     assert some(r"by \(outcome\).*cohortlab_tasks_total")
+
+
+ALERTS_FILE = ROOT / "deploy" / "prometheus" / "alerts.yml"
+
+
+def test_alert_rules_are_loaded_and_query_real_metrics_and_tasks(prometheus):
+    from manager.tasks import app
+
+    assert "/etc/prometheus/alerts.yml" in prometheus.get("rule_files", [])
+    mounts = _mounts(_compose()["services"]["prometheus"])
+    assert any(src.endswith("deploy/prometheus/alerts.yml") and dst == "/etc/prometheus/alerts.yml"
+               for _, src, dst in mounts), mounts
+    specs = _metric_specs()
+    series = _series_names(specs)
+    rules = [r for g in yaml.safe_load(ALERTS_FILE.read_text())["groups"] for r in g["rules"]]
+    names = {r["alert"] for r in rules}
+    # what issue 14 asks: scheduler failures with alert thresholds; missed ticks; rollbacks; the kill switch
+    assert {"CohortlabSchedulerFailures", "CohortlabDeploymentTickMissing", "CohortlabDay3ReviewMissed",
+            "CohortlabRollback", "CohortlabKillSwitchOn"} <= names
+    for rule in rules:
+        expr = rule["expr"]
+        used = set(re.findall(r"\bcohortlab_[a-z0-9_]+", expr))
+        assert used and used <= set(series), f"{rule['alert']}: unknown metric in {expr}"
+        families = {series[n] for n in used}
+        labels = set().union(*(specs[f]["labels"] for f in families))
+        for group in re.findall(r"\bby\s*\(([^)]*)\)", expr):
+            assert {p.strip() for p in group.split(",") if p.strip()} <= labels, expr
+        for label, value in re.findall(r'(\w+)="([^"]*)"', expr):
+            assert label in labels, f"{rule['alert']}: {expr} matches unknown label {label!r}"
+            if label == "task":
+                assert value in app.tasks, f"{rule['alert']}: no task {value!r}"
+        assert re.search(r"(>|>=|==)\s*\d", expr), f"{rule['alert']}: no threshold in {expr}"
+        assert rule["labels"]["severity"] in {"warning", "critical"} and rule["annotations"]["threshold"]

@@ -257,3 +257,59 @@ def test_manual_controls_are_audited(store, market):
     assert inc["trigger"] == "manual" and inc["detail"]["user"] == "rick"
     assert dep.rollback(store, did, "manual", market=market, actor=RISK, notes="twice")["status"] == "rolled_back"
     assert len(store.list_incidents(did)) == 1  # idempotent
+
+
+def _shocked(store, market):
+    """A copy of the bars 10 % lower from two bars into the agent's first long position
+    (as in the planted-drawdown test) and that bar's row."""
+    d0 = start(store, market, approved(store, "promo-0"))
+    base = run(store, market, d0, START + 200)["deployment"]
+    k = [f for f in base["fills"] if f["position"] > 0][0]["bar"] + 2
+    return replace(market, **{c: np.where(np.arange(market.n_bars)[:, None] >= k, getattr(market, c) * 0.9,
+                                          getattr(market, c)) for c in ("open", "high", "low", "close")}), k
+
+
+class Died(BaseException):
+    """The worker dies here (SIGKILL-like: nothing after it runs)."""
+
+
+def _die_at_the_breach(store, market, monkeypatch, owner, name):
+    """Trade the shocked bars up to the breach bar, the worker dying in ``owner.name``."""
+    shocked, k = _shocked(store, market)
+    d = start(store, shocked)
+    run(store, shocked, d, k - 1)
+
+    def die(*a, **kw):
+        raise Died
+
+    with monkeypatch.context() as m:
+        m.setattr(owner, name, die)
+        with pytest.raises(Died):
+            dep.step(store, d["deployment_id"], k, market=shocked)
+    return shocked, k, d
+
+
+def test_a_worker_dying_between_the_breach_and_the_rollback_rolls_back_at_the_breach(store, market, monkeypatch):
+    shocked, k, d = _die_at_the_breach(store, market, monkeypatch, dep, "rollback")
+    saved = store.get_deployment(d["deployment_id"])
+    assert saved["status"] == "running" and saved["last_bar"] == k and saved["pending_rollback"]["trigger"] == "drawdown"
+    dep.forget()  # a new worker, ten bars later
+    out = dep.step(store, d["deployment_id"], k + 10, market=shocked)
+    doc = out["deployment"]
+    assert out["rolled_back"] and out["processed"] == [] and doc["status"] == "rolled_back"
+    assert doc["last_bar"] == k and doc["rollback"]["bar"] == k  # no bar traded past the breach
+    assert [i["trigger"] for i in store.list_incidents(d["deployment_id"])] == ["drawdown"]
+    assert_balanced(doc)
+
+
+def test_a_rollback_interrupted_after_the_deployment_update_is_finished_once(store, market, monkeypatch):
+    shocked, k, d = _die_at_the_breach(store, market, monkeypatch, store, "transition_promotion")
+    half = store.get_deployment(d["deployment_id"])
+    assert half["status"] == "rolled_back" and store.get_promotion(d["promotion_id"])["status"] == "deployed"
+    assert store.list_incidents(d["deployment_id"]) == []
+    for _ in range(2):  # the next call finishes it; a further call changes nothing
+        dep.rollback(store, d["deployment_id"], "drawdown", market=shocked)
+    assert store.get_promotion(d["promotion_id"])["status"] == "rolled_back"
+    assert [i["trigger"] for i in store.list_incidents(d["deployment_id"])] == ["drawdown"]
+    assert [e["kind"] for e in store.list_audit(limit=200)].count("deployment.rolled_back") == 1
+    assert store.get_deployment(d["deployment_id"])["ledger"] == half["ledger"]  # no second return of capital

@@ -9,6 +9,9 @@ module                 routes
 :mod:`.leaderboard`    ``GET /trading/cohorts/{run_id}/leaderboard`` (sorted table partial)
 :mod:`.agent`          ``GET /trading/cohorts/{run_id}/agents/{agent_id}``
 :mod:`.campaigns`      ``GET /trading/campaigns``, ``.../{campaign_id}``, the Day-3 review modal and its POSTs
+:mod:`.deployments`    ``GET /trading/deployments``, ``.../{deployment_id}``, its live partial and control POSTs
+:mod:`.assistant`      ``GET/POST /trading/assistant/grow``, the confirm POST, the plan page, the toasts
+:mod:`.knowledge`      ``GET /knowledge`` and its CSV / PDF exports
 :mod:`.risk`           ``GET /risk/leverage`` and ``.../decisions`` (the audit-log partial)
 =====================  ===========================================================
 

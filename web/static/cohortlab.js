@@ -175,13 +175,27 @@
       else if (t.classList && t.classList.contains("modal-backdrop")) closeModal();
     });
     document.addEventListener("keydown", function (ev) { if (ev.key === "Escape") closeModal(); });
-    // a refused action (401/403/409/422) answers the modal with the reason: show it
+    // a refused action (401/403/409/422) answers the modal (or a [data-swap-errors] target, the
+    // deployment page's body) with the reason: show it
     document.body.addEventListener("htmx:beforeSwap", function (ev) {
       var d = ev.detail;
-      if (d.target && d.target.id === "modal" && d.xhr && d.xhr.status >= 400 && d.xhr.status < 500) {
+      if (d.target && (d.target.id === "modal" || d.target.hasAttribute("data-swap-errors")) && d.xhr && d.xhr.status >= 400 && d.xhr.status < 500) {
         d.shouldSwap = true;
         d.isError = false;
       }
+    });
+  }
+
+  // forms whose buttons post with HTMX (form[data-htmx-only]: the deployment controls) are never
+  // submitted by Enter; a select[data-autosubmit] submits its form when changed (no inline handlers:
+  // the CSP allows scripts from this origin only)
+  function bindForms() {
+    document.addEventListener("submit", function (ev) {
+      if (ev.target.matches && ev.target.matches("form[data-htmx-only]")) ev.preventDefault();
+    });
+    document.addEventListener("change", function (ev) {
+      var t = ev.target;
+      if (t.matches && t.matches("select[data-autosubmit]") && t.form) t.form.submit();
     });
   }
 
@@ -189,6 +203,7 @@
     renderCharts(document);
     bindLaunchForm();
     bindModal();
+    bindForms();
     if (window.htmx) window.htmx.onLoad(function (el) { renderCharts(el); });
   }
 

@@ -62,6 +62,8 @@ from manager.store.documents.runs import (
 from manager.store.documents.users import USER_FIELDS, check_user_name, prepare_user
 from manager.store.documents.promotions import prepare_campaign, prepare_promotion, prepare_step
 from manager.store.documents.deployments import prepare_deployment, prepare_incident
+from manager.store.documents.alerts import prepare_alert
+from manager.store.documents.intents import prepare_intent, prepare_knowledge_entry
 from manager.store.documents.values import (
     MAX_LIST_LIMIT,
     check_day,
@@ -153,5 +155,8 @@ __all__ = [
     "prepare_promotion",
     "prepare_step",
     "prepare_deployment",
+    "prepare_alert",
+    "prepare_intent",
+    "prepare_knowledge_entry",
     "prepare_incident",
 ]

@@ -7,6 +7,7 @@ from typing import Any
 
 from manager.store.documents.promotions import check_status
 from manager.store.documents.values import (
+    copy_extra_fields,
     check_id,
     check_limit,
     check_offset,
@@ -55,12 +56,7 @@ def prepare_deployment(doc: Any) -> dict[str, Any]:
         "created_at": created,
         "updated_at": created,
     }
-    for key, value in doc.items():
-        if key not in out:
-            if not isinstance(key, str):
-                raise InvalidDocument(f"deployment: key {key!r} is not a str")
-            out[key] = to_document(value, f"deployment.{key}")
-    return out
+    return copy_extra_fields(out, doc, "deployment")
 
 
 def prepare_changes(changes: Any) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from manager.store.errors import InvalidDocument
 from manager.store.documents.values import (
+    copy_extra_fields,
     check_id,
     check_limit,
     check_offset,
@@ -41,15 +42,6 @@ def check_status(value: Any, where: str = "status") -> str:
     return text
 
 
-def _extra(doc: Any, out: dict[str, Any], where: str) -> dict[str, Any]:
-    for key, value in doc.items():
-        if key not in out:
-            if not isinstance(key, str):
-                raise InvalidDocument(f"{where}: key {key!r} is not a str")
-            out[key] = to_document(value, f"{where}.{key}")
-    return out
-
-
 def prepare_campaign(doc: Any) -> dict[str, Any]:
     """Validate a campaign and return the document to store (``saved_at`` = now).
 
@@ -71,7 +63,7 @@ def prepare_campaign(doc: Any) -> dict[str, Any]:
                                                                                  "campaign.run_ids")],
         "saved_at": utc_now(),
     }
-    return _extra(doc, out, "campaign")
+    return copy_extra_fields(out, doc, "campaign")
 
 
 def prepare_promotion(doc: Any) -> dict[str, Any]:
@@ -103,7 +95,7 @@ def prepare_promotion(doc: Any) -> dict[str, Any]:
         "expires_at": None if expires is None else normalise_timestamp(expires, "promotion.expires_at"),
         "steps": [prepare_step(s) for s in require_list(doc.get("steps", []), "promotion.steps")],
     }
-    return _extra(doc, out, "promotion")
+    return copy_extra_fields(out, doc, "promotion")
 
 
 def prepare_step(step: Any) -> dict[str, Any]:
@@ -115,7 +107,7 @@ def prepare_step(step: Any) -> dict[str, Any]:
         "user": require_str(step.get("user"), "promotion step.user"),
         "at": utc_now() if at is None else normalise_timestamp(at, "promotion step.at"),
     }
-    return _extra(step, out, "promotion step")
+    return copy_extra_fields(out, step, "promotion step")
 
 
 def promotion_log_row(promotion: dict[str, Any], from_status: str | None, to_status: str,

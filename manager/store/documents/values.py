@@ -29,6 +29,7 @@ import numpy as np
 from manager.store.errors import InvalidDocument
 
 __all__ = [
+    "copy_extra_fields",
     "MAX_LIST_LIMIT",
     "check_day",
     "check_id",
@@ -296,6 +297,23 @@ def to_document(value: Any, where: str = "value") -> Any:
     raise InvalidDocument(
         f"{where}: {type(value).__name__} value {text} is not JSON-able; allowed: {_JSON_TYPES}"
     )
+
+
+def copy_extra_fields(out: dict[str, Any], doc: Mapping[str, Any], where: str,
+                      skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Copy into ``out`` the keys of ``doc`` it does not hold yet (nor in ``skip``), each
+    checked by :func:`to_document`; returns ``out``.
+
+    Raises:
+        InvalidDocument: a key that is not a str (named ``<where>``), a value that is not JSON-able.
+    """
+    for key, value in doc.items():
+        if key in out or key in skip:
+            continue
+        if not isinstance(key, str):
+            raise InvalidDocument(f"{where}: key {key!r} is not a str")
+        out[key] = to_document(value, f"{where}.{key}")
+    return out
 
 
 def require_mapping(value: Any, where: str) -> Mapping[str, Any]:

@@ -89,6 +89,10 @@ sub-document, so caller keys can never collide with the store's own fields)::
                        counter), doc -- 0012
     deployment_incidents  _id = "<deployment_id>:<seq>"; deployment_id, seq, doc
                        (append-only) -- 0012
+    alert_deliveries   _id = alert_id; rule, subject, status, created_at, created_us,
+                       updated_at, doc -- 0013
+    alert_gates        _id = "<rule>\\x1f<subject>"; last_us, alert_id (the dedup /
+                       rate-limit gate, compare-and-set) -- 0013
 
 Indexes are created by the versioned migrations of the ``migrations`` package
 (applied when the store is opened, unless ``migrate=False``, through the
@@ -156,6 +160,8 @@ from manager.store.mongo.runs import MongoRuns, listing_set
 from manager.store.mongo.users import MongoUsers
 from manager.store.mongo.promotions import MongoPromotions
 from manager.store.mongo.deployments import MongoDeployments
+from manager.store.mongo.alerts import MongoAlerts
+from manager.store.mongo.intents import MongoIntents
 from manager.store.mongo.names import CAMPAIGNS, PROMOTION_REQUESTS
 from manager.store.mongo.names import USERS
 
@@ -187,7 +193,7 @@ __all__ = [
 
 
 class MongoStore(MongoRuns, MongoLearning, MongoAudit, MongoPolicy, MongoUsers,
-                 MongoPromotions, MongoDeployments, Store):
+                 MongoPromotions, MongoDeployments, MongoAlerts, MongoIntents, Store):
     """The storage port on a MongoDB database (PyMongo ``AsyncMongoClient``).
 
     Args:

@@ -9,6 +9,8 @@ __all__ = [
     "USERS",
     "CAMPAIGNS", "PROMOTION_REQUESTS",
     "DEPLOYMENTS", "DEPLOYMENT_INCIDENTS",
+    "ALERT_DELIVERIES", "ALERT_GATES",
+    "INTENTS", "KNOWLEDGE_ENTRIES",
 ]
 
 DEFAULT_DATABASE = "cohortlab"
@@ -35,6 +37,10 @@ CAMPAIGNS = "campaigns"
 PROMOTION_REQUESTS = "promotions"  # current state of each request; PROMOTIONS is its log
 DEPLOYMENTS = "deployments"
 DEPLOYMENT_INCIDENTS = "deployment_incidents"
+ALERT_DELIVERIES = "alert_deliveries"
+ALERT_GATES = "alert_gates"  # one per (rule, subject): the dedup / rate-limit gate
+INTENTS = "intents"
+KNOWLEDGE_ENTRIES = "knowledge_entries"  # the /knowledge history (KNOWLEDGE: the learning loop's cycles)
 
 COLLECTIONS: tuple[str, ...] = (
     RUNS, SUMMARIES, AGENTS, TRADES, LEDGER, CURVES, HALL_OF_FAME, AUDIT,
@@ -43,6 +49,8 @@ COLLECTIONS: tuple[str, ...] = (
     USERS,
     CAMPAIGNS, PROMOTION_REQUESTS,
     DEPLOYMENTS, DEPLOYMENT_INCIDENTS,
+    ALERT_DELIVERIES, ALERT_GATES,
+    INTENTS, KNOWLEDGE_ENTRIES,
 )
 """Every collection the store and its migrations use."""
 

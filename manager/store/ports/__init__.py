@@ -12,7 +12,11 @@
   :class:`~manager.store.ports.promotions.PromotionStore`: stored campaigns,
   promotion requests and their transition log;
 - :class:`~manager.store.ports.deployments.DeploymentStore`: micro-live
-  deployments (conditional on the last processed bar) and rollback incidents.
+  deployments (conditional on the last processed bar) and rollback incidents;
+- :class:`~manager.store.ports.alerts.AlertStore`: alerts (deduplicated and
+  rate-limited per rule and subject) and their delivery record;
+- :class:`~manager.store.ports.intents.IntentStore`: the assistant's intents (grow plans
+  and their actual-against-plan reports) and the knowledge base's entries.
 
 :class:`manager.store.base.Store` combines them (one store object implements
 every port). Adding a port (promotions, policy decisions, deployments): a
@@ -30,6 +34,9 @@ from manager.store.ports.runs import RunStore
 from manager.store.ports.users import UsersStore
 from manager.store.ports.promotions import CampaignStore, PromotionStore
 from manager.store.ports.deployments import DeploymentStore
+from manager.store.ports.alerts import AlertStore
+from manager.store.ports.intents import IntentStore
 
 __all__ = ["AuditStore", "LearningStore", "PolicyStore", "RunStore", "UsersStore",
-           "CampaignStore", "PromotionStore", "DeploymentStore"]
+           "CampaignStore", "PromotionStore", "DeploymentStore", "AlertStore",
+           "IntentStore"]

@@ -67,6 +67,8 @@ real columns)::
                        created_at, updated_at, doc (JSON) -- 0012
     deployment_incidents  incident_id PK, (deployment_id, seq) UNIQUE, trigger,
                        recorded_at, doc (JSON; append-only) -- 0012
+    alert_deliveries   alert_id PK, rule, subject, status, created_at, updated_at,
+                       doc (JSON: message, attempts, attempt log) -- 0013
 
 All child tables of a run reference ``sim_runs_intraday(run_id)`` with
 ``ON DELETE CASCADE``. Files written before the migrations owned the tables
@@ -85,12 +87,14 @@ from manager.store.sqlite.runs import SQLiteRuns
 from manager.store.sqlite.users import SQLiteUsers
 from manager.store.sqlite.promotions import SQLitePromotions
 from manager.store.sqlite.deployments import SQLiteDeployments
+from manager.store.sqlite.alerts import SQLiteAlerts
+from manager.store.sqlite.intents import SQLiteIntents
 
 __all__ = ["SQLiteStore"]
 
 
 class SQLiteStore(SQLiteRuns, SQLiteLearning, SQLiteAudit, SQLitePolicy, SQLiteUsers,
-                  SQLitePromotions, SQLiteDeployments, Store):
+                  SQLitePromotions, SQLiteDeployments, SQLiteAlerts, SQLiteIntents, Store):
     """The storage port on an SQLite database file (stdlib ``sqlite3``).
 
     Args:
