@@ -5,14 +5,15 @@ bar-open time — in time order. Adapters:
 
 * :class:`ReplayFeed` replays a loaded :class:`~simulator.market.MarketData` bar by
   bar, as fast as possible or at ``speed`` bars per second (demos, tests);
-* an exchange-polling adapter (``CcxtFeed``, not written yet) turns
-  ``exchange.fetch_ohlcv`` pages into bars with :func:`parse_ccxt_ohlcv`, which is
-  testable offline on recorded ccxt-shaped lists.
+* :class:`CcxtFeed` polls ``exchange.fetch_ohlcv`` and turns its pages into bars
+  with :func:`parse_ccxt_ohlcv`; offline it is tested on recorded ccxt-shaped
+  lists (no exchange is reachable here).
 
 Timing convention (the engine's): a consumer reads bar t at its *close* and any
 order it places fills at the *open* of the next tradable bar of that symbol.
 
-Pure computation apart from ``time.sleep`` in a paced replay; no network.
+Pure computation apart from ``time.sleep`` in a paced replay; the only network is
+the exchange object a :class:`CcxtFeed` is given.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from simulator.data import PRICE_MAX
 from simulator.download import file_symbol, ohlcv_to_frame
 from simulator.market import MarketData
 
-__all__ = ["Bar", "BarFeed", "ReplayFeed", "FeedError", "parse_ccxt_ohlcv", "timeframe_seconds"]
+__all__ = ["Bar", "BarFeed", "CcxtFeed", "ReplayFeed", "FeedError", "parse_ccxt_ohlcv", "timeframe_seconds"]
 
 
 class FeedError(ValueError):
@@ -283,3 +284,130 @@ def parse_ccxt_ohlcv(rows: Sequence[Sequence[float]], symbol: str, timeframe: st
                 high=cols["high"][k:k + 1], low=cols["low"][k:k + 1], close=cols["close"][k:k + 1],
                 volume=cols["volume"][k:k + 1], tradable=one.copy()) for k in range(n)]
 
+
+
+# --------------------------------------------------------------------------- exchange polling
+
+
+class CcxtFeed(BarFeed):
+    """Poll an exchange's OHLCV (ccxt ``fetch_ohlcv``) for the closed bars of S
+    symbols, one bar-open time at a time, on one grid.
+
+    Args:
+        exchange: a ccxt exchange instance (anything with ``fetch_ohlcv(symbol,
+            timeframe, since=ms, limit=n)`` returning ccxt rows); public market
+            data needs no API keys. Sandbox/testnet mode is the caller's
+            (``exchange.set_sandbox_mode(True)``).
+        symbols: exchange symbols ``BASE/QUOTE`` (``["ETH/BTC", "LTC/BTC"]``); bars
+            carry the file form (``ETH_BTC``) in this order.
+        timeframe: exchange notation (``5m``).
+        since: the first bar-open time to deliver, ms since the Unix epoch (on the
+            timeframe grid; rounded up to it otherwise).
+        poll_s: seconds between two polls while the next bar is not published
+            (default: a tenth of the timeframe, at most 10 s).
+        max_polls: polls without a new bar before :meth:`next_bar` gives up and
+            returns None (default None: wait for ever, a live feed).
+        limit: rows asked per ``fetch_ohlcv`` call (500).
+        clock: wall clock in seconds since the epoch (default :func:`time.time`);
+        sleep: ``sleep(seconds)`` (default :func:`time.sleep`); inject both in tests.
+
+    A bar is delivered once it has **closed** (open + timeframe <= now) and at least
+    one symbol has printed it; a symbol that printed nothing there carries its
+    previous close with ``tradable`` False and volume 0 (the loader's grid rule),
+    which needs a previous bar: before the first print of every symbol the feed
+    waits. Rows go through :func:`parse_ccxt_ohlcv` (validated, forming bar
+    dropped), so a malformed page raises :class:`FeedError` naming the row.
+    ``index`` counts delivered bars from 0.
+
+    Raises:
+        FeedError: no symbol, a bad symbol or timeframe, ``since`` not a number,
+            ``poll_s`` / ``max_polls`` / ``limit`` out of range.
+    """
+
+    def __init__(self, exchange, symbols: Sequence[str], timeframe: str, *, since: int,
+                 poll_s: float | None = None, max_polls: int | None = None, limit: int = 500,
+                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
+        if not symbols:
+            raise FeedError("symbols is empty; give exchange symbols such as ETH/BTC")
+        self.timeframe = str(timeframe)
+        self.timeframe_s = timeframe_seconds(timeframe)
+        try:
+            self.symbols = tuple(file_symbol(s) if "/" in str(s) else str(s) for s in symbols)
+        except ValueError as exc:
+            raise FeedError(str(exc)) from None
+        if isinstance(since, bool) or not isinstance(since, (int, np.integer)):
+            raise FeedError(f"since={since!r}; allowed: ms since the Unix epoch (int)")
+        step = self.timeframe_s * 1000
+        if poll_s is None:
+            poll_s = min(self.timeframe_s / 10, 10.0)
+        if not (isinstance(poll_s, (int, float)) and math.isfinite(poll_s) and poll_s > 0):
+            raise FeedError(f"poll_s={poll_s!r}; allowed: seconds > 0")
+        if max_polls is not None and not (isinstance(max_polls, int) and max_polls >= 1):
+            raise FeedError(f"max_polls={max_polls!r}; allowed: an int >= 1 or None")
+        if not (isinstance(limit, int) and 1 <= limit <= 10_000):
+            raise FeedError(f"limit={limit!r}; allowed: 1..10000 rows per call")
+        self._exchange, self._exchange_symbols = exchange, tuple(str(s) for s in symbols)
+        self._next_ms = -(-int(since) // step) * step
+        self._poll_s, self._max_polls, self._limit = float(poll_s), max_polls, limit
+        self._clock, self._sleep = clock, sleep
+        self._rows: list[dict[int, Bar]] = [{} for _ in self.symbols]
+        self._last_close = np.full(len(self.symbols), np.nan)
+        self._delivered = 0
+
+    def _poll(self, now_ms: int) -> None:
+        for k, sym in enumerate(self._exchange_symbols):
+            rows = self._exchange.fetch_ohlcv(sym, self.timeframe, since=self._next_ms, limit=self._limit)
+            for bar in parse_ccxt_ohlcv(rows or [], sym, self.timeframe, now_ms=now_ms):
+                ms = int(bar.timestamp.astype("datetime64[ms]").astype(np.int64))
+                if ms >= self._next_ms:
+                    self._rows[k][ms] = bar
+
+    def _assemble(self, ms: int) -> Bar | None:
+        have = [self._rows[k].get(ms) for k in range(len(self.symbols))]
+        if not any(have) or any(b is None and not np.isfinite(c) for b, c in zip(have, self._last_close)):
+            return None
+        cols = {c: np.empty(len(self.symbols)) for c in ("open", "high", "low", "close", "volume")}
+        tradable = np.zeros(len(self.symbols), dtype=bool)
+        for k, b in enumerate(have):
+            if b is None:
+                for c in ("open", "high", "low", "close"):
+                    cols[c][k] = self._last_close[k]
+                cols["volume"][k] = 0.0
+            else:
+                for c in cols:
+                    cols[c][k] = getattr(b, c)[0]
+                tradable[k] = True
+                self._rows[k].pop(ms)
+        self._last_close = cols["close"].copy()
+        bar = Bar(index=self._delivered, timestamp=np.datetime64(ms, "ms").astype("datetime64[ns]"),
+                  symbols=self.symbols, tradable=tradable, **cols)
+        self._delivered += 1
+        return bar
+
+    def next_bar(self) -> Bar | None:
+        """The next closed bar: sleeps until it closes, then polls (sleeping
+        ``poll_s`` between polls) until the exchange has printed it; None after
+        ``max_polls`` polls without it."""
+        step = self.timeframe_s * 1000
+        polls = 0
+        while True:
+            now_ms = int(self._clock() * 1000)
+            close_at = self._next_ms + step
+            if close_at > now_ms:  # still forming: wait for its close (not a poll)
+                self._sleep((close_at - now_ms) / 1000)
+                continue
+            bar = self._assemble(self._next_ms)
+            if bar is None:
+                self._poll(now_ms)
+                polls += 1
+                bar = self._assemble(self._next_ms)
+            if bar is not None:
+                self._next_ms += step
+                return bar
+            later = [ms for rows in self._rows for ms in rows if ms > self._next_ms]
+            if later and np.isfinite(self._last_close).all():
+                self._next_ms = min(later)  # no symbol printed this bar: it is not on the grid
+                continue
+            if self._max_polls is not None and polls >= self._max_polls:
+                return None
+            self._sleep(self._poll_s)

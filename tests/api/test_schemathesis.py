@@ -83,4 +83,8 @@ def test_the_schema_documents_every_api_route(server):
             "/api/assistant/cohorts/status", "/api/assistant/cohorts/bankroll-summary", "/readyz",
             "/api/assistant/cohorts/{cohort_id}/promotion-readiness", "/api/promotions",
             "/api/promotions/{promotion_id}", "/api/promotions/{promotion_id}/approve",
-            "/api/promotions/{promotion_id}/reject"} <= paths
+            "/api/promotions/{promotion_id}/reject", "/api/deployments", "/api/deployments/{deployment_id}",
+            "/api/deployments/{deployment_id}/rollback", "/api/assistant/intents", "/api/assistant/intents/grow",
+            "/api/assistant/intents/{intent_id}", "/api/assistant/intents/{intent_id}/confirm",
+            "/api/assistant/intents/fund-tomorrow", "/api/reports/cohorts/{run_id}",
+            "/api/reports/daily/{date}"} <= paths

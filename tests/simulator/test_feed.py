@@ -43,8 +43,10 @@ def test_replay_start_as_time_and_errors(market):
 
 
 class FakeClock:
-    def __init__(self):
-        self.now = 1000.0
+    """A clock that moves only when slept on (seconds)."""
+
+    def __init__(self, now: float = 1000.0):
+        self.now = now
         self.sleeps = []
 
     def __call__(self):
@@ -118,3 +120,91 @@ def test_parse_ccxt_bad_symbol_and_timeframe():
     with pytest.raises(FeedError, match="timeframe='5x'"):
         parse_ccxt_ohlcv(_recorded_rows(2), "ETH/BTC", "5x")
     assert timeframe_seconds("1h") == 3600 and timeframe_seconds("5m") == 300
+
+
+# ------------------------------------------------------------------ CcxtFeed on recorded pages
+
+class RecordedExchange:
+    """Recorded ccxt ``fetch_ohlcv`` pages of the binance-5m files, published as a venue
+    would: at wall time ``now`` it returns the bars opened by then, the still-forming one
+    included with half its final range (what a real venue sends mid-bar)."""
+
+    def __init__(self, frames: dict[str, pd.DataFrame], clock) -> None:
+        self.frames, self.clock, self.calls = frames, clock, 0
+
+    def fetch_ohlcv(self, symbol, timeframe, since=None, limit=None):
+        assert timeframe == "5m"
+        self.calls += 1
+        now_ms = int(self.clock() * 1000)
+        df = self.frames[symbol]
+        ms = df["timestamp"].astype("int64") // 1_000_000
+        rows = df[(ms >= (since or 0)) & (ms <= now_ms)].head(limit)
+        out = []
+        for r, m in zip(rows.itertuples(), ms[rows.index]):
+            if m + 300_000 > now_ms:  # forming: a partial bar
+                out.append([int(m), r.open, max(r.open, (r.open + r.high) / 2), min(r.open, (r.open + r.low) / 2),
+                            r.open, r.volume / 2])
+            else:
+                out.append([int(m), r.open, r.high, r.low, r.close, r.volume])
+        return out
+
+
+def test_ccxt_feed_delivers_the_loaders_grid_bar_for_bar_and_only_closed_bars():
+    from simulator.feed import CcxtFeed
+
+    start, end = pd.Timestamp("2018-01-15", tz="UTC"), pd.Timestamp("2018-01-15T06:00", tz="UTC")
+    frames = {}
+    for sym in ("ETH_BTC", "LTC_BTC"):
+        df = pd.read_parquet(BINANCE / f"{sym}.parquet")
+        df = df[(df["timestamp"] >= start) & (df["timestamp"] < end)].reset_index(drop=True)
+        frames[sym.replace("_", "/")] = df
+    # a gap: LTC printed nothing at 01:00; neither printed at 02:00 (no row on the grid)
+    frames["LTC/BTC"] = frames["LTC/BTC"][frames["LTC/BTC"]["timestamp"] != pd.Timestamp("2018-01-15T01:00", tz="UTC")]
+    for k in frames:
+        frames[k] = frames[k][frames[k]["timestamp"] != pd.Timestamp("2018-01-15T02:00", tz="UTC")].reset_index(drop=True)
+    folder_rows = {k.replace("/", "_"): v for k, v in frames.items()}
+    clock = FakeClock(start.timestamp() + 7.0)  # 7 s into the first bar
+    ex = RecordedExchange(frames, clock)
+    feed = CcxtFeed(ex, ["ETH/BTC", "LTC/BTC"], "5m", since=int(start.timestamp() * 1000), poll_s=2.0,
+                    max_polls=200, clock=clock, sleep=clock.sleep)  # 02:00 takes a bar of polls to skip
+    bars = []
+    while (b := feed.next_bar()) is not None and b.timestamp < np.datetime64("2018-01-15T05:55"):
+        assert b.timestamp.astype("datetime64[s]").astype(int) + 300 <= clock.now  # only closed bars
+        bars.append(b)
+
+    # independently: the loader's grid over files holding the same rows
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for sym, df in folder_rows.items():
+            df.to_parquet(Path(tmp) / f"{sym}.parquet")
+        m = load_market(tmp, symbols=["ETH_BTC", "LTC_BTC"], start=start, end="2018-01-15T05:55")
+    assert feed.symbols == ("ETH_BTC", "LTC_BTC") and len(bars) == m.n_bars == 70  # 71 bar-opens, 02:00 absent
+    for i, b in enumerate(bars):
+        assert b.index == i and b.timestamp == m.timestamps[i]
+        for k in ("open", "high", "low", "close", "volume", "tradable"):
+            np.testing.assert_array_equal(getattr(b, k), getattr(m, k)[i], err_msg=f"{k} at {b.timestamp}")
+    one = [b for b in bars if b.timestamp == np.datetime64("2018-01-15T01:00")][0]
+    assert list(one.tradable) == [True, False] and one.volume[1] == 0.0  # LTC carried its close
+    assert clock.sleeps[0] == pytest.approx(293.0)  # it waited for the first bar's close
+
+
+def test_ccxt_feed_gives_up_after_max_polls_and_refuses_bad_settings():
+    from simulator.feed import CcxtFeed
+
+    clock = FakeClock(pd.Timestamp("2018-01-15T00:10", tz="UTC").timestamp())
+    ex = RecordedExchange({"ETH/BTC": pd.DataFrame(columns=["timestamp", "open", "high", "low", "close", "volume"])},
+                          clock)
+    feed = CcxtFeed(ex, ["ETH/BTC"], "5m", since=int(pd.Timestamp("2018-01-15", tz="UTC").timestamp() * 1000),
+                    poll_s=1.0, max_polls=3, clock=clock, sleep=clock.sleep)
+    assert feed.next_bar() is None and ex.calls == 3 and clock.sleeps == [1.0, 1.0]
+    for kw, match in ((dict(poll_s=0), "poll_s"), (dict(max_polls=0), "max_polls"), (dict(limit=0), "limit"),
+                      (dict(since="today"), "since")):
+        args = {"since": 0, **kw}
+        with pytest.raises(FeedError, match=match):
+            CcxtFeed(ex, ["ETH/BTC"], "5m", **args)
+    with pytest.raises(FeedError, match="timeframe"):
+        CcxtFeed(ex, ["ETH/BTC"], "1M", since=0)
+    with pytest.raises(FeedError, match="symbols"):
+        CcxtFeed(ex, [], "5m", since=0)
