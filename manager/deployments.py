@@ -18,7 +18,10 @@ row of the market traded), ``started_at`` and ``expires_at`` =
 ``status`` ``running``, ``last_bar`` -1, the broker state, and its **ledger**: a
 hash-chained journal (the shape of :mod:`simulator.ledger`) kept *with the
 deployment*, whose first transaction (``allocation``) moves the allocation from
-``parent:cash`` to ``deployment:<id>:cash``. Creation is idempotent per promotion
+``parent:cash`` to ``deployment:<id>:cash``; each fill is then one balanced
+transaction (``deployment:<id>:position:<symbol>`` the cost basis with the quantity,
+``deployment:<id>:cash`` the cash change, ``fees``, ``deployment:<id>:realized_pnl``).
+Creation is idempotent per promotion
 (the store keeps one deployment per promotion), so a retried start never
 reserves twice.
 
@@ -49,10 +52,9 @@ a no-op (idempotent): orders are keyed ``<deployment>:<bar>:<symbol>``.
 bar's close** (the PaperBroker fills ``settle`` orders on a bar whose open is
 that close, with the engine's slippage and fee), not at the next bar's open: the
 deployment stops within the bar that breached, at a price a venue would give
-now. It then returns the capital to the parent (a balanced ``return_of_capital``
-transaction: ``deployment:<id>:cash`` back to 0, ``fees`` debited,
-``deployment:<id>:realized_pnl`` credited with the PnL, ``parent:cash`` credited
-with the final equity), sets the deployment ``rolled_back``, the promotion
+now. The flattening fills are journalled like any fill; then the capital returns
+to the parent (a balanced ``return_of_capital`` transaction: the final equity from
+``deployment:<id>:cash``, back to 0, to ``parent:cash``), sets the deployment ``rolled_back``, the promotion
 ``rolled_back``, records each incident (its figures from
 :func:`risk.rollback.evaluate`, or a ``manual`` incident with who and why) and an
 audit event ``deployment.rolled_back``.
@@ -71,8 +73,7 @@ role, notes) and appended to the deployment's ``controls``. Roles come from
 
 Not done yet: the live path has no stop-loss / take-profit / max-hold exits
 (:class:`~simulator.live_agent.LiveAgent` ``ignore_exits=True``; the genome's
-exits are listed in ``exits_not_modelled``); fills are recorded on the
-deployment (``fills``) but not journalled one by one; a paused deployment that
+exits are listed in ``exits_not_modelled``); a paused deployment that
 is resumed replays the paused bars as if it had traded them.
 """
 from __future__ import annotations
@@ -192,6 +193,27 @@ def _chain(ledger: list[dict], txn: dict) -> list[dict]:
 
 def _posting(account: str, units: int) -> dict:
     return {"account": account, "amount": units_to_str(int(units)), "qty": None, "symbol": None}
+
+
+def _journal_fills(ledger: list[dict], deployment_id: str, fills: list[dict]) -> list[dict]:
+    """Append one balanced transaction per fill (the cohort journal's shape,
+    :func:`simulator.ledger.build_journal`): the position account takes the cost basis
+    (``realized - cash - fee``) with the signed quantity, the deployment's cash the cash
+    change, ``fees`` the fee and the realised PnL its account."""
+    for f in fills:
+        basis = int(f["realized_units"]) - int(f["cash_units"]) - int(f["fee_units"])
+        postings = [{"account": f"deployment:{deployment_id}:position:{f['symbol']}", "amount": units_to_str(basis),
+                     "qty": float(f["qty"]), "symbol": f["symbol"]},
+                    _posting(f"deployment:{deployment_id}:cash", f["cash_units"])]
+        if f["fee_units"]:
+            postings.append(_posting("fees", f["fee_units"]))
+        if f["realized_units"]:
+            postings.append(_posting(f"deployment:{deployment_id}:realized_pnl", -int(f["realized_units"])))
+        side = "buy" if f["qty"] > 0 else "sell"
+        ledger = _chain(ledger, {"txn_id": f"{len(ledger):08d}-{f['kind']}", "bar": f["bar"], "time": f["time"],
+                                 "kind": f["kind"], "memo": f"{f['kind']} {side} {f['symbol']} ({f['client_order_id']})",
+                                 "postings": postings})
+    return ledger
 
 
 def _engine_config(doc: dict) -> EngineConfig:
@@ -462,8 +484,10 @@ def step(store: Store, deployment_id: str, bar: int, *, market: MarketData, now:
         stamps.append(_iso(b.timestamp))
         processed.append(int(b.index))
     new_fills = [_fill_dict(f) for f in broker.fills(since=n_fills)]
-    changes = {"last_bar": bar, "equity": equity, "timestamps": stamps,
-               "fills": [*doc["fills"], *new_fills], "broker": _broker_state(broker)}
+    ledger = _journal_fills(doc["ledger"], deployment_id, new_fills)
+    changes = {"last_bar": bar, "equity": equity, "timestamps": stamps, "ledger": ledger,
+               "ledger_head": ledger[-1]["hash"], "fills": [*doc["fills"], *new_fills],
+               "broker": _broker_state(broker)}
     at = _iso(now) if now is not None else _iso(market.timestamps[bar] + np.timedelta64(market.timeframe_s, "s"))
     verdict = evaluate(_state({**doc, **changes}, store, at, hard_stop_active),
                        RollbackConfig.from_dict(doc["rollback_config"]), at)
@@ -525,15 +549,13 @@ def rollback(store: Store, deployment_id: str, reason: str, *, market: MarketDat
         final_units = broker.cash_units
         alloc_units = int(doc["allocation"]["units"])
         fees = broker.fee_units
-        pnl = final_units - alloc_units + fees
-        ledger = _chain(doc["ledger"], {
-            "txn_id": f"{len(doc['ledger']):08d}-return_of_capital", "bar": last, "time": at,
-            "kind": "return_of_capital", "memo": f"rollback ({reason}): flattened at the close of bar {last}",
-            "postings": [_posting(f"deployment:{deployment_id}:cash", -alloc_units),
-                         _posting("fees", fees),
-                         _posting(f"deployment:{deployment_id}:realized_pnl", -pnl),
-                         _posting("parent:cash", final_units)]})
         new_fills = [_fill_dict(f) for f in broker.fills(since=n_fills)]
+        ledger = _journal_fills(doc["ledger"], deployment_id, new_fills)  # the flattening fills
+        ledger = _chain(ledger, {
+            "txn_id": f"{len(ledger):08d}-return_of_capital", "bar": last, "time": at,
+            "kind": "return_of_capital", "memo": f"rollback ({reason}): flattened at the close of bar {last}",
+            "postings": [_posting(f"deployment:{deployment_id}:cash", -final_units),
+                         _posting("parent:cash", final_units)]})
         summary = {"reason": reason, "at": at, "by": name, "role": role, "notes": notes, "bar": last,
                    "final_equity": final_units / UNITS, "allocation": alloc_units / UNITS,
                    "pnl": (final_units - alloc_units) / UNITS, "fees": fees / UNITS,

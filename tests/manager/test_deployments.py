@@ -313,3 +313,28 @@ def test_a_rollback_interrupted_after_the_deployment_update_is_finished_once(sto
     assert [i["trigger"] for i in store.list_incidents(d["deployment_id"])] == ["drawdown"]
     assert [e["kind"] for e in store.list_audit(limit=200)].count("deployment.rolled_back") == 1
     assert store.get_deployment(d["deployment_id"])["ledger"] == half["ledger"]  # no second return of capital
+
+
+def test_every_fill_is_journalled_and_the_accounts_close_at_the_rollback(store, market):
+    d = start(store, market, rollback_config=RollbackConfig(max_drawdown=0.10))
+    doc = run(store, market, d, START + 150)["deployment"]
+    did = d["deployment_id"]
+    fills = [t for t in doc["ledger"] if t["kind"] not in ("allocation", "return_of_capital")]
+    assert len(fills) == len(doc["fills"]) > 0
+    assert [t["memo"].split("(")[1].rstrip(")") for t in fills] == [f["client_order_id"] for f in doc["fills"]]
+    assert_balanced(doc)
+    bal = balances(doc)
+    # independently from the broker's state: cash and the positions' quantities
+    assert bal[f"deployment:{did}:cash"] == Decimal(doc["broker"]["cash_units"]).scaleb(-8)
+    qty = sum(p["qty"] for t in fills for p in t["postings"] if p["qty"] is not None)
+    assert qty == pytest.approx(sum(p["qty"] if isinstance(p, dict) else p
+                                    for p in doc["broker"]["positions"].values()), abs=1e-12)
+    assert bal["fees"] == Decimal(doc["broker"]["fee_units"]).scaleb(-8)
+    closed = dep.rollback(store, did, "manual", market=market, actor=RISK, notes="end of trial")
+    assert_balanced(closed)
+    bal = balances(closed)
+    assert bal[f"deployment:{did}:cash"] == 0 and bal["fees"] == Decimal(closed["broker"]["fee_units"]).scaleb(-8)
+    assert all(v == 0 for k, v in bal.items() if ":position:" in k)  # flat: every cost basis released
+    # PnL identity: what the parent got back minus the allocation = realised PnL - fees
+    pnl = bal["parent:cash"]
+    assert pnl == -bal[f"deployment:{did}:realized_pnl"] - bal["fees"]
