@@ -573,7 +573,8 @@ def run_intent_day(store: Store, intent_id: str, day: int) -> dict[str, Any]:
         knowledge.log_entry(store, "assistant.grow_day", f"grow plan {intent_id}: day {day} actual against plan",
                             out["narrative"], market=stored.get("market"),
                             links=[knowledge.link("intent", intent_id), knowledge.link("run", plan["run_id"])],
-                            figures={"roi": roi, "end_equity": end_equity, "planned": plan["expected_return"]})
+                            figures={"roi": roi, "end_equity": end_equity, "planned": plan["expected_return"],
+                                     "date": plan["date"]})
     if len(after.get("reports") or []) == len(after["plan"]) and after["status"] == "running":
         final = after["reports"][-1]["cumulative"]
         reached = final["target_amount"] is not None and final["actual_equity"] >= final["target_amount"]

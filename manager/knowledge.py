@@ -295,7 +295,8 @@ def _entries(store: Store, market: str | None, scan: int, campaign_of: dict[str,
                 except Exception:  # noqa: BLE001 - a dangling link still shows, without a page
                     campaign_of[ident] = None
             links.append(_link_item(kind, ident, campaign_of))
-        out.append(_item("assistant", e.get("created_at"), e.get("created_at"), e.get("market"),
+        about = (e.get("figures") or {}).get("date") or e.get("created_at")  # the day it is about, when it names one
+        out.append(_item("assistant", e.get("created_at"), about, e.get("market"),
                          e.get("title") or e.get("kind"), e.get("narrative") or "", links, e.get("kind"),
                          e.get("entry_id")))
     return out

@@ -147,6 +147,9 @@ def test_confirm_then_the_celery_chain_runs_each_day_and_reports_against_plan(st
             assert r["actual"]["tier"] == tier and "{" not in r["narrative"]  # the tier's figure, not its record
             assert f"returned {r['actual']['roi'] * 100:.2f} %" in r["narrative"]
             assert "no edge can be claimed" in r["narrative"]  # baselines=0: no random cohorts, no claim
+        days = {i["title"]: i["date"] for i in knowledge.history(store, kinds=["assistant"])["items"]
+                if i["status"] == "assistant.grow_day"}  # each day's entry is dated by the day it reports
+        assert sorted(days.values()) == [r1["date"], r2["date"]]
         kinds = [e["kind"] for e in knowledge.list_entries(store, link=f"intent:{doc['intent_id']}")]
         assert kinds.count("assistant.grow_day") == 2 and "assistant.grow_confirmed" in kinds
 
