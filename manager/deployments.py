@@ -101,7 +101,7 @@ from simulator.market import MarketData
 __all__ = ["DeploymentError", "DeploymentConflict", "DeploymentNotFound", "DeploymentForbidden",
            "DeploymentInvalid", "CONTROL_ROLES", "EXTEND_ROLES", "RUNNING", "PAUSED",
            "ROLLED_BACK", "DEPLOYED", "start_deployment", "step", "rollback", "extend", "pause", "resume",
-           "get_deployment", "list_deployments", "forget", "start_approved", "advance_all", "deployment_market",
+           "get_deployment", "list_deployments", "deployment_brief", "HEAVY_FIELDS", "forget", "start_approved", "advance_all", "deployment_market",
            "MAX_BARS_PER_TICK"]
 
 RUNNING, PAUSED, ROLLED_BACK = "running", "paused", "rolled_back"
@@ -657,8 +657,21 @@ def get_deployment(store: Store, deployment_id: str) -> dict:
 
 
 def list_deployments(store: Store, *, status: str | None = None, limit: int = 50, offset: int = 0) -> list[dict]:
-    """Deployments, newest first."""
+    """Deployments, newest first (whole documents)."""
     return store.list_deployments(status=status, limit=limit, offset=offset)
+
+
+#: what a listing leaves out of a deployment (they grow with every bar): read them with the deployment
+HEAVY_FIELDS = ("ledger", "equity", "timestamps", "fills", "pending_rollback")
+
+
+def deployment_brief(doc: dict) -> dict:
+    """A deployment without :data:`HEAVY_FIELDS`, with ``fills_count`` and
+    ``ledger_transactions`` instead (what a listing shows)."""
+    out = {k: v for k, v in doc.items() if k not in HEAVY_FIELDS}
+    out["fills_count"] = len(doc.get("fills") or [])
+    out["ledger_transactions"] = len(doc.get("ledger") or [])
+    return out
 
 
 # -- the beat tick: start the approved promotions, advance the running deployments ---------------------

@@ -62,9 +62,10 @@ def list_deployments(
     offset: int = Query(0, ge=0, le=10_000_000, description="Deployments to skip."),
     store: Store = Depends(get_store),
 ):
-    """Deployments, newest first, with their allocation, broker state, timer and controls."""
+    """Deployments, newest first, with their allocation, broker state, timer and controls; without
+    their ledger, fills and curves (``fills_count``, ``ledger_transactions``: read the deployment)."""
     try:
-        items = D.list_deployments(store, status=status, limit=limit, offset=offset)
+        items = [D.deployment_brief(d) for d in D.list_deployments(store, status=status, limit=limit, offset=offset)]
     except D.DeploymentError as exc:
         raise _problem(exc) from None
     return JSONResponse(public_view({"items": items, "limit": limit, "offset": offset}))

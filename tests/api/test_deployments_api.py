@@ -61,6 +61,11 @@ def test_list_pages_and_filters(client, env):
     assert body["limit"] == 50 and body["offset"] == 0
     assert {d["deployment_id"] for d in body["items"]} == set(ids)
     assert all(d["status"] == "running" and d["allocation"]["amount"] == ALLOCATION for d in body["items"])
+    for d in body["items"]:  # briefs: the growing parts are read with the deployment
+        full = client.get(f"/api/deployments/{d['deployment_id']}").json()
+        assert not {"ledger", "fills", "equity", "timestamps"} & set(d)
+        assert d["fills_count"] == len(full["fills"]) and d["ledger_transactions"] == len(full["ledger"])
+        assert d["broker"] == full["broker"] and d["expires_at"] == full["expires_at"]
     pages = [client.get("/api/deployments", params={"limit": 2, "offset": o}).json()["items"] for o in (0, 2)]
     assert [len(p) for p in pages] == [2, 1]
     assert {d["deployment_id"] for p in pages for d in p} == set(ids)
