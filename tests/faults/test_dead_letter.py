@@ -149,8 +149,14 @@ def _wait(cond, timeout: float, what: str, step: float = 0.1):
 def _dead_lettered(c: Cluster, rid: str, deliveries: int) -> None:
     # generous: each redelivery first waits out the killed delivery's lease and a retry countdown, and a
     # fresh clone's first worker processes pay numba's compile before their cache exists
-    run = _wait(lambda: (lambda r: r if r and r["status"] == "failed" else None)(c.run(rid)), 150,
-                "the run to be dead-lettered")
+    try:
+        run = _wait(lambda: (lambda r: r if r and r["status"] == "failed" else None)(c.run(rid)), 150,
+                    "the run to be dead-lettered")
+    except AssertionError as exc:  # say what the workers and Redis were doing (a rare flake here)
+        logs = {p.name: p.read_text()[-1500:] for p in sorted(c.tmp.glob("*.log"))}
+        state = {"run": c.run(rid), "ours_pending": c.ours_pending(), "deliveries": c.count("deliveries", rid),
+                 "unacked_mutex_ttl": c.redis.ttl("unacked_mutex"), "unacked": c.redis.hlen("unacked")}
+        raise AssertionError(f"{exc}; state {state}; worker logs {logs}") from None
     assert run["reason"] == dead_letter_reason(deliveries)
     assert c.count("simulations", rid) == deliveries  # each of them simulated and killed its worker
 
