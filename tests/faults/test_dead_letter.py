@@ -107,8 +107,15 @@ class Cluster:
         return self.redis.llen(self.queue) + len(unacked)
 
     def close(self) -> None:
+        # a warm shutdown first: a worker SIGKILLed inside kombu's restore sweep (every second here)
+        # would leave the db's unacked_mutex locked for its 300 s expiry, stalling the next test's restores
         for p in self.procs:
             if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait(timeout=10)
         for key in self.redis.scan_iter(f"*{self.queue}*"):
