@@ -6,14 +6,14 @@ import re
 from typing import Any
 
 from manager.store.documents.values import (
-    copy_extra_fields,
     check_id,
     check_limit,
     check_offset,
-    normalise_timestamp,
+    copy_extra_fields,
+    require_fields,
     require_mapping,
     require_str,
-    utc_now,
+    timestamp_or_now,
 )
 from manager.store.errors import InvalidDocument
 
@@ -63,11 +63,8 @@ def prepare_alert(doc: Any) -> dict[str, Any]:
             ``alert.<field>``), a value that is not JSON-able.
     """
     require_mapping(doc, "alert")
-    for field in ("alert_id", "rule", "subject", "title", "body"):
-        if field not in doc:
-            raise InvalidDocument(f"alert.{field} is missing")
-    created = doc.get("created_at")
-    created = utc_now() if created is None else normalise_timestamp(created, "alert.created_at")
+    require_fields(doc, ("alert_id", "rule", "subject", "title", "body"), "alert")
+    created = timestamp_or_now(doc.get("created_at"), "alert.created_at")
     out: dict[str, Any] = {
         "alert_id": check_id(doc["alert_id"], "alert.alert_id"),
         "rule": check_rule(doc["rule"], "alert.rule"),
@@ -97,7 +94,7 @@ def attempt_changes(doc: dict[str, Any], *, ok: Any, error: Any, final: Any, at:
         raise InvalidDocument("ok and final must be bools")
     if error is not None and not isinstance(error, str):
         raise InvalidDocument(f"error={error!r} must be a str or None")
-    at = utc_now() if at is None else normalise_timestamp(at, "at")
+    at = timestamp_or_now(at, "at")
     entry = {"at": at, "ok": ok, "error": None if ok else (error or "delivery failed")}
     status = "sent" if ok else ("failed" if final else "pending")
     return {**doc, "status": status, "attempts": int(doc.get("attempts", 0)) + 1,

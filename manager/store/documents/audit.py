@@ -6,13 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from manager.store.errors import InvalidDocument
-from manager.store.documents.values import (
-    normalise_timestamp,
-    require_mapping,
-    require_str,
-    to_document,
-    utc_now,
-)
+from manager.store.documents.values import require_mapping, require_str, timestamp_or_now, to_document
 
 __all__ = ["AUDIT_FIELDS", "prepare_audit_event"]
 
@@ -41,7 +35,7 @@ def prepare_audit_event(event: Any) -> dict[str, Any]:
     out: dict[str, Any] = {
         "kind": require_str(event.get("kind"), "audit event kind"),
         "actor": require_str(event.get("actor"), "audit event actor"),
-        "at": utc_now() if at is None else normalise_timestamp(at, "audit event at"),
+        "at": timestamp_or_now(at, "audit event at"),
         "details": to_document(
             require_mapping(event.get("details", {}), "audit event details"),
             "audit event.details",

@@ -7,14 +7,15 @@ from typing import Any
 
 from manager.store.documents.promotions import check_status
 from manager.store.documents.values import (
-    copy_extra_fields,
     check_id,
     check_limit,
     check_offset,
-    normalise_timestamp,
+    copy_extra_fields,
+    require_fields,
     require_int,
     require_mapping,
     require_str,
+    timestamp_or_now,
     to_document,
     utc_now,
 )
@@ -43,11 +44,8 @@ def prepare_deployment(doc: Any) -> dict[str, Any]:
             ``deployment.<field>``), a value that is not JSON-able.
     """
     require_mapping(doc, "deployment")
-    for field in ("deployment_id", "promotion_id", "status"):
-        if field not in doc:
-            raise InvalidDocument(f"deployment.{field} is missing")
-    created = doc.get("created_at")
-    created = utc_now() if created is None else normalise_timestamp(created, "deployment.created_at")
+    require_fields(doc, ("deployment_id", "promotion_id", "status"), "deployment")
+    created = timestamp_or_now(doc.get("created_at"), "deployment.created_at")
     out: dict[str, Any] = {
         "deployment_id": check_id(doc["deployment_id"], "deployment.deployment_id"),
         "promotion_id": check_id(doc["promotion_id"], "deployment.promotion_id"),

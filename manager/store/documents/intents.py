@@ -7,16 +7,17 @@ import re
 from typing import Any
 
 from manager.store.documents.values import (
-    copy_extra_fields,
     check_id,
     check_limit,
     check_offset,
+    copy_extra_fields,
     normalise_timestamp,
+    require_fields,
     require_int,
     require_mapping,
     require_str,
+    timestamp_or_now,
     to_document,
-    utc_now,
 )
 from manager.store.errors import InvalidDocument
 
@@ -51,11 +52,8 @@ def prepare_intent(doc: Any) -> dict[str, Any]:
             a value that is not JSON-able.
     """
     require_mapping(doc, "intent")
-    for field in ("intent_id", "kind", "status"):
-        if field not in doc:
-            raise InvalidDocument(f"intent.{field} is missing")
-    created = doc.get("created_at")
-    created = utc_now() if created is None else normalise_timestamp(created, "intent.created_at")
+    require_fields(doc, ("intent_id", "kind", "status"), "intent")
+    created = timestamp_or_now(doc.get("created_at"), "intent.created_at")
     out: dict[str, Any] = {
         "intent_id": check_id(doc["intent_id"], "intent.intent_id"),
         "kind": _choice(doc["kind"], INTENT_KINDS, "intent.kind"),
@@ -93,13 +91,12 @@ def prepare_intent_report(report: Any) -> dict[str, Any]:
         InvalidDocument: not a dict, no or a bad ``day``.
     """
     require_mapping(report, "report")
-    if "day" not in report:
-        raise InvalidDocument("report.day is missing")
+    require_fields(report, ("day",), "report")
     day = require_int(report["day"], "report.day")
     if day < 1:
         raise InvalidDocument(f"report.day={day} must be >= 1")
     at = report.get("at")
-    out = {"day": day, "at": utc_now() if at is None else normalise_timestamp(at, "report.at")}
+    out = {"day": day, "at": timestamp_or_now(at, "report.at")}
     return copy_extra_fields(out, report, "report", ())
 
 
@@ -132,11 +129,8 @@ def prepare_knowledge_entry(doc: Any) -> dict[str, Any]:
         InvalidDocument: a missing or wrong-typed field (named ``entry.<field>``).
     """
     require_mapping(doc, "entry")
-    for field in ("entry_id", "kind", "title"):
-        if field not in doc:
-            raise InvalidDocument(f"entry.{field} is missing")
-    created = doc.get("created_at")
-    created = utc_now() if created is None else normalise_timestamp(created, "entry.created_at")
+    require_fields(doc, ("entry_id", "kind", "title"), "entry")
+    created = timestamp_or_now(doc.get("created_at"), "entry.created_at")
     market = doc.get("market")
     links_in = doc.get("links") or []
     if not isinstance(links_in, (list, tuple)):

@@ -16,8 +16,8 @@ from manager.store.documents.values import (
     require_mapping,
     require_number,
     require_str,
+    timestamp_or_now,
     to_document,
-    utc_now,
 )
 
 __all__ = [
@@ -222,7 +222,7 @@ def prepare_knowledge(record: Any) -> dict[str, Any]:
         "cycle_id": check_id(record["cycle_id"], "knowledge cycle_id"),
         "mode": require_str(record["mode"], "knowledge mode"),
         "created_at": (
-            utc_now() if created is None else normalise_timestamp(created, "knowledge created_at")
+            timestamp_or_now(created, "knowledge created_at")
         ),
     }
     for key, value in record.items():

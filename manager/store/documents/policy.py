@@ -12,9 +12,11 @@ from manager.store.documents.values import (
     check_limit,
     check_offset,
     normalise_timestamp,
+    require_fields,
     require_mapping,
     require_number,
     require_str,
+    timestamp_or_now,
     to_document,
     utc_now,
 )
@@ -78,9 +80,7 @@ def prepare_policy_decision(decision: Any) -> dict[str, Any]:
             names it: ``policy decision.<field>``), or a value that is not JSON-able.
     """
     require_mapping(decision, "policy decision")
-    for field in POLICY_DECISION_FIELDS:
-        if field not in decision:
-            raise InvalidDocument(f"policy decision.{field} is missing")
+    require_fields(decision, POLICY_DECISION_FIELDS, "policy decision")
 
     def where(field: str) -> str:
         return f"policy decision.{field}"
@@ -198,7 +198,7 @@ def prepare_kill_switch(
         "on": on,
         "actor": require_str(actor, "kill switch actor"),
         "reason": require_str(reason, "kill switch reason"),
-        "at": utc_now() if at is None else normalise_timestamp(at, "kill switch at"),
+        "at": timestamp_or_now(at, "kill switch at"),
     }
     return state, kill_switch_event(state)
 

@@ -8,15 +8,17 @@ from typing import Any
 
 from manager.store.errors import InvalidDocument
 from manager.store.documents.values import (
-    copy_extra_fields,
     check_id,
     check_limit,
     check_offset,
+    copy_extra_fields,
     normalise_timestamp,
+    require_fields,
     require_int,
     require_list,
     require_mapping,
     require_str,
+    timestamp_or_now,
     to_document,
     utc_now,
 )
@@ -50,14 +52,12 @@ def prepare_campaign(doc: Any) -> dict[str, Any]:
             ``campaign.<field>``), a value that is not JSON-able.
     """
     require_mapping(doc, "campaign")
-    for field in ("campaign_id", "market", "report"):
-        if field not in doc:
-            raise InvalidDocument(f"campaign.{field} is missing")
+    require_fields(doc, ("campaign_id", "market", "report"), "campaign")
     created = doc.get("created_at")
     out: dict[str, Any] = {
         "campaign_id": check_id(doc["campaign_id"], "campaign.campaign_id"),
         "market": require_str(doc["market"], "campaign.market"),
-        "created_at": utc_now() if created is None else normalise_timestamp(created, "campaign.created_at"),
+        "created_at": timestamp_or_now(created, "campaign.created_at"),
         "report": to_document(require_mapping(doc["report"], "campaign.report"), "campaign.report"),
         "run_ids": [require_str(r, "campaign.run_ids[]") for r in require_list(doc.get("run_ids", []),
                                                                                  "campaign.run_ids")],
@@ -74,11 +74,8 @@ def prepare_promotion(doc: Any) -> dict[str, Any]:
             ``promotion.<field>``), a value that is not JSON-able.
     """
     require_mapping(doc, "promotion")
-    for field in ("promotion_id", "campaign_id", "day", "run_id", "agent_id", "status"):
-        if field not in doc:
-            raise InvalidDocument(f"promotion.{field} is missing")
-    created = doc.get("created_at")
-    created = utc_now() if created is None else normalise_timestamp(created, "promotion.created_at")
+    require_fields(doc, ("promotion_id", "campaign_id", "day", "run_id", "agent_id", "status"), "promotion")
+    created = timestamp_or_now(doc.get("created_at"), "promotion.created_at")
     expires = doc.get("expires_at")
     day = require_int(doc["day"], "promotion.day")
     if day < 1:
@@ -105,7 +102,7 @@ def prepare_step(step: Any) -> dict[str, Any]:
     at = step.get("at")
     out: dict[str, Any] = {
         "user": require_str(step.get("user"), "promotion step.user"),
-        "at": utc_now() if at is None else normalise_timestamp(at, "promotion step.at"),
+        "at": timestamp_or_now(at, "promotion step.at"),
     }
     return copy_extra_fields(out, step, "promotion step")
 

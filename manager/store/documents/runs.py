@@ -31,8 +31,8 @@ from manager.store.documents.values import (
     require_mapping,
     require_number,
     require_str,
+    timestamp_or_now,
     to_document,
-    utc_now,
 )
 
 __all__ = [
@@ -237,7 +237,7 @@ def prepare_run(run: Any) -> dict[str, Any]:
             f"run status {status!r} is not allowed at creation; a new run is 'running'"
         )
     created = run.get("created_at")
-    created_at = utc_now() if created is None else normalise_timestamp(created, "run created_at")
+    created_at = timestamp_or_now(created, "run created_at")
     data_label = require_str(run["data_label"], "run data_label", empty=True)
     header = run.get("header")
     config = to_document(require_mapping(run["config"], "run config"), "run.config")

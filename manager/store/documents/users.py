@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from manager.store.documents.values import check_id, normalise_timestamp, require_mapping, require_str, utc_now
+from manager.store.documents.values import check_id, require_mapping, require_str, timestamp_or_now
 from manager.store.errors import InvalidDocument
 
-__all__ = ["USER_FIELDS", "check_user_name", "prepare_user", "user_moment"]
+__all__ = ["USER_FIELDS", "check_user_name", "prepare_user"]
 
 USER_FIELDS: tuple[str, ...] = ("user_id", "name", "role", "token_hash", "created_at", "revoked_at", "rotated_at")
 """Keys of every stored user, in order."""
@@ -28,15 +28,6 @@ def check_user_name(name: Any) -> str:
     return str.__str__(name)
 
 
-def user_moment(at: Any, where: str) -> str:
-    """``at`` in the canonical form, or now when None.
-
-    Raises:
-        InvalidDocument: a bad timestamp.
-    """
-    return utc_now() if at is None else normalise_timestamp(at, where)
-
-
 def prepare_user(doc: Any) -> dict[str, Any]:
     """Validate a new user and fill defaults (``created_at`` now, ``revoked_at``/``rotated_at`` None).
 
@@ -49,7 +40,7 @@ def prepare_user(doc: Any) -> dict[str, Any]:
         "name": check_user_name(doc.get("name")),
         "role": require_str(doc.get("role"), "user role"),
         "token_hash": require_str(doc.get("token_hash"), "user token_hash"),
-        "created_at": user_moment(doc.get("created_at"), "user created_at"),
+        "created_at": timestamp_or_now(doc.get("created_at"), "user created_at"),
         "revoked_at": None,
         "rotated_at": None,
     }

@@ -22,7 +22,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -30,6 +30,8 @@ from manager.store.errors import InvalidDocument
 
 __all__ = [
     "copy_extra_fields",
+    "require_fields",
+    "timestamp_or_now",
     "MAX_LIST_LIMIT",
     "check_day",
     "check_id",
@@ -297,6 +299,26 @@ def to_document(value: Any, where: str = "value") -> Any:
     raise InvalidDocument(
         f"{where}: {type(value).__name__} value {text} is not JSON-able; allowed: {_JSON_TYPES}"
     )
+
+
+def timestamp_or_now(at: Any, where: str) -> str:
+    """``at`` in the canonical form (:func:`normalise_timestamp`), or now when None.
+
+    Raises:
+        InvalidDocument: a bad timestamp (named ``where``).
+    """
+    return utc_now() if at is None else normalise_timestamp(at, where)
+
+
+def require_fields(doc: Mapping[str, Any], fields: Iterable[str], where: str) -> None:
+    """Every one of ``fields`` is a key of ``doc``.
+
+    Raises:
+        InvalidDocument: the first missing one, named ``<where>.<field>``.
+    """
+    for field in fields:
+        if field not in doc:
+            raise InvalidDocument(f"{where}.{field} is missing")
 
 
 def copy_extra_fields(out: dict[str, Any], doc: Mapping[str, Any], where: str,

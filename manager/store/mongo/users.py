@@ -9,7 +9,8 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from manager.store.documents.users import USER_FIELDS, check_user_name, prepare_user, user_moment
+from manager.store.documents.users import USER_FIELDS, check_user_name, prepare_user
+from manager.store.documents.values import timestamp_or_now
 from manager.store.documents.values import check_id, require_str
 from manager.store.errors import NotFound, StoreError
 from manager.store.mongo.client import MongoClientBase
@@ -79,8 +80,8 @@ class MongoUsers(MongoClientBase):
     def update_user_token(self, user_id: str, token_hash: str, at: str | datetime | None = None) -> dict[str, Any]:
         user_id = check_id(user_id, "user_id")
         token_hash = require_str(token_hash, "user token_hash")
-        return self._update_user(user_id, {}, {"token_hash": token_hash, "rotated_at": user_moment(at, "rotated_at")})
+        return self._update_user(user_id, {}, {"token_hash": token_hash, "rotated_at": timestamp_or_now(at, "rotated_at")})
 
     def revoke_user(self, user_id: str, at: str | datetime | None = None) -> dict[str, Any]:
         user_id = check_id(user_id, "user_id")
-        return self._update_user(user_id, {"revoked_at": None}, {"revoked_at": user_moment(at, "revoked_at")})
+        return self._update_user(user_id, {"revoked_at": None}, {"revoked_at": timestamp_or_now(at, "revoked_at")})

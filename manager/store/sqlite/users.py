@@ -7,7 +7,8 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
-from manager.store.documents.users import USER_FIELDS, check_user_name, prepare_user, user_moment
+from manager.store.documents.users import USER_FIELDS, check_user_name, prepare_user
+from manager.store.documents.values import timestamp_or_now
 from manager.store.documents.values import check_id, require_str
 from manager.store.errors import NotFound, StoreError
 from manager.store.sqlite.connection import SQLiteConnection
@@ -59,7 +60,7 @@ class SQLiteUsers(SQLiteConnection):
     def update_user_token(self, user_id: str, token_hash: str, at: str | datetime | None = None) -> dict[str, Any]:
         user_id = check_id(user_id, "user_id")
         token_hash = require_str(token_hash, "user token_hash")
-        moment = user_moment(at, "rotated_at")
+        moment = timestamp_or_now(at, "rotated_at")
         with self._transaction(write=True) as conn:
             done = conn.execute("UPDATE users SET token_hash = ?, rotated_at = ? WHERE user_id = ?",
                                 (token_hash, moment, user_id)).rowcount
@@ -70,7 +71,7 @@ class SQLiteUsers(SQLiteConnection):
 
     def revoke_user(self, user_id: str, at: str | datetime | None = None) -> dict[str, Any]:
         user_id = check_id(user_id, "user_id")
-        moment = user_moment(at, "revoked_at")
+        moment = timestamp_or_now(at, "revoked_at")
         with self._transaction(write=True) as conn:
             conn.execute("UPDATE users SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
                          (moment, user_id))
