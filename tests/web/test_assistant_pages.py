@@ -20,24 +20,23 @@ import numpy as np
 import pytest
 
 pytest.importorskip("httpx")
-from fastapi.testclient import TestClient  # noqa: E402
 
-from api.app import create_app  # noqa: E402
 from manager import deployments as D  # noqa: E402
-from manager import intents, knowledge, services, users  # noqa: E402
+from manager import intents, knowledge, users  # noqa: E402
 from manager.feasibility import assess, cohort_daily_returns  # noqa: E402
 from manager.store import open_store  # noqa: E402
 from risk.var import historical_cvar, historical_var  # noqa: E402
 from tests.api.deployment_store import deploy  # noqa: E402
 from tests.helpers import BINANCE  # noqa: E402
 from tests.web.html import figure, no_external, parse, table_rows  # noqa: E402
+from tests.web import session  # noqa: E402
+from tests.web.session import app_client  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not BINANCE.is_dir(), reason=f"bar data not found at {BINANCE}")
 
 MARKET = "binance-5m|5m|BTC"
 ROIS = [0.004, -0.002, 0.006, 0.001, 0.003, -0.001]
 ROLES = {"otto": "ops", "vera": "viewer", "rita": "risk", "ada": "admin"}
-_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 FORM = {"bankroll": "1000", "days": "3", "target_kind": "return", "target": "0.5", "risk_appetite": "medium",
         "data": "binance-5m", "symbols": "ETH_BTC LTC_BTC", "agents": "4", "generations": "1"}
 
@@ -116,22 +115,17 @@ def env(template, tmp_path, monkeypatch):
 
 @pytest.fixture()
 def client(env):
-    services.close_shared_store()
-    with TestClient(create_app(), raise_server_exceptions=False, base_url="http://127.0.0.1",
-                    follow_redirects=False) as c:
+    with app_client() as c:
         yield c
-    services.close_shared_store()
 
 
 def sign_in(client, tokens, name) -> str:
     """Sign ``name`` in; returns the session's CSRF token."""
-    csrf = _CSRF.search(client.get("/signin").text).group(1)
-    assert client.post("/signin", data={"name": name, "token": tokens[name], "csrf_token": csrf}).status_code == 303
-    return page_csrf(client)
+    return session.sign_in(client, tokens, name, "/trading/assistant/grow")
 
 
 def page_csrf(client) -> str:
-    return re.search(r'"X-CSRF-Token": "([^"]+)"', client.get("/trading/assistant/grow").text).group(1)
+    return session.page_csrf(client, "/trading/assistant/grow")
 
 
 def post(client, path, data, csrf):

@@ -11,15 +11,14 @@ import re
 import pytest
 
 pytest.importorskip("httpx")
-from fastapi.testclient import TestClient  # noqa: E402
 
-from api.app import create_app  # noqa: E402
 from manager import promotions, services, users  # noqa: E402
 from manager.store import open_store  # noqa: E402
 from tests.api.campaign_store import BEST, PROMOTER_ENV, RELAXED, copy_to  # noqa: E402
 from tests.web.html import figure, no_external, table_rows  # noqa: E402
+from tests.web import session  # noqa: E402
+from tests.web.session import app_client  # noqa: E402
 
-_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @pytest.fixture()
@@ -38,18 +37,13 @@ def env(tmp_path, monkeypatch, campaign):
 
 @pytest.fixture()
 def client(env):
-    services.close_shared_store()
-    with TestClient(create_app(), raise_server_exceptions=False, base_url="http://127.0.0.1",
-                    follow_redirects=False) as c:
+    with app_client() as c:
         yield c
-    services.close_shared_store()
 
 
 def sign_in(client, tokens, name) -> str:
     """Sign ``name`` in; returns the session's CSRF token."""
-    csrf = _CSRF.search(client.get("/signin").text).group(1)
-    assert client.post("/signin", data={"name": name, "token": tokens[name], "csrf_token": csrf}).status_code == 303
-    return re.search(r'"X-CSRF-Token": "([^"]+)"', client.get("/trading/campaigns").text).group(1)
+    return session.sign_in(client, tokens, name, "/trading/campaigns")
 
 
 def modal(client, campaign):

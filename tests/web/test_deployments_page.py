@@ -13,17 +13,16 @@ import numpy as np
 import pytest
 
 pytest.importorskip("httpx")
-from fastapi.testclient import TestClient  # noqa: E402
 
-from api.app import create_app  # noqa: E402
 from manager import deployments as D  # noqa: E402
-from manager import services, users  # noqa: E402
+from manager import users  # noqa: E402
 from manager.store import open_store  # noqa: E402
 from tests.api.deployment_store import ALLOCATION, deploy  # noqa: E402
 from tests.helpers import BINANCE  # noqa: E402
 from tests.web.html import figure, no_external, table_rows  # noqa: E402
+from tests.web import session  # noqa: E402
+from tests.web.session import app_client  # noqa: E402
 
-_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 STEPS = 36  # > min_bars_for_variance: every trigger is evaluated
 ROLES = {"otto": "ops", "rita": "risk", "vera": "viewer", "ada": "admin"}
 
@@ -62,18 +61,13 @@ def env(template, tmp_path, monkeypatch):
 
 @pytest.fixture()
 def client(env):
-    services.close_shared_store()
-    with TestClient(create_app(), raise_server_exceptions=False, base_url="http://127.0.0.1",
-                    follow_redirects=False) as c:
+    with app_client() as c:
         yield c
-    services.close_shared_store()
 
 
 def sign_in(client, tokens, name) -> str:
     """Sign ``name`` in; returns the session's CSRF token."""
-    csrf = _CSRF.search(client.get("/signin").text).group(1)
-    assert client.post("/signin", data={"name": name, "token": tokens[name], "csrf_token": csrf}).status_code == 303
-    return re.search(r'"X-CSRF-Token": "([^"]+)"', client.get("/trading/deployments").text).group(1)
+    return session.sign_in(client, tokens, name, "/trading/deployments")
 
 
 def stored(url, deployment_id):
@@ -241,7 +235,7 @@ def test_refusals_change_nothing(client, env):
         assert 'class="flash error"' in r.text
     # signed out: 401
     client.post("/signout", data={"csrf_token": csrf})
-    csrf = re.search(r'"X-CSRF-Token": "([^"]+)"', client.get("/trading/deployments").text).group(1)
+    csrf = session.page_csrf(client, "/trading/deployments")
     r = client.post(f"/trading/deployments/{dep}/pause", data={"notes": "x"}, headers={"X-CSRF-Token": csrf})
     assert r.status_code == 401 and "Sign in first" in r.text
     after = stored(url, dep)
