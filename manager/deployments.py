@@ -87,7 +87,7 @@ import numpy as np
 
 from evolution.genome import Genome
 from manager.alerts import notify_rollback
-from manager.store import NotFound, Store
+from manager.store import NotFound, Store, offset_pages
 from manager.users import PERMISSIONS
 from risk.rollback import DeploymentState, RollbackConfig, evaluate, timer_expiry
 from simulator.broker import Order, PaperBroker
@@ -777,16 +777,6 @@ def _approval_market(store: Store, promo: dict, now: datetime, data_dir: str | N
     return market, rows[0]
 
 
-def _all(store: Store, lister, **kw) -> list[dict]:
-    out, offset = [], 0
-    while True:
-        page = lister(limit=200, offset=offset, **kw)
-        out += page
-        if len(page) < 200:
-            return out
-        offset += 200
-
-
 def start_approved(store: Store, now: Any, *, data_dir: str | None = None,
                    rollback_config: RollbackConfig | None = None) -> dict:
     """Start a deployment for every ``risk_approved`` promotion (the Day-3 pipeline's
@@ -803,7 +793,7 @@ def start_approved(store: Store, now: Any, *, data_dir: str | None = None,
     """
     at = _ts(now)
     started, errors = [], {}
-    for promo in _all(store, store.list_promotions, status=RISK_APPROVED):
+    for promo in list(offset_pages(store.list_promotions, status=RISK_APPROVED)):
         pid = promo["promotion_id"]
         try:
             market, first = _approval_market(store, promo, at, data_dir)
@@ -841,7 +831,7 @@ def advance_all(store: Store, now: Any, *, max_bars: int = MAX_BARS_PER_TICK,
         raise DeploymentError(f"max_bars={max_bars!r}; allowed: an integer > 0")
     at = _ts(now)
     out: dict = {"advanced": {}, "rolled_back": {}, "conflicts": [], "errors": {}}
-    for doc in _all(store, store.list_deployments, status=RUNNING):
+    for doc in list(offset_pages(store.list_deployments, status=RUNNING)):  # rollbacks move them
         did = doc["deployment_id"]
         try:
             start, last = int(doc["start_bar"]), int(doc["last_bar"])

@@ -38,7 +38,7 @@ from evolution.promoter import FIRST_DAY, PromoterConfig
 from manager.alerts import notify as notify_alert
 from manager.promotions import (SYSTEM, ApprovalChain, PromotionError, StateConflict, expire_due, open_request,
                                 review_campaign_day)
-from manager.store import Store
+from manager.store import Store, offset_pages
 
 __all__ = ["GO", "NO_GO", "MANUAL", "ranking_day", "review_campaigns"]
 
@@ -58,16 +58,6 @@ def ranking_day(campaign: dict) -> int | None:
         return None
     ranked_on = (report.get("rule") or {}).get("ranked_on")
     return dates.index(ranked_on) + 1 if ranked_on in dates else len(dates)
-
-
-def _campaigns(store: Store) -> list[dict]:
-    out, offset = [], 0
-    while True:
-        page = store.list_campaigns(limit=200, offset=offset)
-        out += page
-        if len(page) < 200:
-            return out
-        offset += 200
 
 
 def _figure(check: dict) -> str:
@@ -107,7 +97,7 @@ def review_campaigns(store: Store, now: datetime | str | None = None, *,
     at = now if isinstance(now, str) else (now or datetime.now(timezone.utc)).isoformat()
     out: dict = {"at": at, "expired": expire_due(store, at), "opened": {}, "no_go": {}, "manual": [],
                  "waiting": {}, "errors": {}}
-    for camp in _campaigns(store):
+    for camp in list(offset_pages(store.list_campaigns)):  # decisions are saved on them as we go
         cid = camp["campaign_id"]
         day = ranking_day(camp)
         if day is None or day < FIRST_DAY:

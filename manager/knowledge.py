@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Sequence
 
-from manager.store import Store
+from manager.store import Store, offset_pages
 
 __all__ = ["HISTORY_FIELDS", "HISTORY_KINDS", "KINDS", "entries_for_day", "entry_row", "history", "history_csv_rows",
            "history_pdf", "link", "list_entries", "log_entry"]
@@ -127,17 +127,6 @@ def _item(kind: str, at: Any, date: Any, market: str | None, title: str, detail:
             "market": market, "title": title, "detail": detail, "status": status, "links": links, "id": ident}
 
 
-def _pages(fetch, limit: int = 200, scan: int = HISTORY_SCAN):
-    """Documents of an offset-paged store listing, at most ``scan``."""
-    offset = 0
-    while offset < scan:
-        page = fetch(limit=limit, offset=offset)
-        yield from page
-        if len(page) < limit:
-            return
-        offset += limit
-
-
 def _cohorts(store: Store, scan: int) -> list[dict[str, Any]]:
     out, cursor, seen = [], None, 0
     while seen < scan:
@@ -168,7 +157,7 @@ def _cohorts(store: Store, scan: int) -> list[dict[str, Any]]:
 
 def _intents(store: Store, scan: int) -> list[dict[str, Any]]:
     out = []
-    for doc in _pages(lambda **kw: store.list_intents(kind="grow", **kw), scan=scan):
+    for doc in offset_pages(store.list_intents, kind="grow", max_docs=scan):
         inp = doc.get("inputs") or {}
         feas = doc.get("feasibility") or {}
         prob = feas.get("probability")
@@ -189,7 +178,7 @@ def _day3(store: Store, scan: int, deployments: list[dict]) -> tuple[list[dict[s
     campaign_of: dict[str, str | None] = {}
     markets: dict[str, str | None] = {}
     deployment_of = {d.get("promotion_id"): d.get("deployment_id") for d in deployments}
-    for camp in _pages(store.list_campaigns, scan=scan):
+    for camp in offset_pages(store.list_campaigns, max_docs=scan):
         cid = camp["campaign_id"]
         markets[cid] = camp.get("market")
         days = (camp.get("report") or {}).get("days") or []
@@ -211,7 +200,7 @@ def _day3(store: Store, scan: int, deployments: list[dict]) -> tuple[list[dict[s
             out.append(_item("day3", dec.get("at"), d.get("date") or dec.get("at"), camp.get("market"),
                              f"Day-{day} go/no-go of campaign {cid}: {dec.get('decision')}", detail, links,
                              str(dec.get("decision") or ""), f"{cid}:{day}"))
-    for p in _pages(lambda **kw: store.list_promotions(**kw), scan=scan):
+    for p in offset_pages(store.list_promotions, max_docs=scan):
         pid, cid = p["promotion_id"], p.get("campaign_id")
         campaign_of[pid] = cid
         links = [_link_item("promotion", pid, campaign_of)]
@@ -241,7 +230,7 @@ def _run_exists(store: Store, run_id: str) -> bool:
 
 def _leverage(store: Store, market: str | None, scan: int) -> list[dict[str, Any]]:
     out = []
-    for d in _pages(lambda **kw: store.list_policy_decisions(market=market, **kw), scan=scan):
+    for d in offset_pages(store.list_policy_decisions, market=market, max_docs=scan):
         prev, tier = d.get("previous_tier"), d.get("tier")
         if prev is None or tier is None or float(prev) == float(tier):
             continue  # only the decisions that changed a tier
@@ -283,7 +272,7 @@ def _rollbacks(store: Store, deployments: list[dict]) -> list[dict[str, Any]]:
 
 def _entries(store: Store, market: str | None, scan: int, campaign_of: dict[str, str | None]) -> list[dict[str, Any]]:
     out = []
-    for e in _pages(lambda **kw: store.list_knowledge_entries(market=market, **kw), scan=scan):
+    for e in offset_pages(store.list_knowledge_entries, market=market, max_docs=scan):
         if e.get("kind") == "assistant.grow":
             continue  # the intent itself is the "bankroll" item
         links = []
@@ -343,7 +332,7 @@ def history(store: Store, kinds: Sequence[str] | None = None, start: str | None 
     if not 1 <= int(limit) <= 1000 or int(offset) < 0:
         raise ValueError(f"limit={limit} must be 1 to 1000 and offset={offset} >= 0")
     items: list[dict[str, Any]] = []
-    deployments = list(_pages(lambda **kw: store.list_deployments(**kw), scan=scan)) \
+    deployments = list(offset_pages(store.list_deployments, max_docs=scan)) \
         if {"day3", "rollback"} & set(wanted) else []
     campaign_of: dict[str, str | None] = {}
     if "cohort" in wanted:
@@ -410,7 +399,7 @@ def entries_for_day(store: Store, day: str) -> list[dict[str, Any]]:
 
     d = date.fromisoformat(str(day)[:10])
     since, until = f"{d.isoformat()}T00:00:00+00:00", f"{(d + timedelta(days=1)).isoformat()}T00:00:00+00:00"
-    docs = list(_pages(lambda **kw: store.list_knowledge_entries(since=since, until=until, **kw), scan=2000))
+    docs = list(offset_pages(store.list_knowledge_entries, since=since, until=until, max_docs=2000))
     docs.sort(key=lambda e: (e.get("created_at") or "", e.get("entry_id") or ""))
     return [{"at": e.get("created_at"), "kind": e.get("kind"), "title": e.get("title"),
              "text": e.get("narrative") or "", "links": list(e.get("links") or [])} for e in docs]

@@ -78,7 +78,7 @@ from evolution.promoter import (FIRST_DAY, PromoterConfig, PromoterError, Promot
 from manager import users as _users
 from manager.alerts import notify_promotion
 from manager.learning_jobs import Source
-from manager.store import NotFound, Store
+from manager.store import NotFound, Store, offset_pages
 from simulator.engine import EngineConfig
 
 __all__ = ["ApprovalChain", "ApprovalStep", "Principal", "PromotionError", "PromotionNotFound", "RoleError",
@@ -623,17 +623,9 @@ def expire_due(store: Store, now: datetime | str | None = None) -> list[str]:
     """Expire every open request whose approval window ended by ``now`` (default
     now); what a periodic task runs. Returns the ids expired by this call."""
     at = _now(now)
-    done: list[str] = []
-    offset = 0
-    while True:  # every request, a page at a time (open statuses depend on each request's chain)
-        page = store.list_promotions(limit=200, offset=offset)
-        if not page:
-            break
-        offset += len(page)
-        for doc in page:
-            if _expire(store, doc, at):  # only those this call moved (not one another writer moved first)
-                done.append(doc["promotion_id"])
-    return done
+    # every request (open statuses depend on each request's chain); only those this call moved
+    # count, not one another writer moved first
+    return [doc["promotion_id"] for doc in offset_pages(store.list_promotions) if _expire(store, doc, at)]
 
 
 def list_promotions(store: Store, *, status: str | None = None, campaign_id: str | None = None,

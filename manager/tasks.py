@@ -42,7 +42,7 @@ from manager.leases import lease_s
 from manager.promotions import expire_due
 from manager.runner import BarsRequest, CohortRequest, RunAlreadyFinished
 from manager.settings import get_settings
-from manager.store import RunLeased, StoreUnavailable, open_store
+from manager.store import RunLeased, StoreUnavailable, offset_pages, open_store
 from simulator.engine import EngineConfig
 
 
@@ -345,17 +345,8 @@ class DeploymentTickError(RuntimeError):
 
 
 def _deployment_counts(store) -> dict:
-    counts: dict = {}
-    for status in metrics.DEPLOYMENT_STATUSES:
-        n, offset = 0, 0
-        while True:
-            page = store.list_deployments(status=status, limit=200, offset=offset)
-            n += len(page)
-            if len(page) < 200:
-                break
-            offset += 200
-        counts[status] = n
-    return counts
+    return {status: sum(1 for _ in offset_pages(store.list_deployments, status=status))
+            for status in metrics.DEPLOYMENT_STATUSES}
 
 
 @app.task(bind=True, name="cohortlab.deployments_tick", **RETRY)

@@ -39,6 +39,7 @@ from manager.store.ports import CampaignStore, PromotionStore
 from manager.store.ports import DeploymentStore
 from manager.store.ports import AlertStore
 from manager.store.ports import IntentStore
+from manager.store.pages import offset_pages
 from manager.store.sqlite import SQLiteStore
 
 __all__ = [
@@ -65,6 +66,7 @@ __all__ = [
     "AlertStore",
     "IntentStore",
     "new_run_id",
+    "offset_pages",
     "open_store",
 ]
 
