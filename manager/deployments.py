@@ -147,14 +147,20 @@ class DeploymentInvalid(DeploymentError):
 # -- helpers ----------------------------------------------------------------------------------------
 
 
-def _iso(value: Any) -> str:
+def _ts(value: Any) -> datetime:
+    """An aware UTC datetime from a numpy datetime64, an ISO string or a datetime (naive = UTC)."""
     if isinstance(value, np.datetime64):
-        return f"{np.datetime_as_string(value.astype('datetime64[us]'), unit='us')}Z"
+        value = value.astype("datetime64[us]").item()
     if isinstance(value, str):
         value = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.astimezone(timezone.utc)
+
+
+def _iso(value: Any) -> str:
+    """:func:`_ts` as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``."""
+    return _ts(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _who(actor: Any) -> tuple[str, str]:
@@ -688,16 +694,6 @@ def _count_rollback(trigger: str) -> None:
     except ImportError:  # the base install has no prometheus-client
         return
     metrics.record_rollback(trigger)
-
-
-def _ts(value: Any) -> datetime:
-    if isinstance(value, np.datetime64):
-        value = value.astype("datetime64[us]").item()
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
 
 
 def deployment_market(doc: dict, *, end: Any = None) -> MarketData:
